@@ -1,0 +1,278 @@
+"""Versioned model artifacts: ``model.keras`` + ``detector.json`` + ``report/`` + ``SHA256SUMS``.
+
+Writes are atomic (everything goes to a hidden temporary folder beside the target, which is
+renamed into place last), and loading verifies every checksum and the metadata schema before
+the model is deserialised (with Keras safe mode on: no pickle, no lambdas).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detector.autoencoder import AutoencoderDetector
+from detector.errors import (
+    ArtifactError,
+    ChecksumMismatchError,
+    IncompatibleArtifactError,
+    MissingArtifactFileError,
+)
+from detector.normalise import MinMaxNormaliser
+from detector.threshold import Threshold
+
+__all__ = ["SCHEMA_VERSION", "Artifact", "library_versions", "sha256_file", "write_checksums"]
+
+#: Version of the ``detector.json`` layout this code writes and reads.
+SCHEMA_VERSION = 1
+MODEL_FILE = "model.keras"
+META_FILE = "detector.json"
+SUMS_FILE = "SHA256SUMS"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a model's numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str] = {}
+    for name in ("keras", "tensorflow", "numpy", "scikit-learn", "ecgwatch"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[name] = version(name)
+    return out
+
+
+def write_checksums(folder: Path) -> None:
+    """Write ``SHA256SUMS`` (``sha256sum -c`` format) for every file under ``folder``."""
+    lines = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.name != SUMS_FILE:
+            lines.append(f"{sha256_file(p)}  {p.relative_to(folder).as_posix()}\n")
+    _write_synced(folder / SUMS_FILE, "".join(lines).encode())
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files("detector").joinpath("schemas/detector.schema.json").read_text()
+    return dict(json.loads(text))
+
+
+@dataclass
+class Artifact:
+    """A fitted detector together with its threshold and metadata.
+
+    Parameters
+    ----------
+    detector : AutoencoderDetector
+        Fitted scorer (model + normaliser).
+    threshold : Threshold
+        Decision threshold for the detector's scores.
+    metadata : dict
+        Everything else recorded in ``detector.json`` (model_version, metrics, config,
+        training data hash, seed, ...).
+    path : Path or None
+        Where the artifact was loaded from or saved to.
+    """
+
+    detector: AutoencoderDetector
+    threshold: Threshold
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def version(self) -> str:
+        """The model version string."""
+        return str(self.metadata.get("model_version", "unversioned"))
+
+    def score(self, windows: np.ndarray) -> np.ndarray:
+        """Shortcut for ``detector.score``."""
+        return self.detector.score(windows)
+
+    def to_metadata(self) -> dict[str, Any]:
+        """The full ``detector.json`` content."""
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "model_version": self.version,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "metrics": {},
+            "training_data": {"sha256": "0" * 64},
+            "config": {},
+            "seed": 0,
+        }
+        meta.update(self.metadata)
+        meta.update(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "window_length": self.detector.window_length,
+                "model": {"kind": self.detector.kind, "params": self.detector.params,
+                          "file": MODEL_FILE},
+                "normalisation": self.detector.normaliser.to_dict(),
+                "threshold": self.threshold.to_dict(),
+                "library_versions": library_versions(),
+            }
+        )
+        return meta
+
+    # ------------------------------------------------------------------ save
+    def save(self, path: str | os.PathLike[str], report_dir: Path | None = None) -> Path:
+        """Write the artifact atomically to ``path`` (which must not exist yet).
+
+        Parameters
+        ----------
+        path : path-like
+            Target folder.
+        report_dir : Path, optional
+            A folder copied in as ``report/``.
+
+        Returns
+        -------
+        Path
+            The final folder.
+        """
+        if self.detector.model is None:
+            raise ArtifactError(str(path), "the detector is not fitted; call fit() first")
+        target = Path(path)
+        if target.exists():
+            raise ArtifactError(str(target), "already exists; artifacts are immutable, "
+                                "pick a new version")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            self.detector.model.save(tmp / MODEL_FILE)
+            meta = self.to_metadata()
+            _write_synced(tmp / META_FILE, json.dumps(meta, indent=2, sort_keys=True).encode())
+            if report_dir is not None:
+                shutil.copytree(report_dir, tmp / "report")
+            write_checksums(tmp)
+            os.rename(tmp, target)  # atomic on one filesystem: readers see all or nothing
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.path = target
+        self.metadata = meta
+        return target
+
+    # ------------------------------------------------------------------ load
+    @classmethod
+    def verify(cls, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Check checksums and metadata schema without loading the model.
+
+        Returns
+        -------
+        dict
+            The parsed ``detector.json``.
+
+        Raises
+        ------
+        MissingArtifactFileError, ChecksumMismatchError, IncompatibleArtifactError
+        """
+        import jsonschema
+
+        root = Path(path)
+        if not root.is_dir():
+            raise MissingArtifactFileError(str(root), "no such artifact folder; train one "
+                                           "with `ecgwatch train` or check --model/--registry")
+        sums = root / SUMS_FILE
+        if not sums.is_file():
+            raise MissingArtifactFileError(str(sums), "missing; the artifact is incomplete")
+        listed: dict[str, str] = {}
+        for n, line in enumerate(sums.read_text(errors="replace").splitlines(), 1):
+            digest, sep, name = line.partition("  ")
+            if not sep or len(digest) != 64:
+                raise IncompatibleArtifactError(str(sums), f"line {n} is malformed: {line!r}")
+            listed[name] = digest
+        for required in (MODEL_FILE, META_FILE):
+            if not (root / required).is_file():
+                raise MissingArtifactFileError(str(root / required), "missing from the artifact")
+            if required not in listed:
+                raise IncompatibleArtifactError(
+                    str(sums), f"has no checksum for {required}; the file list is truncated"
+                )
+        for name, digest in listed.items():
+            f = root / name
+            if not f.is_file():
+                raise MissingArtifactFileError(str(f), "listed in SHA256SUMS but missing")
+            actual = sha256_file(f)
+            if actual != digest:
+                raise ChecksumMismatchError(
+                    str(f), f"checksum mismatch: SHA256SUMS says {digest[:12]}…, file has "
+                    f"{actual[:12]}…; the file was modified or truncated"
+                )
+        try:
+            meta = json.loads((root / META_FILE).read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise IncompatibleArtifactError(str(root / META_FILE), f"not valid JSON: {exc}") \
+                from exc
+        try:
+            jsonschema.validate(meta, _schema())
+        except jsonschema.ValidationError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+            raise IncompatibleArtifactError(
+                str(root / META_FILE), f"fails the schema at {where}: {exc.message}"
+            ) from exc
+        if meta["schema_version"] != SCHEMA_VERSION:
+            raise IncompatibleArtifactError(
+                str(root / META_FILE),
+                f"schema_version {meta['schema_version']} is not supported (this ecgwatch "
+                f"reads {SCHEMA_VERSION}); retrain or upgrade ecgwatch",
+            )
+        return dict(meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Artifact:
+        """Verify and load an artifact folder.
+
+        Raises
+        ------
+        ArtifactError
+            Subclass naming the file and what is wrong.
+        """
+        import keras
+
+        root = Path(path)
+        meta = cls.verify(root)
+        model_meta = meta["model"]
+        det = AutoencoderDetector(
+            kind=model_meta["kind"], params=model_meta["params"],
+            window_length=meta["window_length"],
+        )
+        try:
+            det.model = keras.saving.load_model(root / MODEL_FILE, compile=False,
+                                                safe_mode=True)
+        except Exception as exc:  # Keras raises many types for a corrupt/unsafe file
+            raise IncompatibleArtifactError(str(root / MODEL_FILE),
+                                            f"cannot be loaded by Keras: {exc}") from exc
+        shape = tuple(det.model.input_shape)
+        if shape[-1] != meta["window_length"]:
+            raise IncompatibleArtifactError(
+                str(root / MODEL_FILE),
+                f"model input shape {shape} does not match window_length "
+                f"{meta['window_length']}",
+            )
+        det.normaliser = MinMaxNormaliser.from_dict(meta["normalisation"])
+        return cls(det, Threshold.from_dict(meta["threshold"]), meta, root)

@@ -1,0 +1,210 @@
+"""The autoencoder detector: fit on normal beats, score windows by reconstruction MAE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from detector.errors import DetectorConfigError, NotFittedError
+from detector.models import build_model, default_params
+from detector.normalise import MinMaxNormaliser
+from detector.validation import WINDOW_LENGTH, validate_batch
+
+__all__ = ["AutoencoderDetector", "FitHistory", "seed_everything"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and the Keras backend, and ask TensorFlow for deterministic ops."""
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        # Without this, some CPU kernels (reductions, scatter) may vary run to run.
+        tf.config.experimental.enable_op_determinism()
+
+
+@dataclass
+class FitHistory:
+    """Per-epoch losses of one :meth:`AutoencoderDetector.fit` call."""
+
+    loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    epochs_run: int = 0
+
+
+class AutoencoderDetector:
+    """Reconstruction-error anomaly scorer around a Keras autoencoder.
+
+    ``score`` is side-effect free: it validates, normalises, reconstructs and returns the
+    per-window mean absolute error. Deciding what is anomalous is the job of a separate
+    :class:`detector.threshold.Threshold`.
+
+    Parameters
+    ----------
+    kind : str, default "dense"
+        Model kind (see :func:`detector.models.build_model`).
+    params : dict, optional
+        Architecture parameters overriding the kind's defaults.
+    window_length : int, default 140
+        Samples per window.
+    """
+
+    def __init__(
+        self,
+        kind: str = "dense",
+        params: dict[str, Any] | None = None,
+        window_length: int = WINDOW_LENGTH,
+    ) -> None:
+        self.kind = kind
+        self.params = {**default_params(kind), **(params or {})}
+        self.window_length = int(window_length)
+        self.normaliser = MinMaxNormaliser()
+        self.model: Any = None
+        self._forward: Any = None
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        x_normal: np.ndarray,
+        *,
+        normaliser_data: np.ndarray | None = None,
+        validation_data: np.ndarray | None = None,
+        epochs: int = 20,
+        batch_size: int = 512,
+        learning_rate: float = 1e-3,
+        noise_factor: float = 0.0,
+        early_stopping_patience: int | None = None,
+        seed: int = 0,
+        verbose: int = 0,
+    ) -> FitHistory:
+        """Fit the normaliser and train the autoencoder to reconstruct normal beats.
+
+        Parameters
+        ----------
+        x_normal : ndarray, shape (n, window_length)
+            Normal beats in original units.
+        normaliser_data : ndarray, optional
+            Data whose global min/max define the scaling (the seed uses the whole training
+            split); defaults to ``x_normal``.
+        validation_data : ndarray, optional
+            Windows whose reconstruction loss is reported per epoch (and monitored when
+            ``early_stopping_patience`` is set).
+        epochs, batch_size, learning_rate : training hyper-parameters (Adam, MAE loss).
+        noise_factor : float, default 0
+            Denoising training: inputs get ``noise_factor * N(0, 1)`` added (clipped to
+            [0, 1]) while the target stays clean.
+        early_stopping_patience : int, optional
+            Stop when validation loss has not improved for this many epochs and restore
+            the best weights.
+        seed : int
+            Seeds every random source before the model is built.
+        verbose : int
+            Keras progress output (0 silent, 1 progress bar, 2 one line per epoch).
+        """
+        import keras
+
+        x = validate_batch(x_normal, self.window_length)
+        if len(x) == 0:
+            raise DetectorConfigError("x_normal: no training windows given")
+        if epochs < 1 or batch_size < 1:
+            raise DetectorConfigError(
+                f"epochs/batch_size: got {epochs}/{batch_size}; both must be >= 1"
+            )
+        if noise_factor < 0:
+            raise DetectorConfigError(f"noise_factor: {noise_factor} must be >= 0")
+        seed_everything(seed)
+        self.normaliser.fit(x if normaliser_data is None else validate_batch(normaliser_data))
+        z = self.normaliser.transform(x)
+        inputs = z
+        if noise_factor > 0:
+            rng = np.random.default_rng(seed)
+            noise = rng.standard_normal(z.shape).astype(np.float32)
+            inputs = np.clip(z + np.float32(noise_factor) * noise, 0.0, 1.0)
+        val = None
+        if validation_data is not None:
+            zv = self.normaliser.transform(validate_batch(validation_data, self.window_length))
+            val = (zv, zv)
+        self.model = build_model(self.kind, self.window_length, self.params)
+        self.model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mae")
+        callbacks = []
+        if early_stopping_patience is not None:
+            if val is None:
+                raise DetectorConfigError(
+                    "early_stopping_patience: needs validation_data (held-out normal beats)"
+                )
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss",
+                    patience=int(early_stopping_patience),
+                    restore_best_weights=True,
+                )
+            )
+        hist = self.model.fit(
+            inputs,
+            z,
+            epochs=int(epochs),
+            batch_size=int(batch_size),
+            validation_data=val,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+        self._forward = None
+        h = hist.history
+        return FitHistory(
+            loss=[float(v) for v in h.get("loss", [])],
+            val_loss=[float(v) for v in h.get("val_loss", [])],
+            epochs_run=len(h.get("loss", [])),
+        )
+
+    # ------------------------------------------------------------------ scoring
+    def _forward_fn(self) -> Any:
+        """A compiled ``x -> reconstruction`` for the backend in use (built once)."""
+        if self.model is None:
+            raise NotFittedError("AutoencoderDetector: call fit() or load an artifact first")
+        if self._forward is None:
+            import keras
+
+            model = self.model
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                spec = tf.TensorSpec([None, self.window_length], tf.float32)
+                fn = tf.function(lambda t: model(t, training=False), input_signature=[spec])
+                self._forward = lambda a: fn(a).numpy()
+            else:
+                self._forward = lambda a: keras.ops.convert_to_numpy(model(a, training=False))
+        return self._forward
+
+    def reconstruct(self, windows: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Reconstructions of ``windows`` in normalised units, shape (n, window_length)."""
+        x = validate_batch(windows, self.window_length)
+        z = self.normaliser.transform(x)
+        forward = self._forward_fn()
+        out = [np.asarray(forward(z[i : i + batch_size])) for i in range(0, len(z), batch_size)]
+        return np.concatenate(out) if out else np.empty_like(z)
+
+    def score(self, windows: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Per-window reconstruction MAE (in normalised units), shape (n,), float32.
+
+        Parameters
+        ----------
+        windows : array-like, shape (n, window_length) or (window_length,)
+            Raw windows (original units).
+        batch_size : int
+            Windows per forward pass; bounds peak memory, not results.
+        """
+        x = validate_batch(windows, self.window_length)
+        if len(x) == 0:
+            return np.empty(0, dtype=np.float32)
+        z = self.normaliser.transform(x)
+        forward = self._forward_fn()
+        out = np.empty(len(z), dtype=np.float32)
+        for i in range(0, len(z), batch_size):
+            chunk = z[i : i + batch_size]
+            out[i : i + len(chunk)] = np.mean(np.abs(forward(chunk) - chunk), axis=1)
+        return out

@@ -1,0 +1,89 @@
+"""Entry point of the ``ecgwatch`` command.
+
+Each subcommand lives in ``ecgwatch/commands/<name>.py`` and exposes
+``register(subparsers) -> None``, which adds its parser and sets ``func`` (a callable taking
+the parsed namespace and returning an exit code). Command modules import heavy libraries
+(TensorFlow, Faust) inside ``func`` only, so ``ecgwatch --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: Subcommand modules, in the order ``--help`` lists them.
+COMMANDS = (
+    "train",
+    "evaluate",
+    "broker",
+    "topics",
+    "worker",
+    "replay",
+    "alerts",
+    "demo",
+    "bench",
+    "compare",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every available subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="ecgwatch", description="Streaming anomaly detection for ECG feeds."
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"ecgwatch.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"ecgwatch.commands.{name}":
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Error types that end a command with a one-line message instead of a traceback."""
+    from detector.errors import DetectorError
+
+    types: list[type[BaseException]] = [DetectorError, FileNotFoundError]
+    for mod, name in (
+        ("training.errors", "TrainingError"),
+        ("pipeline.errors", "PipelineError"),
+        ("ecgwatch.config", "ConfigError"),
+        ("ecgwatch.errors", "EcgwatchError"),
+    ):
+        try:
+            types.append(getattr(importlib.import_module(mod), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(types)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ chatter out
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else
+        logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("ecgwatch: interrupted", file=sys.stderr)
+        return 130
+    except _expected_errors() as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"ecgwatch {args.command}: error: {msg}", file=sys.stderr)
+        return 2
