@@ -1,0 +1,326 @@
+"""Starting, stopping and inspecting the broker JVM of one data directory."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecgwatch.broker.config import render_log4j2_config, render_server_properties
+from ecgwatch.broker.maven import REPO_ROOT, fetch, kafka_dir
+from ecgwatch.errors import EcgwatchError
+
+__all__ = [
+    "DEFAULT_HEAP",
+    "DEFAULT_PORT",
+    "BrokerStatus",
+    "default_data_dir",
+    "start",
+    "status",
+    "stop",
+]
+
+DEFAULT_PORT = 9092
+#: Small on purpose: the machine has 2 cores and memory shared with TensorFlow workers.
+DEFAULT_HEAP = "512m"
+_MAIN_CLASS = "kafka.Kafka"
+# In Kafka 4.x `kafka-storage.sh` still runs the Scala object in kafka_2.13 (not kafka-tools).
+_STORAGE_TOOL = "kafka.tools.StorageTool"
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    """What :func:`status` knows about the broker of one data directory.
+
+    Attributes
+    ----------
+    running : bool
+        Whether the JVM recorded in the pid file is alive.
+    pid : int or None
+        Its process id, when running.
+    port : int or None
+        The PLAINTEXT port from ``server.properties`` (None before the first start).
+    data_dir : Path
+        The broker's data directory.
+    log_file : Path
+        Where the JVM writes its log.
+    """
+
+    running: bool
+    pid: int | None
+    port: int | None
+    data_dir: Path
+    log_file: Path
+
+    @property
+    def bootstrap(self) -> str | None:
+        """``localhost:PORT`` when the port is known, else None."""
+        return None if self.port is None else f"localhost:{self.port}"
+
+    def describe(self) -> str:
+        """One human-readable line."""
+        if self.running:
+            return (
+                f"running (pid {self.pid}) on {self.bootstrap}; data {self.data_dir}; "
+                f"log {self.log_file}"
+            )
+        return f"not running; data {self.data_dir}"
+
+
+def default_data_dir() -> Path:
+    """``.ecgwatch/kafka`` under the repository root (git-ignored)."""
+    return REPO_ROOT / ".ecgwatch" / "kafka"
+
+
+def _paths(data_dir: Path) -> tuple[Path, Path, Path]:
+    return data_dir / "server.properties", data_dir / "broker.pid", data_dir / "broker.log"
+
+
+def _read_port(props: Path) -> int | None:
+    if not props.is_file():
+        return None
+    for line in props.read_text().splitlines():
+        if line.startswith("advertised.listeners="):
+            return int(line.rsplit(":", 1)[1])
+    return None
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) Kafka JVM."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our exited child
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    state = stat.rsplit(")", 1)[1].split()[0]
+    # The pid could have been reused by an unrelated process after a reboot or crash.
+    return state not in ("Z", "X") and _MAIN_CLASS.encode() in cmdline
+
+
+def _read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def status(data_dir: Path | None = None) -> BrokerStatus:
+    """The state of the broker that uses ``data_dir`` (default :func:`default_data_dir`)."""
+    data_dir = (data_dir or default_data_dir()).resolve()
+    props, pid_file, log_file = _paths(data_dir)
+    pid = _read_pid(pid_file)
+    running = pid is not None and _alive(pid)
+    return BrokerStatus(running, pid if running else None, _read_port(props), data_dir, log_file)
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _log_tail(log_file: Path, n: int = 3) -> str:
+    try:
+        lines = log_file.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    interesting = [ln for ln in lines if " ERROR " in ln or "Exception" in ln] or lines
+    return " | ".join(interesting[-n:])
+
+
+def _java() -> str:
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java or not Path(java).exists():
+        raise EcgwatchError(
+            "java is not on PATH: install Java 17+ (apt-get install openjdk-17-jre)"
+        )
+    return java
+
+
+def _classpath(kdir: Path) -> str:
+    return str(kdir / "lib" / "*")
+
+
+def _format_storage(java: str, kdir: Path, props: Path, data_dir: Path, log_file: Path) -> None:
+    """Format ``log.dirs`` once; a formatted dir keeps its cluster id across restarts."""
+    if (data_dir / "data" / "meta.properties").is_file():
+        return
+    # Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding.
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    cmd = [java, "-Xmx256m", "-cp", _classpath(kdir), _STORAGE_TOOL, "format"]
+    cmd += ["-t", cluster_id, "-c", str(props), "--ignore-formatted"]
+    with log_file.open("a") as log:
+        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+    if rc != 0:
+        raise EcgwatchError(f"formatting the Kafka storage failed (exit {rc}): see {log_file}")
+
+
+def _wait_ready(pid: int, port: int, log_file: Path, timeout_s: float) -> None:
+    from kafka import KafkaAdminClient  # heavy-ish import, only when starting
+
+    deadline = time.monotonic() + timeout_s
+    last_error = "no answer yet"
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            raise EcgwatchError(
+                f"the Kafka broker exited during start-up: see {log_file} ({_log_tail(log_file)})"
+            )
+        if _port_in_use(port):
+            try:
+                admin = KafkaAdminClient(
+                    bootstrap_servers=f"localhost:{port}",
+                    client_id="ecgwatch-broker-probe",
+                    request_timeout_ms=5000,
+                )
+                try:
+                    admin.list_topics()  # a real metadata round trip, not just an open port
+                    return
+                finally:
+                    admin.close()
+            except Exception as exc:  # any client error means: not ready yet
+                last_error = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.5)
+    raise EcgwatchError(
+        f"the Kafka broker (pid {pid}) did not answer on localhost:{port} within {timeout_s:.0f} s"
+        f" ({last_error}): see {log_file}; stop it with `ecgwatch broker stop`"
+    )
+
+
+def start(
+    port: int = DEFAULT_PORT,
+    data_dir: Path | None = None,
+    controller_port: int | None = None,
+    *,
+    heap: str = DEFAULT_HEAP,
+    timeout_s: float = 90.0,
+    kdir: Path | None = None,
+) -> BrokerStatus:
+    """Start the local broker in the background and wait until it answers a metadata request.
+
+    Fetches the jars first if needed. Idempotent: if the broker of ``data_dir`` is already
+    running on ``port`` this returns its status.
+
+    Parameters
+    ----------
+    port : int
+        Client port (PLAINTEXT on localhost).
+    data_dir : Path, optional
+        Where config, log, pid file and data go; default :func:`default_data_dir`.
+    controller_port : int, optional
+        KRaft controller port; default ``port + 1``.
+    heap : str
+        JVM ``-Xmx`` value.
+    timeout_s : float
+        How long to wait for the broker to answer.
+    kdir : Path, optional
+        The Maven project folder; default :func:`kafka_dir`.
+
+    Returns
+    -------
+    BrokerStatus
+        The running broker.
+
+    Raises
+    ------
+    EcgwatchError
+        If a port is taken by another process, the data dir's broker runs on another port, the
+        JVM exits, or it does not answer in time (the message names the log file).
+    """
+    data_dir = (data_dir or default_data_dir()).resolve()
+    controller_port = port + 1 if controller_port is None else controller_port
+    current = status(data_dir)
+    if current.running:
+        if current.port == port:
+            return current
+        raise EcgwatchError(
+            f"the broker of {data_dir} already runs on port {current.port}, not {port}: "
+            "stop it first (`ecgwatch broker stop`) or use another --data-dir"
+        )
+    for p, what in ((port, "broker"), (controller_port, "controller")):
+        if _port_in_use(p):
+            raise EcgwatchError(
+                f"{what} port {p} is already in use by another process: choose another --port"
+            )
+    kdir = kdir or kafka_dir()
+    fetch(kdir)
+    java = _java()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    props, pid_file, log_file = _paths(data_dir)
+    props.write_text(render_server_properties(port, controller_port, data_dir))
+    log4j = data_dir / "log4j2.xml"
+    log4j.write_text(render_log4j2_config())
+    _format_storage(java, kdir, props, data_dir, log_file)
+    cmd = [
+        java,
+        f"-Xmx{heap}",
+        "-Xms128m",
+        "-XX:+ExitOnOutOfMemoryError",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={log4j}",
+        f"-Dkafka.logs.dir={data_dir}",
+        "-cp",
+        _classpath(kdir),
+        _MAIN_CLASS,
+        str(props),
+    ]
+    with log_file.open("a") as log:
+        # Own session: Ctrl-C in the terminal that started it does not kill the broker.
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=data_dir,
+        )
+    pid_file.write_text(f"{proc.pid}\n")
+    try:
+        _wait_ready(proc.pid, port, log_file, timeout_s)
+    except EcgwatchError:
+        stop(data_dir)  # leave nothing half-started behind
+        raise
+    return status(data_dir)
+
+
+def stop(data_dir: Path | None = None, *, timeout_s: float = 30.0) -> bool:
+    """Stop the broker of ``data_dir``: SIGTERM (controlled shutdown), then SIGKILL after
+    ``timeout_s``.
+
+    Returns
+    -------
+    bool
+        True if a running broker was stopped, False if none was running (not an error).
+    """
+    data_dir = (data_dir or default_data_dir()).resolve()
+    _, pid_file, _ = _paths(data_dir)
+    pid = _read_pid(pid_file)
+    if pid is None or not _alive(pid):
+        pid_file.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        print(
+            f"ecgwatch: broker pid {pid} ignored SIGTERM for {timeout_s:.0f} s; killing it",
+            file=sys.stderr,
+        )
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.1)
+    pid_file.unlink(missing_ok=True)
+    return True

@@ -1,0 +1,47 @@
+"""``ecgwatch topics create``: the pipeline's Kafka topics, created idempotently."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    """Add the ``topics`` subcommand to ``sub`` (an argparse subparsers action)."""
+    parser = sub.add_parser(
+        "topics",
+        help="create the pipeline's Kafka topics",
+        description="Create ecg.windows, ecg.scores, ecg.alerts and ecg.windows.dlq if missing.",
+    )
+    parser.add_argument("action", choices=("create",))
+    parser.add_argument(
+        "--bootstrap", default="localhost:9092", help="Kafka HOST:PORT (default localhost:9092)"
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=8,
+        help="partitions of ecg.windows and ecg.scores (default 8)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for Kafka (default 30)"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Create the topics and print one line per topic."""
+    from pipeline.topics import create_topics, default_topics
+
+    specs = default_topics(args.partitions)
+    for spec, res in zip(
+        specs, create_topics(args.bootstrap, specs, timeout_s=args.timeout), strict=True
+    ):
+        what = "created" if res.created else "exists"
+        note = ""
+        if res.partitions != spec.partitions:
+            note = f" (wanted {spec.partitions}; existing topics are left unchanged)"
+        print(f"{res.name}: {what}, {res.partitions} partitions{note}")
+    return 0

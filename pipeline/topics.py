@@ -1,0 +1,215 @@
+"""The pipeline's Kafka topics and their idempotent creation (kafka-python admin client).
+
+Topics are created explicitly, never auto-created by the broker, so that a typo in a topic name
+fails loudly and ``ecg.windows`` gets the partition count the workers are meant to scale to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.errors import PipelineError
+
+__all__ = [
+    "ALERTS_TOPIC",
+    "DEFAULT_BOOTSTRAP",
+    "DEFAULT_PARTITIONS",
+    "DLQ_TOPIC",
+    "SCORES_TOPIC",
+    "WINDOWS_TOPIC",
+    "TopicResult",
+    "TopicSpec",
+    "create_topics",
+    "default_topics",
+    "topic_partitions",
+]
+
+DEFAULT_BOOTSTRAP = "localhost:9092"
+DEFAULT_PARTITIONS = 8
+WINDOWS_TOPIC = "ecg.windows"
+SCORES_TOPIC = "ecg.scores"
+ALERTS_TOPIC = "ecg.alerts"
+DLQ_TOPIC = "ecg.windows.dlq"
+
+_TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic to create.
+
+    Attributes
+    ----------
+    name : str
+        Topic name.
+    partitions : int
+        Number of partitions (>= 1).
+    replication_factor : int
+        Replicas per partition; 1 on the single-node local broker.
+    """
+
+    name: str
+    partitions: int
+    replication_factor: int = 1
+
+
+@dataclass(frozen=True)
+class TopicResult:
+    """What :func:`create_topics` did for one topic.
+
+    Attributes
+    ----------
+    name : str
+        Topic name.
+    created : bool
+        True if this call created it, False if it already existed.
+    partitions : int
+        Partition count the topic has now (may differ from the spec if it already existed).
+    """
+
+    name: str
+    created: bool
+    partitions: int
+
+
+def default_topics(
+    partitions: int = DEFAULT_PARTITIONS,
+    *,
+    windows: str = WINDOWS_TOPIC,
+    scores: str = SCORES_TOPIC,
+    alerts: str = ALERTS_TOPIC,
+    dlq: str = DLQ_TOPIC,
+) -> list[TopicSpec]:
+    """The four pipeline topics.
+
+    ``ecg.windows`` and ``ecg.scores`` get ``partitions`` each (the input's partition count bounds
+    how many workers share the load; scores follow the same keys). ``ecg.alerts`` and the DLQ are
+    low-volume and get one partition, which keeps them in order for ``ecgwatch alerts`` and for
+    people reading them.
+
+    Parameters
+    ----------
+    partitions : int
+        Partitions of the windows and scores topics.
+    windows, scores, alerts, dlq : str
+        Topic names.
+
+    Returns
+    -------
+    list of TopicSpec
+    """
+    if partitions < 1:
+        raise PipelineError(
+            f"partitions must be >= 1, got {partitions}: pass --partitions 1 or more"
+        )
+    return [
+        TopicSpec(windows, partitions),
+        TopicSpec(scores, partitions),
+        TopicSpec(alerts, 1),
+        TopicSpec(dlq, 1),
+    ]
+
+
+def _admin(bootstrap: str, timeout_s: float) -> Any:
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            client_id="ecgwatch-topics",
+            request_timeout_ms=int(timeout_s * 1000),
+        )
+    except KafkaError as exc:
+        raise PipelineError(
+            f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}): start a broker "
+            "(`ecgwatch broker start`) or pass the right --bootstrap HOST:PORT"
+        ) from exc
+
+
+def topic_partitions(
+    bootstrap: str, names: Iterable[str], *, timeout_s: float = 30.0
+) -> dict[str, int]:
+    """Partition count of each existing topic among ``names`` (missing topics are left out)."""
+    admin = _admin(bootstrap, timeout_s)
+    try:
+        return _partitions(admin, list(names))
+    finally:
+        admin.close()
+
+
+def _partitions(admin: Any, names: list[str]) -> dict[str, int]:
+    return {
+        t["name"]: len(t["partitions"])
+        for t in admin.describe_topics(names)
+        if t.get("error_code", 0) == 0 and t.get("partitions")
+    }
+
+
+def create_topics(
+    bootstrap: str = DEFAULT_BOOTSTRAP,
+    specs: Sequence[TopicSpec] | None = None,
+    *,
+    timeout_s: float = 30.0,
+) -> list[TopicResult]:
+    """Create ``specs`` (default :func:`default_topics`) if they do not exist yet; wait until
+    every partition has a leader.
+
+    Idempotent: an existing topic is reported with ``created=False`` and left as it is (its
+    partition count is not changed, even if it differs from the spec).
+
+    Parameters
+    ----------
+    bootstrap : str
+        ``HOST:PORT`` of a broker.
+    specs : sequence of TopicSpec, optional
+        Topics to create.
+    timeout_s : float
+        Request timeout and the limit for the topics to become usable.
+
+    Returns
+    -------
+    list of TopicResult
+        One per spec, in order.
+
+    Raises
+    ------
+    PipelineError
+        If the broker cannot be reached or refuses a topic for another reason than that it exists.
+    """
+    from kafka.errors import KafkaError, for_code
+
+    specs = list(default_topics() if specs is None else specs)
+    admin = _admin(bootstrap, timeout_s)
+    try:
+        request = {
+            s.name: {"num_partitions": s.partitions, "replication_factor": s.replication_factor}
+            for s in specs
+        }
+        response = admin.create_topics(
+            request, timeout_ms=int(timeout_s * 1000), raise_errors=False
+        )
+        created: set[str] = set()
+        for topic in response["topics"]:
+            code = topic["error_code"]
+            if code == 0:
+                created.add(topic["name"])
+            elif code != _TOPIC_ALREADY_EXISTS:
+                raise PipelineError(
+                    f"Kafka at {bootstrap} refused to create topic {topic['name']!r}: "
+                    f"{for_code(code).__name__} ({topic.get('error_message')}); "
+                    "check the broker log and the topic settings"
+                )
+        names = [s.name for s in specs]
+        admin.wait_for_topics(names, timeout_ms=int(timeout_s * 1000))
+        counts = _partitions(admin, names)
+    except KafkaError as exc:
+        raise PipelineError(
+            f"creating topics on {bootstrap} failed ({type(exc).__name__}: {exc}): "
+            "check that the broker is up (`ecgwatch broker status`)"
+        ) from exc
+    finally:
+        admin.close()
+    return [TopicResult(s.name, s.name in created, counts.get(s.name, 0)) for s in specs]
