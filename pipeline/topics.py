@@ -121,6 +121,7 @@ def _admin(bootstrap: str, timeout_s: float) -> Any:
             bootstrap_servers=bootstrap,
             client_id="ecgwatch-topics",
             request_timeout_ms=int(timeout_s * 1000),
+            bootstrap_timeout_ms=int(timeout_s * 1000),
         )
     except KafkaError as exc:
         raise PipelineError(

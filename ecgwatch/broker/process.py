@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_PORT",
     "BrokerStatus",
     "default_data_dir",
+    "free_ports",
     "start",
     "status",
     "stop",
@@ -124,6 +125,20 @@ def status(data_dir: Path | None = None) -> BrokerStatus:
     return BrokerStatus(running, pid if running else None, _read_port(props), data_dir, log_file)
 
 
+def free_ports(n: int = 1) -> list[int]:
+    """``n`` distinct TCP ports that were free on 127.0.0.1 a moment ago (for tests, demos)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(n):  # hold all sockets open at once so the ports are distinct
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def _port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
@@ -183,6 +198,7 @@ def _wait_ready(pid: int, port: int, log_file: Path, timeout_s: float) -> None:
                     bootstrap_servers=f"localhost:{port}",
                     client_id="ecgwatch-broker-probe",
                     request_timeout_ms=5000,
+                    bootstrap_timeout_ms=5000,
                 )
                 try:
                     admin.list_topics()  # a real metadata round trip, not just an open port

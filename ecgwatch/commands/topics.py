@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 __all__ = ["register"]
@@ -34,6 +35,11 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Create the topics and print one line per topic."""
     from pipeline.topics import create_topics, default_topics
+
+    if not args.verbose:
+        # kafka-python logs every failed connection attempt at ERROR; the one-line error
+        # this command ends with says the same once.
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
     specs = default_topics(args.partitions)
     for spec, res in zip(

@@ -1,0 +1,123 @@
+"""ecgwatch.broker without a JVM: generated files, jar stamp, error messages."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from ecgwatch import broker
+from ecgwatch.broker import maven
+from ecgwatch.errors import EcgwatchError
+
+
+def _props(text: str) -> dict[str, str]:
+    pairs = (ln.split("=", 1) for ln in text.splitlines() if ln and not ln.startswith("#"))
+    return dict(pairs)
+
+
+def test_server_properties_single_kraft_node(tmp_path: Path) -> None:
+    props = _props(broker.render_server_properties(19092, 19093, tmp_path))
+    assert props["process.roles"] == "broker,controller"
+    assert props["controller.quorum.voters"] == f"{props['node.id']}@localhost:19093"
+    assert props["listeners"] == "PLAINTEXT://localhost:19092,CONTROLLER://localhost:19093"
+    assert props["advertised.listeners"] == "PLAINTEXT://localhost:19092"
+    assert props["controller.listener.names"] == "CONTROLLER"
+    assert props["log.dirs"] == str(tmp_path.resolve() / "data")
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "min.insync.replicas",
+    ):
+        assert props[key] == "1", key
+    assert props["group.initial.rebalance.delay.ms"] == "0"
+    assert props["auto.create.topics.enable"] == "false"
+
+
+@pytest.mark.parametrize(
+    ("port", "controller_port", "match"),
+    [(9092, 9092, "must differ"), (0, 9093, "out of range"), (9092, 70000, "out of range")],
+)
+def test_server_properties_rejects_bad_ports(
+    tmp_path: Path, port: int, controller_port: int, match: str
+) -> None:
+    with pytest.raises(EcgwatchError, match=match):
+        broker.render_server_properties(port, controller_port, tmp_path)
+
+
+def test_log4j2_config_logs_to_stdout() -> None:
+    text = broker.render_log4j2_config()
+    assert 'target="SYSTEM_OUT"' in text and "<Root level=" in text
+
+
+def _fake_lib(kdir: Path, jars: list[str]) -> None:
+    (kdir / "lib").mkdir(parents=True)
+    (kdir / "pom.xml").write_text("<project/>")
+    for jar in jars:
+        (kdir / "lib" / jar).write_bytes(b"")
+    digest = maven._pom_digest(kdir / "pom.xml")
+    (kdir / "lib" / ".ecgwatch-fetched").write_text("\n".join([digest, *jars]) + "\n")
+
+
+def test_is_fetched_needs_stamp_matching_pom_and_every_jar(tmp_path: Path) -> None:
+    assert not broker.is_fetched(tmp_path)
+    _fake_lib(tmp_path, ["kafka_2.13-4.1.1.jar", "kafka-clients-4.1.1.jar"])
+    assert broker.is_fetched(tmp_path)
+    assert broker.fetch(tmp_path) == tmp_path / "lib"  # complete: Maven is not run
+    (tmp_path / "lib" / "kafka-clients-4.1.1.jar").unlink()
+    assert not broker.is_fetched(tmp_path)  # a jar went missing
+    (tmp_path / "lib" / "kafka-clients-4.1.1.jar").write_bytes(b"")
+    (tmp_path / "pom.xml").write_text("<project><!-- new version --></project>")
+    assert not broker.is_fetched(tmp_path)  # the pom changed
+
+
+def test_fetch_without_maven_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pom.xml").write_text("<project/>")
+    monkeypatch.setattr(maven.shutil, "which", lambda _name: None)
+    with pytest.raises(EcgwatchError, match=r"mvn.*apt-get install maven"):
+        broker.fetch(tmp_path)
+
+
+def test_fetch_without_pom_names_it(tmp_path: Path) -> None:
+    with pytest.raises(EcgwatchError, match=r"pom\.xml not found"):
+        broker.fetch(tmp_path)
+
+
+def test_kafka_dir_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECGWATCH_KAFKA_DIR", str(tmp_path))
+    assert broker.kafka_dir() == tmp_path.resolve()
+    monkeypatch.delenv("ECGWATCH_KAFKA_DIR")
+    assert broker.kafka_dir().parts[-2:] == ("deploy", "kafka")
+
+
+def test_status_and_stop_of_an_unused_dir(tmp_path: Path) -> None:
+    st = broker.status(tmp_path)
+    assert not st.running and st.pid is None and st.port is None
+    assert "not running" in st.describe()
+    assert broker.stop(tmp_path) is False
+
+
+def test_stale_pid_file_is_not_running(tmp_path: Path) -> None:
+    # pid 1 exists but is not a Kafka JVM: a recycled pid must not count as our broker.
+    (tmp_path / "broker.pid").write_text("1\n")
+    assert not broker.status(tmp_path).running
+    assert broker.stop(tmp_path) is False
+    assert not (tmp_path / "broker.pid").exists()
+
+
+def test_start_refuses_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(EcgwatchError, match=rf"port {port} is already in use.*--port"):
+            broker.start(port, tmp_path, broker.free_ports(1)[0])
+
+
+def test_free_ports_are_distinct() -> None:
+    ports = broker.free_ports(3)
+    assert len(set(ports)) == 3
