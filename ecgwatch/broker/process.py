@@ -96,17 +96,19 @@ def _read_port(props: Path) -> int | None:
 
 
 def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a live (not zombie) Kafka JVM."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our exited child
+    """Whether ``pid`` is a live Kafka JVM; reaps it if it is our exited (zombie) child."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    state = stat.rsplit(")", 1)[1].split()[0]
+    if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+        # Reap our own exited child now: a zombie left to the parent's exit goes to pid 1.
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return False
     # The pid could have been reused by an unrelated process after a reboot or crash.
-    return state not in ("Z", "X") and _MAIN_CLASS.encode() in cmdline
+    return _MAIN_CLASS.encode() in cmdline
 
 
 def _read_pid(pid_file: Path) -> int | None:

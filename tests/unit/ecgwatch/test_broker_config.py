@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 from pathlib import Path
 
@@ -121,3 +122,20 @@ def test_start_refuses_a_port_in_use(tmp_path: Path) -> None:
 def test_free_ports_are_distinct() -> None:
     ports = broker.free_ports(3)
     assert len(set(ports)) == 3
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="needs java")
+def test_start_failures_point_at_the_log(tmp_path: Path) -> None:
+    kdir = tmp_path / "kafka"
+    _fake_lib(kdir, ["kafka_2.13-0.0.0.jar"])  # empty jar: no Kafka classes
+    data = tmp_path / "data"
+    port, controller_port = broker.free_ports(2)
+    with pytest.raises(EcgwatchError, match=r"formatting the Kafka storage failed.*broker\.log"):
+        broker.start(port, data, controller_port, kdir=kdir, timeout_s=10)
+    # Already formatted: the JVM itself starts and dies (no kafka.Kafka class).
+    (data / "data").mkdir(parents=True)
+    (data / "data" / "meta.properties").write_text("")
+    with pytest.raises(EcgwatchError, match=r"exited during start-up: see .*broker\.log"):
+        broker.start(port, data, controller_port, kdir=kdir, timeout_s=10)
+    assert not broker.status(data).running
+    assert not (data / "broker.pid").exists()
