@@ -1,1 +1,6 @@
-"""The streaming half of ecgwatch: Kafka topics, the Faust worker, codecs, alerts, metrics."""
+"""The streaming worker: Kafka topics, Faust app, codecs, agents, alert policy, metrics.
+
+Imports the detector, never the training code.
+"""
+
+__all__: list[str] = []
