@@ -76,7 +76,12 @@ def validate_window(samples: Any, window_length: int = WINDOW_LENGTH) -> np.ndar
             "wrong_length",
             f"samples: got {len(samples)} values, expected exactly {window_length}",
         )
-    arr = np.asarray(samples, dtype=np.float64)
+    try:
+        arr = np.asarray(samples, dtype=np.float64)
+    except OverflowError:  # an integer literal beyond float64 (e.g. 10**400)
+        raise InvalidWindowError(
+            "non_finite", "samples: an integer is too large for a float"
+        ) from None
     # Finite float64 values can still overflow float32 (e.g. 1e300).
     if np.abs(arr).max() > np.finfo(np.float32).max:
         raise InvalidWindowError(

@@ -1,0 +1,298 @@
+"""Wire formats of ``ecg.windows`` messages and of the records the worker writes.
+
+Decoding is done a micro-batch at a time: parse each message, then validate all sample
+arrays with one NumPy conversion, falling back to a per-message check (which names the exact
+problem) only for the rows that fail. See ``pipeline/schemas/window.schema.json`` for the
+JSON message format.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from detector import WINDOW_LENGTH, InvalidWindowError, validate_window
+from pipeline.errors import InvalidMessageError
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "REJECT_REASONS",
+    "DecodedBatch",
+    "decode_batch",
+    "decode_window",
+    "dlq_record",
+    "encode_json",
+    "encode_window_json",
+]
+
+#: Messages larger than this are rejected as ``too_large`` (a 140-sample JSON window is ~2 KB).
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+
+#: Every reason code a rejected message can carry.
+REJECT_REASONS = (
+    "empty",
+    "too_large",
+    "not_utf8",
+    "invalid_json",
+    "wrong_type",
+    "missing_field",
+    "invalid_value",
+    "wrong_shape",
+    "not_numeric",
+    "wrong_length",
+    "non_finite",
+    "unknown_encoding",
+)
+
+_REQUIRED = ("device_id", "seq", "ts", "samples")
+
+
+@dataclass
+class DecodedBatch:
+    """Result of decoding a micro-batch of raw message values.
+
+    Attributes
+    ----------
+    index : list of int
+        Position (in the input) of each valid window.
+    windows : ndarray, shape (n_valid, 140), float32
+    device_id, seq, ts : lists aligned with ``index``.
+    rejected : list of (position, reason, detail)
+    """
+
+    index: list[int] = field(default_factory=list)
+    windows: np.ndarray = field(
+        default_factory=lambda: np.empty((0, WINDOW_LENGTH), dtype=np.float32)
+    )
+    device_id: list[str] = field(default_factory=list)
+    seq: list[int] = field(default_factory=list)
+    ts: list[float] = field(default_factory=list)
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+def _loads(value: bytes) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError as fast_exc:
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidMessageError(
+                "not_utf8", f"value: byte {exc.start} is not valid UTF-8; send UTF-8 JSON"
+            ) from None
+        # orjson rejects the NaN/Infinity literals that Python's json.dumps emits; parse
+        # those with the stdlib so the window is rejected as `non_finite`, which is what it is.
+        try:
+            return json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            raise InvalidMessageError("invalid_json", f"value: {fast_exc}") from None
+
+
+def _fields(doc: Any) -> tuple[str, int, float, Any]:
+    if not isinstance(doc, dict):
+        raise InvalidMessageError(
+            "wrong_type", f"value: expected a JSON object, got {type(doc).__name__}"
+        )
+    missing = [k for k in _REQUIRED if k not in doc]
+    if missing:
+        raise InvalidMessageError(
+            "missing_field", f"{missing[0]}: required field is missing (need {_REQUIRED})"
+        )
+    device_id, seq, ts = doc["device_id"], doc["seq"], doc["ts"]
+    if not isinstance(device_id, str):
+        raise InvalidMessageError(
+            "wrong_type", f"device_id: expected a string, got {type(device_id).__name__}"
+        )
+    if not device_id or len(device_id) > 256:
+        raise InvalidMessageError(
+            "invalid_value", f"device_id: {device_id[:40]!r} must be 1-256 characters"
+        )
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise InvalidMessageError(
+            "wrong_type", f"seq: expected an integer, got {type(seq).__name__} {seq!r}"
+        )
+    if seq < 0:
+        raise InvalidMessageError("invalid_value", f"seq: {seq} is negative; seq must be >= 0")
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)):
+        raise InvalidMessageError(
+            "wrong_type", f"ts: expected epoch seconds (a number), got {type(ts).__name__}"
+        )
+    if not math.isfinite(ts):
+        raise InvalidMessageError("non_finite", f"ts: {ts!r} is not finite")
+    return device_id, seq, float(ts), doc["samples"]
+
+
+def decode_window(
+    value: bytes | None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> tuple[str, int, float, np.ndarray]:
+    """Decode and validate one JSON window message.
+
+    Returns
+    -------
+    (device_id, seq, ts, samples) with samples a float32 vector of 140 values.
+
+    Raises
+    ------
+    InvalidMessageError
+        With a reason from :data:`REJECT_REASONS`.
+    """
+    batch = decode_batch([value], max_bytes)
+    if batch.rejected:
+        _, reason, detail = batch.rejected[0]
+        raise InvalidMessageError(reason, detail)
+    return batch.device_id[0], batch.seq[0], batch.ts[0], batch.windows[0]
+
+
+def decode_batch(
+    values: Sequence[bytes | None], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> DecodedBatch:
+    """Decode a micro-batch of JSON window messages.
+
+    Parameters
+    ----------
+    values : sequence of bytes or None
+        Raw Kafka message values.
+    max_bytes : int
+        Larger values are rejected as ``too_large`` without being parsed.
+
+    Returns
+    -------
+    DecodedBatch
+    """
+    out = DecodedBatch()
+    cand_pos: list[int] = []
+    cand_samples: list[Any] = []
+    cand_raw: list[bytes] = []
+    for pos, value in enumerate(values):
+        try:
+            if not value:
+                raise InvalidMessageError("empty", "value: the message has no value")
+            if len(value) > max_bytes:
+                raise InvalidMessageError(
+                    "too_large", f"value: {len(value)} bytes exceeds the limit of {max_bytes}"
+                )
+            device_id, seq, ts, samples = _fields(_loads(value))
+        except InvalidMessageError as exc:
+            out.rejected.append((pos, exc.reason, exc.detail))
+            continue
+        cand_pos.append(pos)
+        cand_samples.append(samples)
+        cand_raw.append(value)
+        out.device_id.append(device_id)
+        out.seq.append(seq)
+        out.ts.append(ts)
+    if not cand_pos:
+        return out
+    good = _validate_samples(cand_samples, cand_raw)
+    keep = []
+    rows = []
+    for i, pos in enumerate(cand_pos):
+        row = good[i]
+        if isinstance(row, InvalidMessageError):
+            out.rejected.append((pos, row.reason, row.detail))
+        else:
+            keep.append(i)
+            rows.append(row)
+    out.index = [cand_pos[i] for i in keep]
+    out.device_id = [out.device_id[i] for i in keep]
+    out.seq = [out.seq[i] for i in keep]
+    out.ts = [out.ts[i] for i in keep]
+    if rows:
+        out.windows = np.ascontiguousarray(np.stack(rows), dtype=np.float32)
+    out.rejected.sort()
+    return out
+
+
+def _validate_samples(
+    samples: list[Any], raw: list[bytes]
+) -> list[np.ndarray | InvalidMessageError]:
+    """Vectorised check of all sample lists; precise per-row errors only where needed."""
+    arr: np.ndarray | None = None
+    # JSON booleans would silently become 1.0/0.0 in a float array: rows whose bytes
+    # contain a boolean literal take the exact per-element path.
+    suspicious = [b"true" in r or b"false" in r for r in raw]
+    if not any(suspicious):
+        try:
+            arr = np.array(samples)
+        except (ValueError, TypeError, OverflowError):
+            arr = None
+    if (
+        arr is not None
+        and arr.ndim == 2
+        and arr.shape[1] == WINDOW_LENGTH
+        and arr.dtype.kind in "fi"
+    ):
+        f32 = arr.astype(np.float32)
+        ok = np.isfinite(f32).all(axis=1)
+        if ok.all():
+            return list(f32)
+        result: list[np.ndarray | InvalidMessageError] = []
+        for i, row_ok in enumerate(ok):
+            result.append(f32[i] if row_ok else _one(samples[i]))
+        return result
+    return [_one(s) for s in samples]
+
+
+def _one(samples: Any) -> np.ndarray | InvalidMessageError:
+    try:
+        return validate_window(samples)
+    except InvalidWindowError as exc:
+        return InvalidMessageError(exc.reason, str(exc))
+
+
+def encode_json(record: dict[str, Any]) -> bytes:
+    """Serialise an output record (scores, alerts, dead letters) as compact JSON."""
+    return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def encode_window_json(device_id: str, seq: int, ts: float, samples: Sequence[float]) -> bytes:
+    """Encode one window in the documented JSON format (what producers send)."""
+    return orjson.dumps(
+        {"device_id": device_id, "seq": int(seq), "ts": float(ts),
+         "samples": np.asarray(samples, dtype=np.float64)},
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+
+
+#: Dead-letter copies of values above this are truncated (the original stays in the
+#: source topic; its sha256 and size are recorded) so the DLQ record fits the broker limit.
+DLQ_VALUE_CAP = 256 * 1024
+
+
+def dlq_record(
+    *,
+    reason: str,
+    detail: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    rejected_at: float,
+) -> dict[str, Any]:
+    """The dead-letter record for one rejected message (DESIGN.md's format)."""
+    import hashlib
+
+    raw = value or b""
+    truncated = len(raw) > DLQ_VALUE_CAP
+    return {
+        "reason": reason,
+        "detail": detail,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "key_b64": base64.b64encode(key).decode() if key is not None else None,
+        "value_b64": base64.b64encode(raw[:DLQ_VALUE_CAP]).decode() if value is not None
+        else None,
+        "value_size": len(raw),
+        "value_sha256": hashlib.sha256(raw).hexdigest(),
+        "value_truncated": truncated,
+        "rejected_at": rejected_at,
+    }
