@@ -55,8 +55,9 @@ def load_yaml_all(path: Path) -> list[Any]:
 
 def promtool() -> str:
     """Path of promtool, or skip: Debian's `prometheus` package provides it (./run setup)."""
-    found = shutil.which("promtool") or ("/usr/bin/promtool" if Path("/usr/bin/promtool").is_file()
-                                         else None)
+    found = shutil.which("promtool") or (
+        "/usr/bin/promtool" if Path("/usr/bin/promtool").is_file() else None
+    )
     if found is None:
         pytest.skip("promtool not installed (apt-get install prometheus; ./run setup does it)")
     return found
@@ -87,9 +88,10 @@ def contract_problems(expr: str, recorded: Iterable[str] = ()) -> list[str]:
         for label, op, value in sel.matchers:
             if label not in labels:
                 problems.append(f"{sel.name} has no label {label!r}")
-            elif op == "=" and metric is not None and label in metric.values:
-                if value not in metric.values[label]:
-                    problems.append(f"{sel.name}{{{label}}} never has value {value!r}")
+            elif (
+                op == "=" and metric is not None and value not in metric.values.get(label, {value})
+            ):
+                problems.append(f"{sel.name}{{{label}}} never has value {value!r}")
     return problems
 
 

@@ -54,28 +54,68 @@ class Metric:
 
 
 _METRICS = (
-    Metric("ecg_windows_total", "counter", "Windows consumed, by outcome.", "windows",
-           ("outcome",), {"outcome": OUTCOMES}),
-    Metric("ecg_windows_anomalous_total", "counter", "Scored windows over the threshold.",
-           "windows"),
-    Metric("ecg_windows_rejected_total", "counter", "Windows sent to the dead-letter topic.",
-           "windows", ("reason",), {"reason": REJECT_REASONS}),
-    Metric("ecg_alerts_total", "counter", "Alerts published after the alert policy.", "alerts",
-           ("severity",), {"severity": SEVERITIES}),
-    Metric("ecg_reconstruction_error", "histogram", "Reconstruction error (MAE) per window.",
-           "MAE of normalised samples"),
+    Metric(
+        "ecg_windows_total",
+        "counter",
+        "Windows consumed, by outcome.",
+        "windows",
+        ("outcome",),
+        {"outcome": OUTCOMES},
+    ),
+    Metric(
+        "ecg_windows_anomalous_total", "counter", "Scored windows over the threshold.", "windows"
+    ),
+    Metric(
+        "ecg_windows_rejected_total",
+        "counter",
+        "Windows sent to the dead-letter topic.",
+        "windows",
+        ("reason",),
+        {"reason": REJECT_REASONS},
+    ),
+    Metric(
+        "ecg_alerts_total",
+        "counter",
+        "Alerts published after the alert policy.",
+        "alerts",
+        ("severity",),
+        {"severity": SEVERITIES},
+    ),
+    Metric(
+        "ecg_reconstruction_error",
+        "histogram",
+        "Reconstruction error (MAE) per window.",
+        "MAE of normalised samples",
+    ),
     Metric("ecg_scoring_batch_size", "histogram", "Windows per scoring call.", "windows"),
     Metric("ecg_scoring_duration_seconds", "histogram", "Time of one scoring call.", "seconds"),
-    Metric("ecg_end_to_end_latency_seconds", "histogram",
-           "Window timestamp to score produced.", "seconds"),
+    Metric(
+        "ecg_end_to_end_latency_seconds",
+        "histogram",
+        "Window timestamp to score produced.",
+        "seconds",
+    ),
     Metric("ecg_model_info", "gauge", "Loaded model (value 1).", "", ("version", "kind")),
-    Metric("ecg_model_threshold", "gauge", "Anomaly threshold of the loaded model.",
-           "MAE of normalised samples"),
+    Metric(
+        "ecg_model_threshold",
+        "gauge",
+        "Anomaly threshold of the loaded model.",
+        "MAE of normalised samples",
+    ),
     Metric("ecg_model_loaded", "gauge", "1 when a verified model is loaded, else 0.", ""),
-    Metric("ecg_consumer_lag", "gauge", "Messages behind the high watermark.", "messages",
-           ("topic", "partition")),
-    Metric("ecg_consumer_assigned_partitions", "gauge", "Partitions assigned to this worker.",
-           "partitions"),
+    Metric(
+        "ecg_consumer_lag",
+        "gauge",
+        "Messages behind the high watermark.",
+        "messages",
+        ("topic", "partition"),
+    ),
+    Metric(
+        "ecg_consumer_assigned_partitions",
+        "gauge",
+        "Partitions assigned to this worker.",
+        "partitions",
+    ),
 )
 
 #: name -> Metric for every ``ecg_*`` family the worker exports.

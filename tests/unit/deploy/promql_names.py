@@ -16,8 +16,22 @@ __all__ = ["KEYWORDS", "Selector", "metric_names", "selectors"]
 
 #: Non-function words of the PromQL grammar (operators and modifiers), lower case.
 KEYWORDS = frozenset(
-    {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
-     "group_left", "group_right", "inf", "nan", "atan2"}
+    {
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "inf",
+        "nan",
+        "atan2",
+    }
 )
 
 _IDENT = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -76,7 +90,7 @@ def metric_names(expr: str) -> set[str]:
         word = tok.group(0)
         if word[0].isdigit() or word.lower() in KEYWORDS:
             continue
-        if re.match(r"\s*\(", rest[tok.end():]):
+        if re.match(r"\s*\(", rest[tok.end() :]):
             continue  # a function or aggregation call
         names.add(word)
     return names

@@ -61,7 +61,10 @@ def test_depends_on_names_services_with_valid_conditions() -> None:
         for dep, spec in deps.items():
             assert dep in services, f"{name} depends on unknown {dep}"
             assert spec.get("condition", "service_started") in {
-                "service_started", "service_healthy", "service_completed_successfully"}
+                "service_started",
+                "service_healthy",
+                "service_completed_successfully",
+            }
             if spec.get("condition") == "service_healthy":
                 assert "healthcheck" in services[dep], f"{dep} has no healthcheck"
 
@@ -73,8 +76,12 @@ def test_every_bind_mount_and_build_file_exists() -> None:
         if "build" in svc:
             ctx = (DEPLOY / svc["build"]["context"]).resolve()
             assert ctx == ROOT and (ctx / svc["build"]["dockerfile"]).is_file()
-    assert {v.split(":")[0] for s in _services().values() for v in s.get("volumes", [])
-            if not v.startswith((".", "/"))} <= set(load_yaml(COMPOSE)["volumes"])
+    assert {
+        v.split(":")[0]
+        for s in _services().values()
+        for v in s.get("volumes", [])
+        if not v.startswith((".", "/"))
+    } <= set(load_yaml(COMPOSE)["volumes"])
 
 
 def test_worker_scales_and_is_scraped_on_its_metrics_port() -> None:
@@ -84,8 +91,11 @@ def test_worker_scales_and_is_scraped_on_its_metrics_port() -> None:
     args = worker["command"]
     assert args[args.index("--metrics-port") + 1] == str(METRICS_PORT)
     assert worker["expose"] == [str(METRICS_PORT)]
-    (dns,) = next(c for c in load_yaml(PROM / "prometheus-compose.yml")["scrape_configs"]
-                  if c["job_name"] == "ecgwatch-worker")["dns_sd_configs"]
+    (dns,) = next(
+        c
+        for c in load_yaml(PROM / "prometheus-compose.yml")["scrape_configs"]
+        if c["job_name"] == "ecgwatch-worker"
+    )["dns_sd_configs"]
     assert dns["names"] == ["worker"] and dns["port"] == METRICS_PORT
 
 
@@ -110,8 +120,9 @@ def test_topics_job_creates_the_design_topics() -> None:
 def test_prometheus_mounts_its_config_and_rules_where_the_config_expects_them() -> None:
     prom = _services()["prometheus"]
     binds = _binds(prom)
-    config_path = next(a.split("=", 1)[1] for a in prom["command"]
-                       if a.startswith("--config.file="))
+    config_path = next(
+        a.split("=", 1)[1] for a in prom["command"] if a.startswith("--config.file=")
+    )
     assert binds[str(PROM / "prometheus-compose.yml")] == config_path
     rules_dir = str(Path(config_path).parent / "rules")
     assert binds[str(PROM / "rules")] == rules_dir
@@ -143,7 +154,8 @@ def test_dockerfile_runs_as_non_root_with_the_registry_volume() -> None:
     # The build copies the context; .dockerignore must keep what `pip install .` needs.
     assert ("COPY", ". /src") in instr
     ignored = {
-        line.strip() for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
     }
     needed = {"pyproject.toml", "README.md", "detector", "training", "pipeline", "ecgwatch"}

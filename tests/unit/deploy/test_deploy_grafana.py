@@ -43,8 +43,9 @@ def test_panel_ids_are_unique_and_panels_do_not_overlap() -> None:
     for p in panels:
         g = p["gridPos"]
         assert g["x"] + g["w"] <= 24, p["title"]
-        mine = {(x, y) for x in range(g["x"], g["x"] + g["w"])
-                for y in range(g["y"], g["y"] + g["h"])}
+        mine = {
+            (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
+        }
         assert not cells & mine, f"{p['title']} overlaps another panel"
         cells |= mine
 
@@ -63,18 +64,27 @@ def test_queries_use_only_contract_metrics() -> None:
 def test_the_operators_panels_are_there() -> None:
     titles = {p["title"] for p in _panels()}
     assert {
-        "Windows/s by outcome", "Anomaly ratio", "Alerts/s by severity",
-        "Dead-lettered/s by reason", "Reconstruction error distribution",
-        "Reconstruction error vs threshold", "Scoring batch size", "Scoring duration",
-        "End-to-end latency", "Consumer lag by partition", "Model version", "Model threshold",
+        "Windows/s by outcome",
+        "Anomaly ratio",
+        "Alerts/s by severity",
+        "Dead-lettered/s by reason",
+        "Reconstruction error distribution",
+        "Reconstruction error vs threshold",
+        "Scoring batch size",
+        "Scoring duration",
+        "End-to-end latency",
+        "Consumer lag by partition",
+        "Model version",
+        "Model threshold",
         "Workers up",
     } <= titles
     heatmap = next(p for p in _panels() if p["title"] == "Reconstruction error distribution")
     assert heatmap["type"] == "heatmap"
     assert heatmap["targets"][0]["format"] == "heatmap"
     for title in ("Scoring duration", "End-to-end latency"):
-        legends = {t["legendFormat"] for p in _panels() if p["title"] == title
-                   for t in p["targets"]}
+        legends = {
+            t["legendFormat"] for p in _panels() if p["title"] == title for t in p["targets"]
+        }
         assert legends == {"p50", "p95", "p99"}, title
 
 

@@ -44,7 +44,12 @@ def test_kustomization_lists_every_manifest() -> None:
     files = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
     assert set(kust["resources"]) == files
     assert {k for k, _ in _docs()} >= {
-        "Namespace", "ConfigMap", "PersistentVolumeClaim", "Job", "Deployment", "Service",
+        "Namespace",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "Job",
+        "Deployment",
+        "Service",
         "ServiceMonitor",
     }
 
@@ -53,8 +58,9 @@ def test_kubectl_renders_the_kustomization() -> None:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl not installed: the manifests are still parsed by the other tests")
-    out = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True,
-                         timeout=60, check=False)
+    out = subprocess.run(
+        [kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.returncode == 0, out.stderr
     rendered = [d for d in yaml.safe_load_all(out.stdout) if d]
     assert len(rendered) == len(_docs())
@@ -73,7 +79,8 @@ def test_selectors_match_pod_labels() -> None:
     service = docs[("Service", "ecgwatch-worker")]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     monitor = docs[("ServiceMonitor", "ecgwatch-worker")]
-    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    wanted = monitor["spec"]["selector"]["matchLabels"]
+    assert wanted.items() <= service["metadata"]["labels"].items()
 
 
 def test_service_and_monitor_scrape_the_metrics_port_as_the_alerts_job() -> None:
@@ -93,8 +100,11 @@ def test_service_and_monitor_scrape_the_metrics_port_as_the_alerts_job() -> None
 
 def test_probes_hit_liveness_and_readiness_endpoints() -> None:
     worker = _worker()
-    expected = {"startupProbe": "/healthz", "livenessProbe": "/healthz",
-                "readinessProbe": "/readyz"}
+    expected = {
+        "startupProbe": "/healthz",
+        "livenessProbe": "/healthz",
+        "readinessProbe": "/readyz",
+    }
     for probe, path in expected.items():
         get = worker[probe]["httpGet"]
         assert (get["path"], get["port"]) == (path, "metrics"), probe
@@ -106,8 +116,10 @@ def test_pods_have_resources_non_root_and_the_registry() -> None:
     docs = _docs()
     (pvc_name,) = [n for k, n in docs if k == "PersistentVolumeClaim"]
     (cm_name,) = [n for k, n in docs if k == "ConfigMap"]
-    for kind, name, read_only in (("Deployment", "ecgwatch-worker", True),
-                                  ("Job", "ecgwatch-train", False)):
+    for kind, name, read_only in (
+        ("Deployment", "ecgwatch-worker", True),
+        ("Job", "ecgwatch-train", False),
+    ):
         spec = _pod_spec(kind, name)
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         assert spec["securityContext"]["runAsUser"] != 0, name
@@ -131,8 +143,9 @@ def test_train_job_never_restarts_in_place() -> None:
     assert _pod_spec("Job", "ecgwatch-train")["restartPolicy"] == "Never"
 
 
-@pytest.mark.parametrize(("kind", "name"), [("Deployment", "ecgwatch-worker"),
-                                            ("Job", "ecgwatch-train")])
+@pytest.mark.parametrize(
+    ("kind", "name"), [("Deployment", "ecgwatch-worker"), ("Job", "ecgwatch-train")]
+)
 def test_container_args_are_accepted_by_ecgwatch(kind: str, name: str) -> None:
     (container,) = _pod_spec(kind, name)["containers"]
     parse_ecgwatch_args(container["args"])

@@ -57,8 +57,13 @@ def test_promtool_test_rules() -> None:
 
 def test_the_required_alerts_exist() -> None:
     assert {a["alert"] for a in _alerts()} == {
-        "EcgWorkerDown", "EcgNoWindowsScored", "EcgConsumerLagHigh", "EcgDeadLetterRateHigh",
-        "EcgAnomalyRatioHigh", "EcgEndToEndLatencyHigh", "EcgModelNotLoaded",
+        "EcgWorkerDown",
+        "EcgNoWindowsScored",
+        "EcgConsumerLagHigh",
+        "EcgDeadLetterRateHigh",
+        "EcgAnomalyRatioHigh",
+        "EcgEndToEndLatencyHigh",
+        "EcgModelNotLoaded",
     }
 
 
@@ -106,11 +111,7 @@ def test_rule_unit_tests_feed_only_contract_series() -> None:
 
 def test_alerts_match_the_job_every_scrape_config_uses() -> None:
     jobs = {
-        m[2]
-        for a in _alerts()
-        for s in selectors(a["expr"])
-        for m in s.matchers
-        if m[0] == "job"
+        m[2] for a in _alerts() for s in selectors(a["expr"]) for m in s.matchers if m[0] == "job"
     }
     assert jobs == {JOB}
     for config in CONFIGS:
@@ -119,8 +120,9 @@ def test_alerts_match_the_job_every_scrape_config_uses() -> None:
 
 
 def test_host_config_has_static_targets_and_file_sd() -> None:
-    job = next(c for c in load_yaml(PROM / "prometheus.yml")["scrape_configs"]
-               if c["job_name"] == JOB)
+    job = next(
+        c for c in load_yaml(PROM / "prometheus.yml")["scrape_configs"] if c["job_name"] == JOB
+    )
     assert job["static_configs"][0]["targets"] == ["localhost:9102"]
     assert job["file_sd_configs"][0]["files"] == ["targets/*.json"]
     files = sorted((PROM / "targets").glob("*.json"))
@@ -132,8 +134,11 @@ def test_host_config_has_static_targets_and_file_sd() -> None:
 
 
 def test_compose_config_discovers_every_worker_replica_by_dns() -> None:
-    job = next(c for c in load_yaml(PROM / "prometheus-compose.yml")["scrape_configs"]
-               if c["job_name"] == JOB)
+    job = next(
+        c
+        for c in load_yaml(PROM / "prometheus-compose.yml")["scrape_configs"]
+        if c["job_name"] == JOB
+    )
     assert job["dns_sd_configs"] == [
         {"names": ["worker"], "type": "A", "port": 9102, "refresh_interval": "15s"}
     ]

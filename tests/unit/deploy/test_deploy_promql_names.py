@@ -22,7 +22,7 @@ from tests.unit.deploy.promql_names import Selector, metric_names, selectors
         ('label_replace(a, "dst", "$1", "src", "(.*)") and bool b', {"a", "b"}),
         ("sum(a) by (le) * 1e3 - 2.5", {"a"}),
         ('absent(up{job="w"}) unless vector(1)', {"up"}),
-        ("max(a{instance=~\"$instance\"}) or ON(x) c", {"a", "c"}),
+        ('max(a{instance=~"$instance"}) or ON(x) c', {"a", "c"}),
     ],
 )
 def test_metric_names(expr: str, expected: set[str]) -> None:
