@@ -128,8 +128,11 @@ class Artifact:
             {
                 "schema_version": SCHEMA_VERSION,
                 "window_length": self.detector.window_length,
-                "model": {"kind": self.detector.kind, "params": self.detector.params,
-                          "file": MODEL_FILE},
+                "model": {
+                    "kind": self.detector.kind,
+                    "params": self.detector.params,
+                    "file": MODEL_FILE,
+                },
                 "normalisation": self.detector.normaliser.to_dict(),
                 "threshold": self.threshold.to_dict(),
                 "library_versions": library_versions(),
@@ -157,8 +160,9 @@ class Artifact:
             raise ArtifactError(str(path), "the detector is not fitted; call fit() first")
         target = Path(path)
         if target.exists():
-            raise ArtifactError(str(target), "already exists; artifacts are immutable, "
-                                "pick a new version")
+            raise ArtifactError(
+                str(target), "already exists; artifacts are immutable, pick a new version"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
@@ -195,8 +199,11 @@ class Artifact:
 
         root = Path(path)
         if not root.is_dir():
-            raise MissingArtifactFileError(str(root), "no such artifact folder; train one "
-                                           "with `ecgwatch train` or check --model/--registry")
+            raise MissingArtifactFileError(
+                str(root),
+                "no such artifact folder; train one "
+                "with `ecgwatch train` or check --model/--registry",
+            )
         sums = root / SUMS_FILE
         if not sums.is_file():
             raise MissingArtifactFileError(str(sums), "missing; the artifact is incomplete")
@@ -220,14 +227,16 @@ class Artifact:
             actual = sha256_file(f)
             if actual != digest:
                 raise ChecksumMismatchError(
-                    str(f), f"checksum mismatch: SHA256SUMS says {digest[:12]}…, file has "
-                    f"{actual[:12]}…; the file was modified or truncated"
+                    str(f),
+                    f"checksum mismatch: SHA256SUMS says {digest[:12]}…, file has "
+                    f"{actual[:12]}…; the file was modified or truncated",
                 )
         try:
             meta = json.loads((root / META_FILE).read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise IncompatibleArtifactError(str(root / META_FILE), f"not valid JSON: {exc}") \
-                from exc
+            raise IncompatibleArtifactError(
+                str(root / META_FILE), f"not valid JSON: {exc}"
+            ) from exc
         try:
             jsonschema.validate(meta, _schema())
         except jsonschema.ValidationError as exc:
@@ -258,21 +267,21 @@ class Artifact:
         meta = cls.verify(root)
         model_meta = meta["model"]
         det = AutoencoderDetector(
-            kind=model_meta["kind"], params=model_meta["params"],
+            kind=model_meta["kind"],
+            params=model_meta["params"],
             window_length=meta["window_length"],
         )
         try:
-            det.model = keras.saving.load_model(root / MODEL_FILE, compile=False,
-                                                safe_mode=True)
+            det.model = keras.saving.load_model(root / MODEL_FILE, compile=False, safe_mode=True)
         except Exception as exc:  # Keras raises many types for a corrupt/unsafe file
-            raise IncompatibleArtifactError(str(root / MODEL_FILE),
-                                            f"cannot be loaded by Keras: {exc}") from exc
+            raise IncompatibleArtifactError(
+                str(root / MODEL_FILE), f"cannot be loaded by Keras: {exc}"
+            ) from exc
         shape = tuple(det.model.input_shape)
         if shape[-1] != meta["window_length"]:
             raise IncompatibleArtifactError(
                 str(root / MODEL_FILE),
-                f"model input shape {shape} does not match window_length "
-                f"{meta['window_length']}",
+                f"model input shape {shape} does not match window_length {meta['window_length']}",
             )
         det.normaliser = MinMaxNormaliser.from_dict(meta["normalisation"])
         return cls(det, Threshold.from_dict(meta["threshold"]), meta, root)

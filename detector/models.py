@@ -63,16 +63,17 @@ def build_model(kind: str, window_length: int, params: dict[str, Any] | None = N
     for key, value in (params or {}).items():
         if key not in defaults:
             raise DetectorConfigError(
-                f"model.params.{key}: not a parameter of kind {kind!r}; allowed: "
-                f"{sorted(defaults)}"
+                f"model.params.{key}: not a parameter of kind {kind!r}; allowed: {sorted(defaults)}"
             )
         merged[key] = value
     return fn(window_length, **merged)
 
 
 def _widths(name: str, value: Any) -> list[int]:
-    if not isinstance(value, (list, tuple)) or not value or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
     ):
         raise DetectorConfigError(
             f"model.params.{name}: {value!r} must be a non-empty list of positive integers"

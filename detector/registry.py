@@ -39,7 +39,8 @@ class ModelRegistry:
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name for p in self.root.iterdir()
+            p.name
+            for p in self.root.iterdir()
             if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
         )
 
@@ -48,8 +49,9 @@ class ModelRegistry:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         return f"{stamp}-{uuid.uuid4().hex[:8]}"
 
-    def publish(self, artifact: Artifact, report_dir: Path | None = None,
-                version: str | None = None) -> Path:
+    def publish(
+        self, artifact: Artifact, report_dir: Path | None = None, version: str | None = None
+    ) -> Path:
         """Save ``artifact`` as a new version, verify it, then point ``latest`` at it."""
         version = version or self.new_version()
         artifact.metadata["model_version"] = version

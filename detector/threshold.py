@@ -87,8 +87,9 @@ def fit_threshold(policy: str, normal_scores: np.ndarray, **params: Any) -> Thre
         # float32 arithmetic, as the seed computes np.mean/np.std of a float32 tensor.
         s32 = scores.astype(np.float32)
         mean, std = float(np.mean(s32)), float(np.std(s32))
-        return Threshold(mean + k * std, policy, {"k": k, "mean": mean, "std": std,
-                                                   "n": int(scores.size)})
+        return Threshold(
+            mean + k * std, policy, {"k": k, "mean": mean, "std": std, "n": int(scores.size)}
+        )
     if policy == "quantile":
         q = float(params.pop("q", 0.99))
         _no_extra(policy, params)

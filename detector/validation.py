@@ -41,8 +41,10 @@ def validate_window(samples: Any, window_length: int = WINDOW_LENGTH) -> np.ndar
     """
     if isinstance(samples, np.ndarray):
         return _check_array(samples, window_length, index=None)
-    if samples is None or isinstance(samples, (str, bytes, dict)) or not isinstance(
-        samples, Sequence
+    if (
+        samples is None
+        or isinstance(samples, (str, bytes, dict))
+        or not isinstance(samples, Sequence)
     ):
         raise InvalidWindowError(
             "wrong_shape",
@@ -134,8 +136,8 @@ def validate_batch(windows: Any, window_length: int = WINDOW_LENGTH) -> np.ndarr
         arr = np.asarray(windows)
     except ValueError as exc:  # ragged nested lists
         raise InvalidWindowError(
-            "wrong_shape", f"windows: ragged input ({exc}); every window needs "
-            f"{window_length} samples"
+            "wrong_shape",
+            f"windows: ragged input ({exc}); every window needs {window_length} samples",
         ) from exc
     if arr.ndim == 1 and arr.size == window_length and arr.dtype != object:
         arr = arr.reshape(1, window_length)
@@ -147,7 +149,7 @@ def validate_batch(windows: Any, window_length: int = WINDOW_LENGTH) -> np.ndarr
     if arr.shape[0] == 0:
         return np.empty((0, window_length), dtype=np.float32)
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
-        for i, row in enumerate(arr):
+        for row in arr:  # name the first bad element precisely
             validate_window(list(row), window_length)
         raise InvalidWindowError("not_numeric", f"windows: dtype {arr.dtype} is not numeric")
     if arr.shape[1] != window_length:

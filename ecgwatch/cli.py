@@ -9,6 +9,7 @@ the parsed namespace and returning an exit code). Command modules import heavy l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -61,10 +62,8 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
         ("ecgwatch.config", "ConfigError"),
         ("ecgwatch.errors", "EcgwatchError"),
     ):
-        try:
+        with contextlib.suppress(ImportError, AttributeError):
             types.append(getattr(importlib.import_module(mod), name))
-        except (ImportError, AttributeError):
-            pass
     return tuple(types)
 
 
@@ -74,8 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else
-        logging.WARNING,
+        level=logging.DEBUG
+        if args.verbose > 1
+        else logging.INFO
+        if args.verbose
+        else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:

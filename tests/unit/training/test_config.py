@@ -1,0 +1,43 @@
+"""Preset loading and validation errors that name key, value and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training import PresetError, list_presets, load_config
+
+
+def test_seed_preset_is_the_tutorial() -> None:
+    cfg = load_config("seed")
+    assert "seed" in list_presets()
+    assert (cfg.split.test_size, cfg.split.random_state) == (0.2, 21)
+    assert cfg.model.kind == "dense" and cfg.model.params["encoder_widths"] == [32, 16, 8]
+    assert (cfg.training.epochs, cfg.training.batch_size) == (20, 512)
+    assert (cfg.threshold.policy, cfg.threshold.k) == ("mean_std", 1.0)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "fragment"),
+    [
+        ("training: {epochs: 0}", "training.epochs: 0 is not allowed; must be >= 1"),
+        ("training: {epochs: ten}", "training.epochs: 'ten' is a str, expected int"),
+        ("trainin: {}", "trainin: unknown key"),
+        ("threshold: {policy: best}", "threshold.policy: 'best' is not allowed"),
+        ("threshold: {fit_on: holdout}", "training.holdout_fraction"),
+        ("split: {test_size: 1.5}", "split.test_size"),
+        ("[1, 2]", "config: expected a mapping"),
+    ],
+)
+def test_bad_config(tmp_path: Path, yaml_text: str, fragment: str) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml_text)
+    with pytest.raises(PresetError) as info:
+        load_config(str(f))
+    assert fragment in str(info.value)
+
+
+def test_unknown_preset() -> None:
+    with pytest.raises(PresetError, match="neither a preset"):
+        load_config("does-not-exist")

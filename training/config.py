@@ -1,0 +1,214 @@
+"""Training configuration: YAML presets validated into frozen dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from training.errors import PresetError
+
+__all__ = [
+    "FitConfig",
+    "ModelConfig",
+    "SplitConfig",
+    "ThresholdConfig",
+    "TrainConfig",
+    "config_from_dict",
+    "list_presets",
+    "load_config",
+]
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How beats are split: the seed's ``train_test_split`` over all merged beats."""
+
+    test_size: float = 0.2
+    random_state: int = 21
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Model kind and architecture parameters (see ``detector.models``)."""
+
+    kind: str = "dense"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Optimiser settings and what the fit validates against."""
+
+    epochs: int = 20
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+    noise_factor: float = 0.0
+    #: ``test``: loss curve on the test split (the seed does this; it never steers training);
+    #: ``holdout``: held-out normal training beats (needed for early stopping); ``none``.
+    validation: str = "test"
+    #: Fraction of the normal training beats held out from fitting (0 = the seed).
+    holdout_fraction: float = 0.0
+    early_stopping_patience: int | None = None
+
+
+@dataclass(frozen=True)
+class ThresholdConfig:
+    """Label-free threshold policy: ``mean_std`` (mean + k·std) or ``quantile`` (q)."""
+
+    policy: str = "mean_std"
+    k: float = 1.0
+    q: float = 0.99
+    #: Scores it is computed on: ``train`` (normal beats the model was fitted on, the seed)
+    #: or ``holdout`` (held-out normal beats).
+    fit_on: str = "train"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A complete training run description."""
+
+    name: str = "custom"
+    description: str = ""
+    seed: int = 42
+    split: SplitConfig = field(default_factory=SplitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: FitConfig = field(default_factory=FitConfig)
+    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (stored in ``detector.json``)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with top-level fields replaced."""
+        return dataclasses.replace(self, **changes)
+
+
+_CHOICES = {
+    "training.validation": ("test", "holdout", "none"),
+    "threshold.policy": ("mean_std", "quantile"),
+    "threshold.fit_on": ("train", "holdout"),
+}
+
+
+def _check_type(key: str, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)  # type: ignore[arg-type]
+    base = origin or hint
+    ok = isinstance(value, base) and not (isinstance(value, bool) and base in (int, float))
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise PresetError(
+            f"{key}: {value!r} is a {type(value).__name__}, expected "
+            f"{getattr(base, '__name__', base)}"
+        )
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise PresetError(f"{key}: {value!r} is not allowed; choose one of {_CHOICES[key]}")
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise PresetError(f"{prefix or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise PresetError(f"{full}: unknown key; allowed here: {names}")
+        kwargs[key] = _check_type(full, value, hints[key])
+    return cls(**kwargs)
+
+
+def _validate_ranges(cfg: TrainConfig) -> None:
+    checks = [
+        (0.0 < cfg.split.test_size < 1.0, "split.test_size", cfg.split.test_size, "in (0, 1)"),
+        (cfg.training.epochs >= 1, "training.epochs", cfg.training.epochs, ">= 1"),
+        (cfg.training.batch_size >= 1, "training.batch_size", cfg.training.batch_size, ">= 1"),
+        (
+            cfg.training.learning_rate > 0,
+            "training.learning_rate",
+            cfg.training.learning_rate,
+            "> 0",
+        ),
+        (
+            cfg.training.noise_factor >= 0,
+            "training.noise_factor",
+            cfg.training.noise_factor,
+            ">= 0",
+        ),
+        (
+            0.0 <= cfg.training.holdout_fraction < 1.0,
+            "training.holdout_fraction",
+            cfg.training.holdout_fraction,
+            "in [0, 1)",
+        ),
+        (0.0 < cfg.threshold.q < 1.0, "threshold.q", cfg.threshold.q, "in (0, 1)"),
+    ]
+    for ok, key, value, allowed in checks:
+        if not ok:
+            raise PresetError(f"{key}: {value!r} is not allowed; must be {allowed}")
+    needs_holdout = (
+        cfg.training.validation == "holdout"
+        or cfg.threshold.fit_on == "holdout"
+        or cfg.training.early_stopping_patience is not None
+    )
+    if needs_holdout and cfg.training.holdout_fraction == 0.0:
+        raise PresetError(
+            "training.holdout_fraction: 0.0, but validation/threshold/early stopping use held-out "
+            "normal beats; set it to e.g. 0.2"
+        )
+
+
+def list_presets() -> list[str]:
+    """Names of the presets shipped with ecgwatch."""
+    folder = resources.files("training") / "presets"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_config(preset_or_path: str) -> TrainConfig:
+    """Load and validate a preset by name (``seed``…) or a YAML file by path.
+
+    Raises
+    ------
+    PresetError
+        Naming the key, the value and what is allowed.
+    """
+    path = Path(preset_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        text, origin = path.read_text(), str(path)
+    else:
+        res = resources.files("training") / "presets" / f"{preset_or_path}.yaml"
+        if not res.is_file():
+            raise PresetError(
+                f"--preset: {preset_or_path!r} is neither a preset ({', '.join(list_presets())})"
+                " nor a YAML file"
+            )
+        text, origin = res.read_text(), preset_or_path
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise PresetError(f"{origin}: not valid YAML: {exc}") from exc
+    return config_from_dict(data)
+
+
+def config_from_dict(data: Any) -> TrainConfig:
+    """Validate a plain mapping (a parsed preset, or ``detector.json``'s ``config``)."""
+    cfg = typing.cast(TrainConfig, _build(TrainConfig, data, ""))
+    _validate_ranges(cfg)
+    return cfg
