@@ -1,0 +1,176 @@
+"""The worker's metric contract: the one list every deploy test checks against.
+
+Rules, dashboards and docs may use only these names. A live test (a worker scraped over HTTP)
+will check the other direction: the worker exports exactly the ``ecg_*`` names below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "CONTRACT",
+    "OUTCOMES",
+    "REJECT_REASONS",
+    "SCRAPE_LABELS",
+    "SEVERITIES",
+    "STANDARD_SERIES",
+    "Metric",
+    "allowed_labels",
+    "base_metric",
+    "series_names",
+]
+
+OUTCOMES = frozenset({"scored", "rejected"})
+SEVERITIES = frozenset({"warning", "critical"})
+REJECT_REASONS = frozenset(
+    {
+        "invalid_json",
+        "not_utf8",
+        "missing_field",
+        "wrong_type",
+        "wrong_length",
+        "non_finite",
+        "not_numeric",
+        "wrong_shape",
+        "empty",
+        "too_large",
+        "invalid_value",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One exported metric family: its type, label names and (where closed) label values."""
+
+    name: str
+    type: str  # "counter" | "gauge" | "histogram"
+    help: str
+    unit: str = ""
+    labels: tuple[str, ...] = ()
+    # Label name -> every value the worker may emit; labels absent here are open-ended.
+    values: dict[str, frozenset[str]] = field(default_factory=dict)
+
+
+_METRICS = (
+    Metric(
+        "ecg_windows_total",
+        "counter",
+        "Windows consumed, by outcome.",
+        "windows",
+        ("outcome",),
+        {"outcome": OUTCOMES},
+    ),
+    Metric(
+        "ecg_windows_anomalous_total", "counter", "Scored windows over the threshold.", "windows"
+    ),
+    Metric(
+        "ecg_windows_rejected_total",
+        "counter",
+        "Windows sent to the dead-letter topic.",
+        "windows",
+        ("reason",),
+        {"reason": REJECT_REASONS},
+    ),
+    Metric(
+        "ecg_alerts_total",
+        "counter",
+        "Alerts published after the alert policy.",
+        "alerts",
+        ("severity",),
+        {"severity": SEVERITIES},
+    ),
+    Metric(
+        "ecg_reconstruction_error",
+        "histogram",
+        "Reconstruction error (MAE) per window.",
+        "MAE of normalised samples",
+    ),
+    Metric("ecg_scoring_batch_size", "histogram", "Windows per scoring call.", "windows"),
+    Metric("ecg_scoring_duration_seconds", "histogram", "Time of one scoring call.", "seconds"),
+    Metric(
+        "ecg_end_to_end_latency_seconds",
+        "histogram",
+        "Window timestamp to score produced.",
+        "seconds",
+    ),
+    Metric("ecg_model_info", "gauge", "Loaded model (value 1).", "", ("version", "kind")),
+    Metric(
+        "ecg_model_threshold",
+        "gauge",
+        "Anomaly threshold of the loaded model.",
+        "MAE of normalised samples",
+    ),
+    Metric("ecg_model_loaded", "gauge", "1 when a verified model is loaded, else 0.", ""),
+    Metric(
+        "ecg_consumer_lag",
+        "gauge",
+        "Messages behind the high watermark.",
+        "messages",
+        ("topic", "partition"),
+    ),
+    Metric(
+        "ecg_consumer_assigned_partitions",
+        "gauge",
+        "Partitions assigned to this worker.",
+        "partitions",
+    ),
+)
+
+#: name -> Metric for every ``ecg_*`` family the worker exports.
+CONTRACT: dict[str, Metric] = {m.name: m for m in _METRICS}
+
+#: Series that exist without the worker's own code: Prometheus's scrape series and
+#: prometheus_client's default process collector (Linux).
+STANDARD_SERIES = frozenset(
+    {
+        "up",
+        "scrape_duration_seconds",
+        "scrape_samples_scraped",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_start_time_seconds",
+        "process_open_fds",
+        "process_max_fds",
+    }
+)
+
+#: Labels Prometheus attaches at scrape time (target labels), usable on any series.
+SCRAPE_LABELS = frozenset({"job", "instance", "namespace", "pod", "service", "container"})
+
+_HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+
+
+def series_names() -> frozenset[str]:
+    """Every series name a query may select: counters/gauges as is, histograms' three series."""
+    names: set[str] = set(STANDARD_SERIES)
+    for m in _METRICS:
+        if m.type == "histogram":
+            names.update(m.name + s for s in _HISTOGRAM_SUFFIXES)
+        else:
+            names.add(m.name)
+    return frozenset(names)
+
+
+def base_metric(series: str) -> Metric | None:
+    """The contract family a series name belongs to (``x_bucket`` -> ``x``), or None."""
+    if series in CONTRACT:
+        return CONTRACT[series]
+    for suffix in _HISTOGRAM_SUFFIXES:
+        base = series.removesuffix(suffix)
+        if base != series and base in CONTRACT and CONTRACT[base].type == "histogram":
+            return CONTRACT[base]
+    return None
+
+
+def allowed_labels(series: str) -> frozenset[str]:
+    """Label names a selector on ``series`` may match (``le`` only on histogram buckets)."""
+    metric = base_metric(series)
+    labels = set(SCRAPE_LABELS)
+    if metric is not None:
+        labels.update(metric.labels)
+        if series.endswith("_bucket"):
+            labels.add("le")
+    return frozenset(labels)
