@@ -230,13 +230,10 @@ def _validate_samples(
         and arr.dtype.kind in "fi"
     ):
         f32 = arr.astype(np.float32)
-        ok = np.isfinite(f32).all(axis=1)
+        ok = np.asarray(np.isfinite(f32).all(axis=1))
         if ok.all():
             return list(f32)
-        result: list[np.ndarray | InvalidMessageError] = []
-        for i, row_ok in enumerate(ok):
-            result.append(f32[i] if row_ok else _one(samples[i]))
-        return result
+        return [f32[i] if ok[i] else _one(samples[i]) for i in range(len(f32))]
     return [_one(s) for s in samples]
 
 
@@ -255,8 +252,12 @@ def encode_json(record: dict[str, Any]) -> bytes:
 def encode_window_json(device_id: str, seq: int, ts: float, samples: Sequence[float]) -> bytes:
     """Encode one window in the documented JSON format (what producers send)."""
     return orjson.dumps(
-        {"device_id": device_id, "seq": int(seq), "ts": float(ts),
-         "samples": np.asarray(samples, dtype=np.float64)},
+        {
+            "device_id": device_id,
+            "seq": int(seq),
+            "ts": float(ts),
+            "samples": np.asarray(samples, dtype=np.float64),
+        },
         option=orjson.OPT_SERIALIZE_NUMPY,
     )
 
@@ -289,8 +290,7 @@ def dlq_record(
         "partition": partition,
         "offset": offset,
         "key_b64": base64.b64encode(key).decode() if key is not None else None,
-        "value_b64": base64.b64encode(raw[:DLQ_VALUE_CAP]).decode() if value is not None
-        else None,
+        "value_b64": base64.b64encode(raw[:DLQ_VALUE_CAP]).decode() if value is not None else None,
         "value_size": len(raw),
         "value_sha256": hashlib.sha256(raw).hexdigest(),
         "value_truncated": truncated,

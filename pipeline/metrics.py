@@ -8,8 +8,24 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["PipelineMetrics", "create_metrics"]
 
-_ERROR_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.05, 0.06, 0.08, 0.1,
-                  0.15, 0.2, 0.3, 0.5)
+_ERROR_BUCKETS = (
+    0.005,
+    0.01,
+    0.015,
+    0.02,
+    0.025,
+    0.03,
+    0.035,
+    0.04,
+    0.05,
+    0.06,
+    0.08,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+)
 _BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 _DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -47,34 +63,64 @@ def create_metrics(registry: CollectorRegistry | None = None) -> PipelineMetrics
     reg = registry if registry is not None else CollectorRegistry()
     return PipelineMetrics(
         registry=reg,
-        windows=Counter("ecg_windows", "Windows consumed, by outcome (scored or rejected).",
-                        ["outcome"], registry=reg),
-        anomalous=Counter("ecg_windows_anomalous", "Scored windows above the threshold.",
-                          registry=reg),
-        rejected=Counter("ecg_windows_rejected", "Messages sent to the dead-letter topic.",
-                         ["reason"], registry=reg),
-        alerts=Counter("ecg_alerts", "Alerts emitted after the alert policy.", ["severity"],
-                       registry=reg),
+        windows=Counter(
+            "ecg_windows",
+            "Windows consumed, by outcome (scored or rejected).",
+            ["outcome"],
+            registry=reg,
+        ),
+        anomalous=Counter(
+            "ecg_windows_anomalous", "Scored windows above the threshold.", registry=reg
+        ),
+        rejected=Counter(
+            "ecg_windows_rejected",
+            "Messages sent to the dead-letter topic.",
+            ["reason"],
+            registry=reg,
+        ),
+        alerts=Counter(
+            "ecg_alerts", "Alerts emitted after the alert policy.", ["severity"], registry=reg
+        ),
         reconstruction_error=Histogram(
-            "ecg_reconstruction_error", "Reconstruction error (MAE) of scored windows.",
-            buckets=_ERROR_BUCKETS, registry=reg),
-        batch_size=Histogram("ecg_scoring_batch_size", "Windows per scoring call.",
-                             buckets=_BATCH_BUCKETS, registry=reg),
+            "ecg_reconstruction_error",
+            "Reconstruction error (MAE) of scored windows.",
+            buckets=_ERROR_BUCKETS,
+            registry=reg,
+        ),
+        batch_size=Histogram(
+            "ecg_scoring_batch_size",
+            "Windows per scoring call.",
+            buckets=_BATCH_BUCKETS,
+            registry=reg,
+        ),
         scoring_duration=Histogram(
-            "ecg_scoring_duration_seconds", "Wall time of one batched scoring call.",
-            buckets=_DURATION_BUCKETS, registry=reg),
+            "ecg_scoring_duration_seconds",
+            "Wall time of one batched scoring call.",
+            buckets=_DURATION_BUCKETS,
+            registry=reg,
+        ),
         end_to_end_latency=Histogram(
             "ecg_end_to_end_latency_seconds",
             "Window ts (end of the window) to its score record being acknowledged.",
-            buckets=_LATENCY_BUCKETS, registry=reg),
-        model_info=Gauge("ecg_model_info", "The loaded model (value 1).", ["version", "kind"],
-                         registry=reg),
-        model_threshold=Gauge("ecg_model_threshold", "Decision threshold of the loaded model.",
-                              registry=reg),
-        model_loaded=Gauge("ecg_model_loaded", "1 when a verified model is loaded.",
-                           registry=reg),
-        consumer_lag=Gauge("ecg_consumer_lag", "Messages behind the high watermark.",
-                           ["topic", "partition"], registry=reg),
-        assigned_partitions=Gauge("ecg_consumer_assigned_partitions",
-                                  "Input partitions assigned to this worker.", registry=reg),
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        ),
+        model_info=Gauge(
+            "ecg_model_info", "The loaded model (value 1).", ["version", "kind"], registry=reg
+        ),
+        model_threshold=Gauge(
+            "ecg_model_threshold", "Decision threshold of the loaded model.", registry=reg
+        ),
+        model_loaded=Gauge("ecg_model_loaded", "1 when a verified model is loaded.", registry=reg),
+        consumer_lag=Gauge(
+            "ecg_consumer_lag",
+            "Messages behind the high watermark.",
+            ["topic", "partition"],
+            registry=reg,
+        ),
+        assigned_partitions=Gauge(
+            "ecg_consumer_assigned_partitions",
+            "Input partitions assigned to this worker.",
+            registry=reg,
+        ),
     )

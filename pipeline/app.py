@@ -1,0 +1,184 @@
+"""The Faust application: one agent on ``ecg.windows`` scoring micro-batches.
+
+Delivery is at-least-once. ``stream.take_events`` acks a batch's events only after the loop
+body finishes, and the body finishes only after every output record of the batch (scores,
+alerts, dead letters) is acknowledged by the broker; Faust commits acked offsets only. So a
+crash at any point re-delivers, never drops. ``exactly_once`` is not used (open upstream bugs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import weakref
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+
+from pipeline.processor import InRecord, OutRecord, WindowProcessor
+from pipeline.server import HealthState
+from pipeline.settings import WorkerSettings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+#: How long a cancelled agent may still spend finishing the delivery of its current batch.
+SHUTDOWN_DELIVERY_TIMEOUT_S = 15.0
+
+
+def create_app(
+    settings: WorkerSettings,
+    processor: WindowProcessor,
+    health: HealthState,
+    *,
+    partitions: int,
+) -> faust.App:
+    """Build the Faust app for one worker.
+
+    Parameters
+    ----------
+    settings : WorkerSettings
+        Kafka address, topics, batch size/timeout, group id.
+    processor : WindowProcessor
+        The batch logic (decode → score → records).
+    health : HealthState
+        Updated with partition assignment and an event-loop heartbeat.
+    partitions : int
+        Partition count of the windows topic (the alert-state table is co-partitioned).
+    """
+    app = faust.App(
+        settings.group_id,
+        broker=[f"kafka://{h.strip()}" for h in settings.bootstrap.split(",")],
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=partitions,
+        topic_disable_leader=True,
+        web_enabled=False,
+        store="memory://",
+        datadir=settings.data_dir,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=settings.commit_interval_s,
+        producer_acks=-1,
+        table_standby_replicas=0,
+    )
+    windows = app.topic(
+        settings.topics.windows, key_serializer="raw", value_serializer="raw", internal=False
+    )
+    # Alert state per device: co-partitioned with ecg.windows (both keyed by device id).
+    state = app.Table("alert-state", default=None, partitions=partitions)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
+    metrics = processor.metrics
+
+    async def deliver(records: Sequence[OutRecord]) -> None:
+        """Produce ``records`` and wait until the broker acknowledged every one of them."""
+        attempt = 0
+        while True:
+            try:
+                futures = [
+                    await app.producer.send(r.topic, r.key, r.value, None, None, None)
+                    for r in records
+                ]
+                await asyncio.gather(*futures)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker hiccup: resend all (duplicates are identifiable)
+                attempt += 1
+                delay = min(30.0, 0.5 * 2**attempt)
+                log.error(
+                    "delivering %d records failed (%r); retry %d in %.1f s",
+                    len(records),
+                    exc,
+                    attempt,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def handle(events: Sequence[Any]) -> None:
+        """Process one batch completely: compute, alert, deliver, then record latency."""
+        loop = asyncio.get_running_loop()
+        batch = [
+            InRecord(
+                e.message.topic,
+                e.message.partition,
+                e.message.offset,
+                e.message.key,
+                e.message.value,
+                e.message.headers,
+            )
+            for e in events
+        ]
+        try:
+            result = await loop.run_in_executor(executor, processor.compute, batch)
+        except Exception as exc:  # never reached for bad input; a bug must not stop us
+            log.exception("batch processing failed: %r", exc)
+            result = processor.fail_batch(batch, f"internal error: {exc!r}")
+
+        def enter(pos: int) -> None:
+            # Table writes go to the changelog partition of the window's own event.
+            _current_event.set(weakref.ref(events[pos]))
+
+        alerts = processor.alerts(result, state, enter)
+        await deliver(result.scores + alerts + result.dlq)
+        processor.delivered(result)
+
+    @app.agent(windows, name="score-windows")
+    async def score_windows(stream: Any) -> None:
+        # take_events acks the batch's events when this loop body ends, however it ends
+        # (even by an exception). So the body either completes the batch (outputs
+        # acknowledged by the broker) or ends the process before anything can be committed.
+        async for events in stream.take_events(
+            settings.batch_size, within=settings.batch_timeout_s
+        ):
+            task = asyncio.ensure_future(handle(events))
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                try:  # shutting down mid-batch: finish this batch first
+                    await asyncio.wait_for(task, SHUTDOWN_DELIVERY_TIMEOUT_S)
+                except BaseException:
+                    _die("could not finish a batch during shutdown")
+                raise
+            except BaseException as exc:
+                _die(f"unexpected error in the agent: {exc!r}")
+
+    @app.timer(interval=1.0)
+    async def heartbeat() -> None:
+        health.beat()
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic == settings.topics.windows]
+        health.assigned_partitions = len(assigned)
+        metrics.assigned_partitions.set(len(assigned))
+        gauge = metrics.consumer_lag
+        seen = set()
+        for tp in assigned:
+            try:
+                position = await app.consumer.position(tp)
+                high = app.consumer.highwater(tp)
+            except Exception:  # not fetched yet / mid-rebalance
+                continue
+            if position is None or high is None:
+                continue
+            gauge.labels(tp.topic, str(tp.partition)).set(max(0, int(high) - int(position)))
+            seen.add((tp.topic, str(tp.partition)))
+        # Partitions revoked in a rebalance must not keep reporting their old lag.
+        for labels in list(_label_sets(gauge)):
+            if labels not in seen:
+                gauge.remove(*labels)
+
+    return app
+
+
+def _die(why: str) -> None:
+    """Fail-stop: exit without letting Faust commit the offsets of an unfinished batch."""
+    log.critical("%s; exiting without committing (the batch will be re-processed)", why)
+    logging.shutdown()
+    os._exit(70)
+
+
+def _label_sets(gauge: Any) -> list[tuple[str, ...]]:
+    return list(getattr(gauge, "_metrics", {}).keys())

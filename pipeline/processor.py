@@ -1,0 +1,237 @@
+"""Transport-agnostic micro-batch logic: raw messages in, score/alert/dead-letter records out.
+
+The Faust agent (``pipeline.app``) feeds it batches; tests feed it lists. ``compute`` is pure
+CPU work (decode, validate, one detector call, encode) and runs in a worker thread so the
+event loop stays free; ``alerts`` touches the per-device alert state and runs on the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from detector import Artifact
+from pipeline.codec import dlq_record, encode_json
+from pipeline.decode import decode_records
+from pipeline.metrics import PipelineMetrics
+from pipeline.policy import AlertPolicy
+from pipeline.settings import TopicNames
+
+__all__ = ["BatchResult", "InRecord", "OutRecord", "WindowProcessor"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InRecord:
+    """One consumed Kafka message."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] | None = None
+
+
+@dataclass(frozen=True)
+class OutRecord:
+    """One record to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+@dataclass
+class BatchResult:
+    """Outputs of one micro-batch."""
+
+    scores: list[OutRecord] = field(default_factory=list)
+    dlq: list[OutRecord] = field(default_factory=list)
+    #: (position in the batch, device_id, seq, ts, score) of each anomalous window.
+    anomalies: list[tuple[int, str, int, float, float]] = field(default_factory=list)
+    window_ts: np.ndarray = field(default_factory=lambda: np.empty(0))
+    n_in: int = 0
+
+
+class WindowProcessor:
+    """Score micro-batches of ``ecg.windows`` messages with one artifact.
+
+    Parameters
+    ----------
+    artifact : Artifact
+        Verified model + threshold.
+    metrics : PipelineMetrics
+        Where counts and distributions go.
+    topics : TopicNames
+        Output topic names.
+    policy : AlertPolicy
+        Alert de-duplication policy.
+    max_message_bytes : int
+        Messages above this are dead-lettered as ``too_large``.
+    clock : callable
+        Wall clock (epoch seconds); injectable for tests.
+    """
+
+    def __init__(
+        self,
+        artifact: Artifact,
+        metrics: PipelineMetrics,
+        topics: TopicNames,
+        policy: AlertPolicy,
+        max_message_bytes: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.artifact = artifact
+        self.metrics = metrics
+        self.topics = topics
+        self.policy = policy
+        self.max_message_bytes = max_message_bytes
+        self.clock = clock
+        self.threshold = float(artifact.threshold.value)
+        self.version = artifact.version
+
+    # ------------------------------------------------------------ CPU part (thread)
+    def compute(self, records: Sequence[InRecord]) -> BatchResult:
+        """Decode, validate, score and encode one batch. Never raises for bad input."""
+        result = BatchResult(n_in=len(records))
+        decoded = decode_records(records, self.max_message_bytes)
+        now = self.clock()
+        for pos, reason, detail in decoded.rejected:
+            self._reject(result, records[pos], reason, detail, now)
+        if len(decoded.index) == 0:
+            return result
+        scores, failed = self._score(decoded.windows)
+        now = self.clock()
+        anomalous = scores > self.threshold
+        m = self.metrics
+        ok_rows = [i for i in range(len(scores)) if i not in failed]
+        for i in range(len(scores)):
+            if i in failed:
+                self._reject(result, records[decoded.index[i]], "scoring_error", failed[i], now)
+                continue
+            device_id, seq, ts = decoded.device_id[i], decoded.seq[i], decoded.ts[i]
+            score = float(scores[i])
+            record = {
+                "device_id": device_id,
+                "seq": seq,
+                "ts": ts,
+                "score": score,
+                "threshold": self.threshold,
+                "anomaly": bool(anomalous[i]),
+                "model_version": self.version,
+                "scored_at": now,
+            }
+            key = records[decoded.index[i]].key
+            result.scores.append(OutRecord(self.topics.scores, key, encode_json(record)))
+            if anomalous[i]:
+                result.anomalies.append((decoded.index[i], device_id, seq, ts, score))
+        good = np.asarray(ok_rows, dtype=np.int64)
+        result.window_ts = np.asarray(decoded.ts, dtype=np.float64)[good]
+        m.windows.labels("scored").inc(len(good))
+        m.anomalous.inc(len(result.anomalies))
+        for s in scores[good]:
+            m.reconstruction_error.observe(float(s))
+        return result
+
+    def fail_batch(self, records: Sequence[InRecord], detail: str) -> BatchResult:
+        """Dead-letter a whole batch (last resort when :meth:`compute` itself failed)."""
+        result = BatchResult(n_in=len(records))
+        now = self.clock()
+        for rec in records:
+            self._reject(result, rec, "scoring_error", detail, now)
+        return result
+
+    def _score(self, windows: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
+        """One detector call for the batch; per-window retry only if the batch call fails."""
+        t0 = time.perf_counter()
+        try:
+            scores = self.artifact.detector.score(windows)
+            failed: dict[int, str] = {}
+        except Exception as exc:  # a detector bug must not kill the agent or lose windows
+            log.exception("batch scoring failed (%s); retrying window by window", exc)
+            scores = np.zeros(len(windows), dtype=np.float32)
+            failed = {}
+            for i in range(len(windows)):
+                try:
+                    scores[i] = self.artifact.detector.score(windows[i : i + 1])[0]
+                except Exception as one:
+                    failed[i] = f"the detector failed on this window: {one}"
+        self.metrics.scoring_duration.observe(time.perf_counter() - t0)
+        self.metrics.batch_size.observe(len(windows))
+        return scores, failed
+
+    def _reject(
+        self, result: BatchResult, rec: InRecord, reason: str, detail: str, now: float
+    ) -> None:
+        log.warning(
+            "rejected %s/%d@%d: %s: %s", rec.topic, rec.partition, rec.offset, reason, detail
+        )
+        record = dlq_record(
+            reason=reason,
+            detail=detail,
+            topic=rec.topic,
+            partition=rec.partition,
+            offset=rec.offset,
+            key=rec.key,
+            value=rec.value,
+            rejected_at=now,
+        )
+        result.dlq.append(OutRecord(self.topics.dlq, rec.key, encode_json(record)))
+        self.metrics.windows.labels("rejected").inc()
+        self.metrics.rejected.labels(reason).inc()
+
+    # ------------------------------------------------------------ loop part
+    def alerts(
+        self,
+        result: BatchResult,
+        state: MutableMapping[str, Any],
+        enter: Callable[[int], None] | None = None,
+    ) -> list[OutRecord]:
+        """Apply the alert policy to the batch's anomalies (updates ``state``).
+
+        ``enter(position)`` is called before the state of each anomaly's device is touched
+        (the Faust agent uses it to make that window's event current, so the table writes
+        its changelog to the window's partition).
+        """
+        out = []
+        now = self.clock()
+        for pos, device_id, seq, ts, score in result.anomalies:
+            try:
+                if enter is not None:
+                    enter(pos)
+                severity = self.policy.decide(state, device_id, ts, score, self.threshold)
+            except Exception:
+                # Fail open: a broken de-duplication state must not swallow an alert.
+                log.exception("alert state unavailable for %s; alerting without de-dup", device_id)
+                severity = self.policy.severity(score, self.threshold)
+            if severity is None:
+                continue
+            alert = {
+                "alert_id": self.policy.alert_id(device_id, seq, self.version),
+                "device_id": device_id,
+                "seq": seq,
+                "ts": ts,
+                "score": score,
+                "threshold": self.threshold,
+                "severity": severity,
+                "model_version": self.version,
+                "detected_at": now,
+            }
+            out.append(OutRecord(self.topics.alerts, device_id.encode(), encode_json(alert)))
+            self.metrics.alerts.labels(severity).inc()
+        return out
+
+    def delivered(self, result: BatchResult) -> None:
+        """Record end-to-end latency once the batch's records are acknowledged."""
+        if len(result.window_ts):
+            lat = self.clock() - result.window_ts
+            hist = self.metrics.end_to_end_latency
+            for v in lat:
+                hist.observe(max(0.0, float(v)))

@@ -1,0 +1,111 @@
+"""The worker's HTTP endpoints: ``/metrics``, ``/healthz`` (liveness), ``/readyz`` (readiness).
+
+Served from a daemon thread (stdlib ``wsgiref``) so that a slow scrape never blocks the event
+loop, and so liveness reflects the loop: a Faust timer refreshes the heartbeat.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+__all__ = ["HealthState", "MetricsServer"]
+
+
+@dataclass
+class HealthState:
+    """What the probes report; written by the worker, read by the HTTP thread."""
+
+    model_loaded: bool = False
+    assigned_partitions: int = 0
+    heartbeat: float = field(default_factory=time.monotonic)
+    max_heartbeat_age_s: float = 30.0
+    started: bool = False
+
+    def beat(self) -> None:
+        """Called from the event loop: proves it is not stuck."""
+        self.heartbeat = time.monotonic()
+
+    def live(self) -> tuple[bool, str]:
+        """Liveness: the event loop ticked recently."""
+        age = time.monotonic() - self.heartbeat
+        if age > self.max_heartbeat_age_s:
+            return False, f"event loop silent for {age:.0f} s"
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        """Readiness: a verified model is loaded and input partitions are assigned."""
+        if not self.model_loaded:
+            return False, "model not loaded"
+        if self.assigned_partitions <= 0:
+            return False, "no input partition assigned (yet)"
+        return self.live()
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # scrapes every few seconds would flood the worker log
+
+
+class MetricsServer:
+    """HTTP server for metrics and probes.
+
+    Parameters
+    ----------
+    registry : CollectorRegistry
+        Registry to expose on ``/metrics``.
+    health : HealthState
+        Probe state.
+    host, port : str, int
+        Where to listen (port 0 picks a free port; see :attr:`port`).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        health: HealthState,
+        host: str = "0.0.0.0",
+        port: int = 9102,
+    ) -> None:
+        self.health = health
+        metrics_app = make_wsgi_app(registry)
+
+        def app(environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
+            path = environ.get("PATH_INFO", "")
+            if path in ("/healthz", "/readyz"):
+                ok, why = health.live() if path == "/healthz" else health.ready()
+                start(
+                    "200 OK" if ok else "503 Service Unavailable",
+                    [("Content-Type", "text/plain; charset=utf-8")],
+                )
+                return [why.encode() + b"\n"]
+            return metrics_app(environ, start)  # type: ignore[no-any-return]
+
+        self._httpd = make_server(
+            host, port, app, server_class=_Server, handler_class=_QuietHandler
+        )
+        self.port = int(self._httpd.server_port)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="metrics-http", daemon=True
+        )
+
+    def start(self) -> MetricsServer:
+        """Start serving in a daemon thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._httpd.shutdown()
+        self._httpd.server_close()

@@ -1,0 +1,89 @@
+"""Worker settings (validated by ``ecgwatch.config`` from YAML and environment)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.errors import PipelineConfigError
+
+__all__ = ["TopicNames", "WorkerSettings"]
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Names of the four topics (DESIGN.md defaults)."""
+
+    windows: str = "ecg.windows"
+    scores: str = "ecg.scores"
+    alerts: str = "ecg.alerts"
+    dlq: str = "ecg.windows.dlq"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything one worker process needs.
+
+    Parameters
+    ----------
+    bootstrap : str
+        Kafka bootstrap servers, ``HOST:PORT[,HOST:PORT]``.
+    registry : str
+        Model registry folder; the worker loads ``model_version`` from it.
+    model_version : str
+        A version name, or ``latest``.
+    group_id : str
+        Kafka consumer group (Faust app id); workers sharing it split the partitions.
+    batch_size : int
+        Most windows scored in one call (``stream.take`` max).
+    batch_timeout_s : float
+        Longest wait to fill a batch (``stream.take`` within): bounds added latency.
+    max_message_bytes : int
+        Larger messages are dead-lettered as ``too_large``.
+    metrics_port : int
+        Port of ``/metrics``, ``/healthz`` and ``/readyz`` (0 = disabled).
+    cooldown_s, critical_ratio : float
+        Alert policy (see ``pipeline.policy.AlertPolicy``).
+    device : str
+        ``auto`` | ``cpu`` | ``gpu``: where scoring runs.
+    """
+
+    bootstrap: str = "localhost:9092"
+    registry: str = "models"
+    model_version: str = "latest"
+    group_id: str = "ecgwatch"
+    topics: TopicNames = TopicNames()
+    batch_size: int = 1000
+    batch_timeout_s: float = 0.05
+    max_message_bytes: int = 64 * 1024
+    metrics_port: int = 9102
+    metrics_host: str = "0.0.0.0"
+    cooldown_s: float = 30.0
+    critical_ratio: float = 2.0
+    device: str = "auto"
+    data_dir: str = ".ecgwatch/worker"
+    commit_interval_s: float = 1.0
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.batch_size >= 1, "worker.batch_size", self.batch_size, ">= 1"),
+            (self.batch_timeout_s > 0, "worker.batch_timeout_s", self.batch_timeout_s, "> 0"),
+            (
+                self.max_message_bytes >= 1024,
+                "worker.max_message_bytes",
+                self.max_message_bytes,
+                ">= 1024",
+            ),
+            (0 <= self.metrics_port <= 65535, "worker.metrics_port", self.metrics_port, "0-65535"),
+            (
+                self.device in ("auto", "cpu", "gpu"),
+                "worker.device",
+                self.device,
+                "auto, cpu or gpu",
+            ),
+            (self.commit_interval_s > 0, "worker.commit_interval_s", self.commit_interval_s, "> 0"),
+            (bool(self.bootstrap.strip()), "kafka.bootstrap", self.bootstrap, "HOST:PORT"),
+        ]
+        for ok, key, value, allowed in checks:
+            if not ok:
+                raise PipelineConfigError(f"{key}: {value!r} is not allowed; must be {allowed}")

@@ -1,0 +1,126 @@
+"""Start one worker process: verify the model, check topics, serve metrics, run Faust."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from detector import ArtifactError, ModelRegistry, RegistryError
+from pipeline.codec import REJECT_REASONS
+from pipeline.errors import PipelineError
+from pipeline.metrics import PipelineMetrics, create_metrics
+from pipeline.policy import SEVERITIES, AlertPolicy
+from pipeline.processor import WindowProcessor
+from pipeline.server import HealthState, MetricsServer
+from pipeline.settings import WorkerSettings
+
+__all__ = ["load_model", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+
+def _select_device(device: str) -> None:
+    """Apply ``worker.device`` before any model is built (TensorFlow backend)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "cpu" and gpus:
+        tf.config.set_visible_devices([], "GPU")
+    elif device == "gpu" and not gpus:
+        raise PipelineError(
+            "worker.device: 'gpu' requested but TensorFlow sees no GPU; use 'auto' or 'cpu'"
+        )
+
+
+def load_model(settings: WorkerSettings) -> Any:
+    """Load and verify the configured model version, or explain why the worker cannot start."""
+    _select_device(settings.device)
+    try:
+        return ModelRegistry(settings.registry).load(settings.model_version)
+    except (ArtifactError, RegistryError) as exc:
+        raise PipelineError(f"refusing to start: {exc}") from exc
+
+
+def _zero_series(metrics: PipelineMetrics) -> None:
+    # Pre-create every labelled series at 0 so rate() sees 0 rather than "no data".
+    for outcome in ("scored", "rejected"):
+        metrics.windows.labels(outcome)
+    for reason in (*REJECT_REASONS, "scoring_error"):
+        metrics.rejected.labels(reason)
+    for severity in SEVERITIES:
+        metrics.alerts.labels(severity)
+
+
+def run_worker(settings: WorkerSettings) -> int:
+    """Run a worker until SIGINT/SIGTERM; returns the exit code.
+
+    Raises
+    ------
+    PipelineError
+        When there is no usable model or the topics do not exist.
+    """
+    import faust
+
+    from pipeline.app import create_app
+    from pipeline.topics import topic_partitions
+
+    artifact = load_model(settings)
+    t = settings.topics
+    try:
+        parts = topic_partitions(settings.bootstrap, [t.windows, t.scores, t.alerts, t.dlq])
+    except PipelineError:
+        raise
+    except Exception as exc:
+        raise PipelineError(
+            f"cannot reach Kafka at {settings.bootstrap}: {exc}; start a broker or pass --bootstrap"
+        ) from exc
+    missing = [n for n in (t.windows, t.scores, t.alerts, t.dlq) if n not in parts]
+    if missing:
+        raise PipelineError(
+            f"topics {missing} do not exist on {settings.bootstrap}; run `ecgwatch topics "
+            "create` first"
+        )
+    metrics = create_metrics()
+    _zero_series(metrics)
+    metrics.model_info.labels(artifact.version, artifact.detector.kind).set(1)
+    metrics.model_threshold.set(artifact.threshold.value)
+    metrics.model_loaded.set(1)
+    health = HealthState(model_loaded=True)
+    server = None
+    if settings.metrics_port:
+        server = MetricsServer(
+            metrics.registry, health, settings.metrics_host, settings.metrics_port
+        ).start()
+    processor = WindowProcessor(
+        artifact,
+        metrics,
+        settings.topics,
+        AlertPolicy(settings.cooldown_s, settings.critical_ratio),
+        settings.max_message_bytes,
+    )
+    app = create_app(settings, processor, health, partitions=parts[t.windows])
+    log.info(
+        "worker: model %s (threshold %.6f), metrics on :%s",
+        artifact.version,
+        artifact.threshold.value,
+        server.port if server else "-",
+    )
+    print(
+        f"[worker] model {artifact.version} threshold {artifact.threshold.value:.6f}; "
+        f"consuming {t.windows} from {settings.bootstrap}; metrics on "
+        f"http://localhost:{server.port if server else '-'}/metrics",
+        flush=True,
+    )
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
