@@ -142,9 +142,10 @@ def run_demo(opts: DemoOptions, out: Callable[[str], None] = print) -> dict[str,
         ]
         _say(f"starting the worker (log: {log})")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        log_fh = stack.enter_context(open(log, "wb"))
         worker = subprocess.Popen(
             cmd,
-            stdout=open(log, "wb"),
+            stdout=log_fh,
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
