@@ -88,6 +88,7 @@ class WorkerProcess:
     group_id: str = field(default_factory=lambda: f"it-{uuid.uuid4().hex[:10]}")
     batch_timeout_s: float = 0.05
     extra_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
     metrics_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -124,7 +125,7 @@ class WorkerProcess:
             self.proc = subprocess.Popen(
                 cmd,
                 cwd=REPO,
-                env=ecgwatch_env(topics_env(self.topics)),
+                env=ecgwatch_env({**topics_env(self.topics), **self.env}),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
