@@ -243,7 +243,8 @@ def _validate_samples(
         and arr.shape[1] == WINDOW_LENGTH
         and arr.dtype.kind in "fi"
     ):
-        f32 = arr.astype(np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf: rejected below
+            f32 = arr.astype(np.float32)
         ok = np.asarray(np.isfinite(f32).all(axis=1))
         if ok.all():
             return list(f32)

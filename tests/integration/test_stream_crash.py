@@ -84,7 +84,6 @@ def test_kill9_mid_replay_then_restart_loses_no_window(
     # A re-delivered window is scored again with the same score (duplicates are harmless).
     for r in records:
         assert r["score"] == got[(r["device_id"], r["seq"])]["score"]
-    print(
-        f"{len(records)} score records for {len(want)} windows; {sum(copies.values()) - len(want)} duplicates"
-    )
+    duplicates = sum(copies.values()) - len(want)
+    print(f"{len(records)} score records for {len(want)} windows ({duplicates} duplicates)")
     assert worker.stop() == 0, f"SIGTERM should stop the worker cleanly\n{worker.log_tail()}"
