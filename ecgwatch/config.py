@@ -50,16 +50,18 @@ class ConfigError(PipelineConfigError):
     """The configuration file or an override is invalid; the message names key and value."""
 
 
+class _EnvText(str):
+    """A raw environment value: parsed as YAML only where a number or bool is expected, so
+    ``ECGWATCH_KAFKA__GROUP_ID=007`` stays ``"007"`` and ``...=yes`` stays ``"yes"``."""
+
+
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
+        value = _EnvText(raw)
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
@@ -75,6 +77,13 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
+    if isinstance(value, _EnvText):
+        if isinstance(default, str):
+            return str(value)
+        try:
+            value = yaml.safe_load(value) if value != "" else ""
+        except yaml.YAMLError:
+            value = str(value)
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, int):

@@ -114,6 +114,14 @@ def _fields(doc: Any) -> tuple[str, int, float, Any]:
         raise InvalidMessageError(
             "invalid_value", f"device_id: {device_id[:40]!r} must be 1-256 characters"
         )
+    try:  # a lone surrogate (JSON "\ud800") decodes but cannot be written back as UTF-8
+        device_id.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidMessageError(
+            "invalid_value",
+            f"device_id: {device_id[:40]!r} has a lone UTF-16 surrogate at {exc.start}; "
+            "send valid Unicode",
+        ) from None
     if isinstance(seq, bool) or not isinstance(seq, int):
         raise InvalidMessageError(
             "wrong_type", f"seq: expected an integer, got {type(seq).__name__} {seq!r}"
@@ -124,9 +132,15 @@ def _fields(doc: Any) -> tuple[str, int, float, Any]:
         raise InvalidMessageError(
             "wrong_type", f"ts: expected epoch seconds (a number), got {type(ts).__name__}"
         )
-    if not math.isfinite(ts):
+    try:
+        ts_f = float(ts)
+    except OverflowError:  # an integer literal beyond float64 (e.g. 10**400)
+        raise InvalidMessageError(
+            "non_finite", "ts: the integer is too large for a float"
+        ) from None
+    if not math.isfinite(ts_f):
         raise InvalidMessageError("non_finite", f"ts: {ts!r} is not finite")
-    return device_id, seq, float(ts), doc["samples"]
+    return device_id, seq, ts_f, doc["samples"]
 
 
 def decode_window(
@@ -229,7 +243,8 @@ def _validate_samples(
         and arr.shape[1] == WINDOW_LENGTH
         and arr.dtype.kind in "fi"
     ):
-        f32 = arr.astype(np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf: rejected below
+            f32 = arr.astype(np.float32)
         ok = np.asarray(np.isfinite(f32).all(axis=1))
         if ok.all():
             return list(f32)

@@ -28,10 +28,12 @@ class _Record(Protocol):
 
 
 def _content_type(headers: Sequence[tuple[str, bytes]] | None) -> bytes:
+    """The media type of the ``content-type`` header, lower case, parameters dropped
+    (``application/json; charset=utf-8`` is JSON)."""
     if headers:
         for name, value in headers:
             if name.lower() == CONTENT_TYPE_HEADER:
-                return bytes(value or b"").strip().lower()
+                return bytes(value or b"").split(b";", 1)[0].strip().lower()
     return JSON_CONTENT_TYPE
 
 

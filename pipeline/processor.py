@@ -111,7 +111,7 @@ class WindowProcessor:
         now = self.clock()
         anomalous = scores > self.threshold
         m = self.metrics
-        ok_rows = [i for i in range(len(scores)) if i not in failed]
+        ok_rows = []
         for i in range(len(scores)):
             if i in failed:
                 self._reject(result, records[decoded.index[i]], "scoring_error", failed[i], now)
@@ -128,8 +128,14 @@ class WindowProcessor:
                 "model_version": self.version,
                 "scored_at": now,
             }
-            key = records[decoded.index[i]].key
-            result.scores.append(OutRecord(self.topics.scores, key, encode_json(record)))
+            rec = records[decoded.index[i]]
+            try:
+                value = encode_json(record)
+            except Exception as exc:  # one unencodable window must not fail the whole batch
+                self._reject(result, rec, "scoring_error", f"cannot encode its score: {exc}", now)
+                continue
+            ok_rows.append(i)
+            result.scores.append(OutRecord(self.topics.scores, rec.key, value))
             if anomalous[i]:
                 result.anomalies.append((decoded.index[i], device_id, seq, ts, score))
         good = np.asarray(ok_rows, dtype=np.int64)

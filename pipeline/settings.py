@@ -82,6 +82,8 @@ class WorkerSettings:
                 "auto, cpu or gpu",
             ),
             (self.commit_interval_s > 0, "worker.commit_interval_s", self.commit_interval_s, "> 0"),
+            (self.cooldown_s >= 0, "alerts.cooldown_s", self.cooldown_s, ">= 0"),
+            (self.critical_ratio > 1, "alerts.critical_ratio", self.critical_ratio, "> 1"),
             (bool(self.bootstrap.strip()), "kafka.bootstrap", self.bootstrap, "HOST:PORT"),
         ]
         for ok, key, value, allowed in checks:

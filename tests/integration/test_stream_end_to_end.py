@@ -1,0 +1,171 @@
+"""End to end on the real broker: replay the seed test split through a worker subprocess.
+
+One worker (module-scoped) on private topics serves both tests; the kcat test uses its own
+device id (``dev-x``), which the replay never uses, so the tests read disjoint records.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pipeline.policy import SEVERITIES, AlertPolicy
+from pipeline.replay import device_of, replay
+from pipeline.settings import TopicNames
+from tests.integration.conftest import SeedModel
+from tests.integration.stream import TopicReader, WorkerPool, WorkerProcess, by_window, new_topics
+
+pytestmark = pytest.mark.integration
+
+DEVICES = 10
+SCORE_FIELDS = {
+    "device_id",
+    "seq",
+    "ts",
+    "score",
+    "threshold",
+    "anomaly",
+    "model_version",
+    "scored_at",
+}
+ALERT_FIELDS = {
+    "alert_id",
+    "device_id",
+    "seq",
+    "ts",
+    "score",
+    "threshold",
+    "severity",
+    "model_version",
+    "detected_at",
+}
+
+
+@dataclass
+class Streamed:
+    topics: TopicNames
+    worker: WorkerProcess
+    x: np.ndarray
+    scores: dict[tuple[str, int], dict[str, Any]]
+    raw_scores: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def streamed(kafka_bootstrap: str, shared_data: Path, module_worker_pool: WorkerPool) -> Streamed:
+    """The 1000-window test split replayed over 10 devices and every score read back."""
+    from ecgwatch.commands.replay import load_windows
+
+    x, _ = load_windows(str(shared_data))
+    assert len(x) == 1000
+    topics = new_topics(kafka_bootstrap, "it.e2e")
+    worker = module_worker_pool.start(topics)
+    replay(x, bootstrap=kafka_bootstrap, topic=topics.windows, devices=DEVICES, progress=None)
+    want = {device_of(i, DEVICES) for i in range(len(x))}
+    with TopicReader(kafka_bootstrap, topics.scores) as reader:
+        records = reader.until(
+            lambda rs: want <= set(by_window(rs)), 90, "a score for every window", worker.log_tail
+        )
+    worker.assert_running()
+    return Streamed(topics, worker, x, by_window(records), list(records))
+
+
+def test_every_window_scored_like_offline(streamed: Streamed, seed_model: SeedModel) -> None:
+    offline = seed_model.offline_scores
+    assert len(offline) == len(streamed.x)
+    got = np.array([streamed.scores[device_of(i, DEVICES)]["score"] for i in range(len(offline))])
+    np.testing.assert_allclose(got, offline, rtol=0, atol=1e-5)
+    streamed_anomalies = {
+        i for i in range(len(offline)) if streamed.scores[device_of(i, DEVICES)]["anomaly"]
+    }
+    offline_anomalies = set(np.flatnonzero(offline > seed_model.threshold).tolist())
+    assert streamed_anomalies == offline_anomalies
+    assert 100 < len(offline_anomalies) < 900  # both classes present: the check means something
+    for r in streamed.raw_scores:
+        assert set(r) - {"_partition", "_offset"} == SCORE_FIELDS
+        assert r["threshold"] == pytest.approx(seed_model.threshold)
+        assert r["model_version"] == seed_model.version
+        assert r["scored_at"] >= r["ts"]
+    # Re-deliveries may duplicate a window, never change its score.
+    for r in streamed.raw_scores:
+        assert r["score"] == streamed.scores[(r["device_id"], r["seq"])]["score"]
+
+
+def expected_alerts(scores: dict[tuple[str, int], dict[str, Any]]) -> dict[str, str]:
+    """Replay the alert policy (worker defaults) over each device's anomalies in seq order."""
+    policy = AlertPolicy()
+    state: dict[str, Any] = {}
+    out = {}
+    per_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (device, _), r in sorted(scores.items()):
+        if device.startswith("dev-0") and r["anomaly"]:
+            per_device[device].append(r)
+    for device, rs in per_device.items():
+        for r in rs:
+            severity = policy.decide(state, device, r["ts"], r["score"], r["threshold"])
+            if severity is not None:
+                out[policy.alert_id(device, r["seq"], r["model_version"])] = severity
+    return out
+
+
+def test_alerts_follow_the_policy(
+    streamed: Streamed, kafka_bootstrap: str, seed_model: SeedModel
+) -> None:
+    want = expected_alerts(streamed.scores)
+    assert want, "the replay should raise alerts"
+    with TopicReader(kafka_bootstrap, streamed.topics.alerts) as reader:
+        alerts = [a for a in reader.drain() if a["device_id"].startswith("dev-0")]
+    for a in alerts:
+        assert set(a) - {"_partition", "_offset"} == ALERT_FIELDS
+        assert a["severity"] in SEVERITIES
+        assert a["model_version"] == seed_model.version
+        window = streamed.scores[(a["device_id"], a["seq"])]
+        assert window["anomaly"] and a["score"] == window["score"] and a["ts"] == window["ts"]
+        assert a["alert_id"] == AlertPolicy.alert_id(a["device_id"], a["seq"], a["model_version"])
+    assert {a["alert_id"]: a["severity"] for a in alerts} == want
+
+
+def _kcat() -> str:
+    path = shutil.which("kcat")
+    if path is None:
+        pytest.skip("kcat is not installed (Debian package kcat)")
+    return path
+
+
+def test_kcat_round_trip(streamed: Streamed, kafka_bootstrap: str, seed_model: SeedModel) -> None:
+    """A producer that is not ecgwatch writes the documented JSON; kcat reads the score back."""
+    kcat = _kcat()
+    samples = ", ".join(repr(float(v)) for v in streamed.x[0])
+    line = f'{{"device_id": "dev-x", "seq": 7, "ts": {time.time()}, "samples": [{samples}]}}\n'
+    subprocess.run(
+        [kcat, "-P", "-b", kafka_bootstrap, "-t", streamed.topics.windows, "-k", "dev-x"],
+        input=line.encode(),
+        check=True,
+        timeout=30,
+    )
+    deadline = time.monotonic() + 60
+    found: list[str] = []
+    while not found and time.monotonic() < deadline:
+        cmd = [kcat, "-C", "-b", kafka_bootstrap, "-t", streamed.topics.scores, "-e", "-q"]
+        out = subprocess.run(
+            [*cmd, "-f", "%k\t%s\n"],
+            capture_output=True,
+            check=True,
+            timeout=30,
+        ).stdout.decode()
+        found = [v for k, _, v in (ln.partition("\t") for ln in out.splitlines()) if k == "dev-x"]
+        if not found:
+            time.sleep(0.5)
+    assert found, f"no score for dev-x\n{streamed.worker.log_tail()}"
+    record = json.loads(found[0])
+    assert (record["device_id"], record["seq"]) == ("dev-x", 7)
+    assert record["score"] == pytest.approx(seed_model.offline_scores[0], abs=1e-5)
+    assert record["anomaly"] == bool(seed_model.offline_scores[0] > seed_model.threshold)

@@ -1,0 +1,126 @@
+"""``ecgwatch.config``: YAML file, ``ECGWATCH_<SECTION>__<KEY>`` environment, flag overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ecgwatch.config import ConfigError, load_settings
+from pipeline.settings import TopicNames, WorkerSettings
+
+
+def _yaml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "ecgwatch.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_file_or_env() -> None:
+    assert load_settings(environ={}) == WorkerSettings()
+
+
+def test_precedence_file_then_env_then_overrides(tmp_path: Path) -> None:
+    cfg = _yaml(tmp_path, "worker:\n  batch_size: 100\n  batch_timeout_s: 0.5\n")
+    env = {"ECGWATCH_WORKER__BATCH_SIZE": "200"}
+    assert load_settings(cfg, environ={}).batch_size == 100
+    s = load_settings(cfg, environ=env)
+    assert (s.batch_size, s.batch_timeout_s) == (200, 0.5)
+    s = load_settings(cfg, {"worker": {"batch_size": 300}}, environ=env)
+    assert (s.batch_size, s.batch_timeout_s) == (300, 0.5)
+
+
+def test_file_sections(tmp_path: Path) -> None:
+    cfg = _yaml(
+        tmp_path,
+        "kafka:\n  bootstrap: k1:9092,k2:9092\n  group_id: g\n  topics:\n    windows: in\n"
+        "alerts:\n  cooldown_s: 5\n  critical_ratio: 3\n",
+    )
+    s = load_settings(cfg, environ={})
+    assert s.bootstrap == "k1:9092,k2:9092" and s.group_id == "g"
+    assert s.topics == TopicNames(windows="in")
+    assert (s.cooldown_s, s.critical_ratio) == (5.0, 3.0)
+
+
+def test_env_topics_and_numbers() -> None:
+    s = load_settings(
+        environ={
+            "ECGWATCH_KAFKA__TOPICS__WINDOWS": "w",
+            "ECGWATCH_KAFKA__TOPICS__DLQ": "d",
+            "ECGWATCH_WORKER__METRICS_PORT": "9200",
+            "ECGWATCH_WORKER__BATCH_TIMEOUT_S": "1",
+            "ECGWATCH_TEST_BOOTSTRAP": "ignored: no section separator",
+            "OTHER__X": "ignored",
+        }
+    )
+    assert s.topics == TopicNames(windows="w", dlq="d")
+    assert s.metrics_port == 9200 and s.batch_timeout_s == 1.0
+
+
+@pytest.mark.parametrize("raw", ["007", "yes", "off", "null", "1e3", "12"])
+def test_env_strings_are_taken_literally(raw: str) -> None:
+    """Regression: env values were YAML-parsed even for string settings (``007`` -> ``7``,
+    ``yes`` -> a bool error)."""
+    s = load_settings(
+        environ={"ECGWATCH_KAFKA__GROUP_ID": raw, "ECGWATCH_KAFKA__TOPICS__ALERTS": raw}
+    )
+    assert s.group_id == raw and s.topics.alerts == raw
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"ECGWATCH_WORKER__BATCH_SIZE": "abc"}, ["worker.batch_size", "'abc'", "int"]),
+        ({"ECGWATCH_WORKER__BATCH_SIZE": "0"}, ["worker.batch_size", "0", ">= 1"]),
+        ({"ECGWATCH_WORKER__DEVICE": "tpu"}, ["worker.device", "'tpu'", "auto, cpu or gpu"]),
+        ({"ECGWATCH_WORKER__BATCH_SIZE": "true"}, ["worker.batch_size", "True", "bool"]),
+        ({"ECGWATCH_WORKER__NOPE": "1"}, ["worker.nope", "unknown key", "batch_size"]),
+        ({"ECGWATCH_NOPE__X": "1"}, ["nope", "unknown section", "kafka"]),
+        ({"ECGWATCH_KAFKA__TOPICS__BOGUS": "x"}, ["kafka.topics.bogus", "unknown topic"]),
+        ({"ECGWATCH_ALERTS__CRITICAL_RATIO": "0.5"}, ["alerts.critical_ratio", "0.5"]),
+    ],
+)
+def test_errors_name_key_value_and_what_is_allowed(env: dict[str, str], names: list[str]) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(environ=env)
+    for part in names:
+        assert part in str(exc.value)
+
+
+def test_override_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"worker\.metrics_port: 70000"):
+        load_settings(overrides={"worker": {"metrics_port": 70000}}, environ={})
+
+
+@pytest.mark.parametrize("key", ["sasl_password", "api_token", "client_secret"])
+def test_secrets_are_refused_in_the_file(tmp_path: Path, key: str) -> None:
+    cfg = _yaml(tmp_path, f"kafka:\n  {key}: hunter2\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(cfg, environ={})
+    msg = str(exc.value)
+    assert f"kafka.{key}" in msg and f"ECGWATCH_KAFKA__{key.upper()}" in msg
+    assert "hunter2" not in msg  # never echo a secret
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("worker: [1, 2]\n", "worker: expected a mapping"),
+        ("- a\n- b\n", "expected a mapping of sections"),
+        ("worker: {batch_size: 1\n", "not valid YAML"),
+        ("kafka:\n  topics: ecg\n", "kafka.topics: expected a mapping"),
+        ("kafka:\n  topics:\n    windows: ''\n", "non-empty topic name"),
+    ],
+)
+def test_bad_files(tmp_path: Path, text: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        load_settings(_yaml(tmp_path, text), environ={})
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.yaml", environ={})
+
+
+def test_empty_file_is_the_defaults(tmp_path: Path) -> None:
+    assert load_settings(_yaml(tmp_path, ""), environ={}) == WorkerSettings()
