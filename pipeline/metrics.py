@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 __all__ = ["PipelineMetrics", "create_metrics"]
 
@@ -60,7 +60,11 @@ def create_metrics(registry: CollectorRegistry | None = None) -> PipelineMetrics
         Where to register; a fresh private registry by default, so tests and several
         workers in one process never collide.
     """
-    reg = registry if registry is not None else CollectorRegistry()
+    if registry is None:
+        reg = CollectorRegistry()
+        ProcessCollector(registry=reg)  # process_* (RSS, CPU, fds), as the default registry has
+    else:
+        reg = registry
     return PipelineMetrics(
         registry=reg,
         windows=Counter(

@@ -84,6 +84,9 @@ def run_worker(settings: WorkerSettings) -> int:
             f"topics {missing} do not exist on {settings.bootstrap}; run `ecgwatch topics "
             "create` first"
         )
+    from prometheus_client import disable_created_metrics
+
+    disable_created_metrics()  # *_created samples only double the series count for Prometheus
     metrics = create_metrics()
     _zero_series(metrics)
     metrics.model_info.labels(artifact.version, artifact.detector.kind).set(1)

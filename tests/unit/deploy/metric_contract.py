@@ -36,6 +36,8 @@ REJECT_REASONS = frozenset(
         "empty",
         "too_large",
         "invalid_value",
+        "unknown_encoding",
+        "scoring_error",
     }
 )
 
