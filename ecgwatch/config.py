@@ -24,7 +24,12 @@ ENV_PREFIX = "ECGWATCH_"
 
 #: section -> key -> WorkerSettings field (``topics`` is nested).
 _LAYOUT: dict[str, dict[str, str]] = {
-    "kafka": {"bootstrap": "bootstrap", "group_id": "group_id", "topics": "topics"},
+    "kafka": {
+        "bootstrap": "bootstrap",
+        "group_id": "group_id",
+        "topics": "topics",
+        "session_timeout_s": "session_timeout_s",
+    },
     "worker": {
         k: k
         for k in (

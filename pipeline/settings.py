@@ -62,6 +62,8 @@ class WorkerSettings:
     device: str = "auto"
     data_dir: str = ".ecgwatch/worker"
     commit_interval_s: float = 1.0
+    #: A crashed worker's partitions move to the others after this long (Faust's default is 60).
+    session_timeout_s: float = 10.0
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -84,6 +86,12 @@ class WorkerSettings:
             (self.commit_interval_s > 0, "worker.commit_interval_s", self.commit_interval_s, "> 0"),
             (self.cooldown_s >= 0, "alerts.cooldown_s", self.cooldown_s, ">= 0"),
             (self.critical_ratio > 1, "alerts.critical_ratio", self.critical_ratio, "> 1"),
+            (
+                1 <= self.session_timeout_s <= 300,
+                "kafka.session_timeout_s",
+                self.session_timeout_s,
+                "1-300",
+            ),
             (bool(self.bootstrap.strip()), "kafka.bootstrap", self.bootstrap, "HOST:PORT"),
         ]
         for ok, key, value, allowed in checks:
