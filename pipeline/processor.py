@@ -11,14 +11,14 @@ import logging
 import time
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from detector import Artifact
 from pipeline.codec import dlq_record, encode_json
 from pipeline.decode import decode_records
-from pipeline.metrics import PipelineMetrics
+from pipeline.metrics import PipelineMetrics, observe_many
 from pipeline.policy import AlertPolicy
 from pipeline.settings import TopicNames
 
@@ -27,9 +27,8 @@ __all__ = ["BatchResult", "InRecord", "OutRecord", "WindowProcessor"]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class InRecord:
-    """One consumed Kafka message."""
+class InRecord(NamedTuple):
+    """One consumed Kafka message (aiokafka's ``ConsumerRecord`` has the same attributes)."""
 
     topic: str
     partition: int
@@ -39,9 +38,8 @@ class InRecord:
     headers: Sequence[tuple[str, bytes]] | None = None
 
 
-@dataclass(frozen=True)
-class OutRecord:
-    """One record to produce."""
+class OutRecord(NamedTuple):
+    """One record to produce (a named tuple: built once per window, so it must be cheap)."""
 
     topic: str
     key: bytes | None
@@ -109,35 +107,39 @@ class WindowProcessor:
             return result
         scores, failed = self._score(decoded.windows)
         now = self.clock()
-        anomalous = scores > self.threshold
         m = self.metrics
-        ok_rows = [i for i in range(len(scores)) if i not in failed]
-        for i in range(len(scores)):
-            if i in failed:
-                self._reject(result, records[decoded.index[i]], "scoring_error", failed[i], now)
+        # The one per-window loop left: one dict, one orjson call and one tuple per score
+        # record. Everything else (threshold test, metrics) is done per batch.
+        topic, threshold, version = self.topics.scores, self.threshold, self.version
+        append, anomalies = result.scores.append, result.anomalies
+        index = decoded.index
+        for i, (pos, device_id, seq, ts, score) in enumerate(
+            zip(index, decoded.device_id, decoded.seq, decoded.ts, scores.tolist(), strict=True)
+        ):
+            if failed and i in failed:
+                self._reject(result, records[pos], "scoring_error", failed[i], now)
                 continue
-            device_id, seq, ts = decoded.device_id[i], decoded.seq[i], decoded.ts[i]
-            score = float(scores[i])
+            anomaly = score > threshold
             record = {
                 "device_id": device_id,
                 "seq": seq,
                 "ts": ts,
                 "score": score,
-                "threshold": self.threshold,
-                "anomaly": bool(anomalous[i]),
-                "model_version": self.version,
+                "threshold": threshold,
+                "anomaly": anomaly,
+                "model_version": version,
                 "scored_at": now,
             }
-            key = records[decoded.index[i]].key
-            result.scores.append(OutRecord(self.topics.scores, key, encode_json(record)))
-            if anomalous[i]:
-                result.anomalies.append((decoded.index[i], device_id, seq, ts, score))
-        good = np.asarray(ok_rows, dtype=np.int64)
+            append(OutRecord(topic, records[pos].key, encode_json(record)))
+            if anomaly:
+                anomalies.append((pos, device_id, seq, ts, score))
+        good = np.ones(len(scores), dtype=bool)
+        if failed:
+            good[list(failed)] = False
         result.window_ts = np.asarray(decoded.ts, dtype=np.float64)[good]
-        m.windows.labels("scored").inc(len(good))
+        m.windows.labels("scored").inc(int(good.sum()))
         m.anomalous.inc(len(result.anomalies))
-        for s in scores[good]:
-            m.reconstruction_error.observe(float(s))
+        observe_many(m.reconstruction_error, scores[good])
         return result
 
     def fail_batch(self, records: Sequence[InRecord], detail: str) -> BatchResult:
@@ -231,7 +233,5 @@ class WindowProcessor:
     def delivered(self, result: BatchResult) -> None:
         """Record end-to-end latency once the batch's records are acknowledged."""
         if len(result.window_ts):
-            lat = self.clock() - result.window_ts
-            hist = self.metrics.end_to_end_latency
-            for v in lat:
-                hist.observe(max(0.0, float(v)))
+            lat = np.maximum(self.clock() - result.window_ts, 0.0)
+            observe_many(self.metrics.end_to_end_latency, lat)
