@@ -52,7 +52,7 @@ def main(argv: list[str]) -> None:
                     json.dump({"windows": state["n"], "seconds": seconds}, fh)
                 os._exit(0)
 
-    sys.argv = [sys.argv[0], "worker", "--loglevel", "warning"]
+    sys.argv = [sys.argv[0], "worker", "--loglevel", "warn"]
     app.main()
 
 

@@ -40,9 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``ecgwatch bench``."""
+    import logging
+
     from benchmarks.harness import BenchOptions, run_bench
     from benchmarks.report import format_report
 
+    # Leader elections right after the benchmark creates its topics cause retried produce
+    # warnings; they are harmless (the fill waits for every ack).
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     quick = args.quick
     opts = BenchOptions(
         windows=args.windows or (20_000 if quick else 200_000),
