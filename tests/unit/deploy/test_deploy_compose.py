@@ -101,7 +101,7 @@ def test_worker_scales_and_is_scraped_on_its_metrics_port() -> None:
 
 def test_worker_and_train_reach_kafka_and_share_the_registry() -> None:
     s = _services()
-    host, port = s["worker"]["environment"]["ECGWATCH_KAFKA__BOOTSTRAP_SERVERS"].split(":")
+    host, port = s["worker"]["environment"]["ECGWATCH_KAFKA__BOOTSTRAP"].split(":")
     assert host == "kafka"
     advertised = s["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     assert f"//kafka:{port}" in advertised
