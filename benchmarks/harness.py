@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.kafka_io import create_topics, fill, raw_consume, read_score_times
+from benchmarks.kafka_io import create_topics, fill, raw_consume, read_score_times, wait_committed
 from benchmarks.scorer import bench_scorer
 from benchmarks.worker_runs import Worker, measure_latency
 
@@ -90,10 +90,11 @@ def _worker_rate(
     """Windows/s of one worker: first batch consumed → last score record appended."""
     w = Worker(tmp, bootstrap, registry, windows_topic, prefix, engine)
     try:
-        got, last = read_score_times(bootstrap, w.scores, n, timeout_s=600)
+        wait_committed(bootstrap, prefix, windows_topic, n, timeout_s=900)
         rss.append(w.rss_mb())
     finally:
         w.stop()
+    got, last = read_score_times(bootstrap, w.scores, n, timeout_s=60)
     if got < n or w.first_at is None:
         raise RuntimeError(f"worker {prefix} scored {got}/{n} windows:\n{w.tail()}")
     return n / max(last - w.first_at, 1e-6)

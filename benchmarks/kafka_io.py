@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["create_topics", "fill", "raw_consume", "read_score_times"]
+__all__ = ["create_topics", "fill", "raw_consume", "read_score_times", "wait_committed"]
 
 Encoder = Callable[[str, int, float, np.ndarray], tuple[bytes, list[tuple[str, bytes]]]]
 
@@ -161,5 +161,28 @@ def read_score_times(bootstrap: str, topic: str, n: int, timeout_s: float) -> tu
                         seen.add(key)
                         last = max(last, m.timestamp / 1000.0)
         return len(seen), last
+    finally:
+        consumer.close()
+
+
+def wait_committed(bootstrap: str, group: str, topic: str, n: int, timeout_s: float) -> bool:
+    """Wait until ``group`` has committed ``n`` records of ``topic`` (polled, 4 times a second).
+
+    Cheap on purpose: reading the score records while the worker runs would take CPU from
+    it on a 2-core machine; they are read afterwards (:func:`read_score_times`).
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","), group_id=group, enable_auto_commit=False
+    )
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if sum(consumer.committed(tp) or 0 for tp in tps) >= n:
+                return True
+            time.sleep(0.25)
+        return False
     finally:
         consumer.close()
