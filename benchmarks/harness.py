@@ -143,6 +143,7 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
             "json": f"bench.{run}.windows.json",
             "binary": f"bench.{run}.windows.binary",
             "latency": f"bench.{run}.windows.latency",
+            "floor": f"bench.{run}.windows.floor",
         }
         names = {t: opts.partitions for t in topics.values()}
         outs = []
@@ -204,6 +205,15 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
                 )
         _say(f"naive baseline on {opts.naive_windows} windows")
         naive = _naive(bootstrap, topics["json"], registry, opts.naive_windows, tmp)
+        _say(f"latency floor: produce -> consume at {opts.latency_rate:,.0f}/s, no worker")
+        floor = measure_latency(
+            bootstrap,
+            topics["floor"],
+            topics["floor"],
+            beats,
+            opts.latency_rate,
+            min(opts.latency_s, 10.0),
+        )
         _say(f"latency at {opts.latency_rate:,.0f}/s for {opts.latency_s:.0f} s")
         w = Worker(tmp, bootstrap, registry, topics["latency"], f"bench.{run}.lat", "batch")
         try:
@@ -232,6 +242,7 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
             ),
         },
         "latency_ms": {**lat, "rate": opts.latency_rate, "seconds": opts.latency_s},
+        "latency_floor_ms": floor,
         "scorer_windows_per_s": scorer["detector"],
         "keras_windows_per_s": scorer["keras"],
         "numpy_windows_per_s": scorer["numpy"],

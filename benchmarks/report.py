@@ -60,6 +60,10 @@ def format_report(r: dict[str, Any]) -> str:
             if lat["n"]
             else "no scores seen"
         ),
+        f"broker floor (produce -> consume, no worker): p50 {r['latency_floor_ms']['p50']:.1f} "
+        f"ms, p99 {r['latency_floor_ms']['p99']:.1f} ms"
+        if r.get("latency_floor_ms", {}).get("n")
+        else "broker floor: not measured",
         "",
         f"{'scorer (windows/s)':<20}{'batch 1':>12}{'32':>12}{'256':>12}{'4096':>12}",
     ]
