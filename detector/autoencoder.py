@@ -65,6 +65,8 @@ class AutoencoderDetector:
         self.normaliser = MinMaxNormaliser()
         self.model: Any = None
         self._forward: Any = None
+        #: ``keras`` or ``numpy``: what scores (see :meth:`use_engine`).
+        self.engine = "keras"
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -154,6 +156,7 @@ class AutoencoderDetector:
             verbose=verbose,
         )
         self._forward = None
+        self.engine = "keras"
         h = hist.history
         return FitHistory(
             loss=[float(v) for v in h.get("loss", [])],
@@ -162,6 +165,34 @@ class AutoencoderDetector:
         )
 
     # ------------------------------------------------------------------ scoring
+    def use_engine(self, engine: str = "auto") -> str:
+        """Choose what computes the forward pass; returns the engine in use.
+
+        Parameters
+        ----------
+        engine : {"auto", "numpy", "keras"}
+            ``numpy``: a NumPy pass over the same weights (Dense chains only, checked
+            against Keras to 1e-5 when built; see :mod:`detector.fastpath`). ``auto`` takes
+            it when available. ``keras``: the backend's compiled call (use it on a GPU).
+        """
+        if engine not in ("auto", "numpy", "keras"):
+            raise DetectorConfigError(f"engine: {engine!r} must be auto, numpy or keras")
+        if self.model is None:
+            raise NotFittedError("AutoencoderDetector: call fit() or load an artifact first")
+        self._forward = None
+        self.engine = "keras"
+        if engine != "keras":
+            from detector.fastpath import numpy_forward
+
+            fn = numpy_forward(self.model, self.window_length)
+            if fn is not None:
+                self._forward, self.engine = fn, "numpy"
+            elif engine == "numpy":
+                raise DetectorConfigError(
+                    f"engine: 'numpy' needs a plain Dense chain; kind {self.kind!r} is not one"
+                )
+        return self.engine
+
     def _forward_fn(self) -> Any:
         """A compiled ``x -> reconstruction`` for the backend in use (built once)."""
         if self.model is None:

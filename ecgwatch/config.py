@@ -41,6 +41,7 @@ _LAYOUT: dict[str, dict[str, str]] = {
             "metrics_port",
             "metrics_host",
             "device",
+            "engine",
             "data_dir",
             "commit_interval_s",
             "log_level",

@@ -230,8 +230,10 @@ def _validate_samples(
     """Vectorised check of all sample lists; precise per-row errors only where needed."""
     arr: np.ndarray | None = None
     # JSON booleans would silently become 1.0/0.0 in a float array: rows whose bytes
-    # contain a boolean literal take the exact per-element path.
-    suspicious = [b"true" in r or b"false" in r for r in raw]
+    # contain a boolean literal take the exact per-element path. Pre-filter with two
+    # single-byte searches (memchr): no key of the format and no number contains "u" or
+    # "f", while "true" and "false" do; the substring scans then run for few rows only.
+    suspicious = [(b"u" in r or b"f" in r) and (b"true" in r or b"false" in r) for r in raw]
     if not any(suspicious):
         try:
             arr = np.array(samples)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
-__all__ = ["PipelineMetrics", "create_metrics"]
+__all__ = ["PipelineMetrics", "create_metrics", "observe_many"]
 
 _ERROR_BUCKETS = (
     0.005,
@@ -128,3 +129,28 @@ def create_metrics(registry: CollectorRegistry | None = None) -> PipelineMetrics
             registry=reg,
         ),
     )
+
+
+def observe_many(histogram: Histogram, values: np.ndarray) -> None:
+    """Observe every value of ``values`` at once (same result as ``observe`` per value).
+
+    One ``searchsorted`` + ``bincount`` per batch instead of a locked Python call per window:
+    at tens of thousands of windows a second the per-value calls cost more than the scoring.
+    Falls back to per-value ``observe`` if ``prometheus_client``'s internals ever change.
+    """
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if arr.size == 0:
+        return
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for v in arr.tolist():
+            histogram.observe(v)
+        return
+    # observe() counts a value in the first bucket whose upper bound is >= the value.
+    idx = np.searchsorted(np.asarray(bounds, dtype=np.float64), arr, side="left")
+    counts = np.bincount(idx, minlength=len(bounds))
+    for i in np.flatnonzero(counts[: len(bounds)]).tolist():
+        buckets[i].inc(int(counts[i]))
+    total.inc(float(arr.sum()))

@@ -11,14 +11,14 @@ import logging
 import time
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from detector import Artifact
 from pipeline.codec import dlq_record, encode_json
 from pipeline.decode import decode_records
-from pipeline.metrics import PipelineMetrics
+from pipeline.metrics import PipelineMetrics, observe_many
 from pipeline.policy import AlertPolicy
 from pipeline.settings import TopicNames
 
@@ -27,9 +27,8 @@ __all__ = ["BatchResult", "InRecord", "OutRecord", "WindowProcessor"]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class InRecord:
-    """One consumed Kafka message."""
+class InRecord(NamedTuple):
+    """One consumed Kafka message (aiokafka's ``ConsumerRecord`` has the same attributes)."""
 
     topic: str
     partition: int
@@ -39,9 +38,8 @@ class InRecord:
     headers: Sequence[tuple[str, bytes]] | None = None
 
 
-@dataclass(frozen=True)
-class OutRecord:
-    """One record to produce."""
+class OutRecord(NamedTuple):
+    """One record to produce (a named tuple: built once per window, so it must be cheap)."""
 
     topic: str
     key: bytes | None
@@ -109,41 +107,45 @@ class WindowProcessor:
             return result
         scores, failed = self._score(decoded.windows)
         now = self.clock()
-        anomalous = scores > self.threshold
         m = self.metrics
-        ok_rows = []
-        for i in range(len(scores)):
-            if i in failed:
-                self._reject(result, records[decoded.index[i]], "scoring_error", failed[i], now)
+        # The one per-window loop left: one dict, one orjson call and one tuple per score
+        # record. Everything else (threshold test, metrics) is done per batch.
+        topic, threshold, version = self.topics.scores, self.threshold, self.version
+        append, anomalies = result.scores.append, result.anomalies
+        index = decoded.index
+        for i, (pos, device_id, seq, ts, score) in enumerate(
+            zip(index, decoded.device_id, decoded.seq, decoded.ts, scores.tolist(), strict=True)
+        ):
+            if failed and i in failed:
+                self._reject(result, records[pos], "scoring_error", failed[i], now)
                 continue
-            device_id, seq, ts = decoded.device_id[i], decoded.seq[i], decoded.ts[i]
-            score = float(scores[i])
+            anomaly = score > threshold
             record = {
                 "device_id": device_id,
                 "seq": seq,
                 "ts": ts,
                 "score": score,
-                "threshold": self.threshold,
-                "anomaly": bool(anomalous[i]),
-                "model_version": self.version,
+                "threshold": threshold,
+                "anomaly": anomaly,
+                "model_version": version,
                 "scored_at": now,
             }
-            rec = records[decoded.index[i]]
             try:
                 value = encode_json(record)
             except Exception as exc:  # one unencodable window must not fail the whole batch
-                self._reject(result, rec, "scoring_error", f"cannot encode its score: {exc}", now)
+                failed[i] = f"cannot encode its score: {exc}"
+                self._reject(result, records[pos], "scoring_error", failed[i], now)
                 continue
-            ok_rows.append(i)
-            result.scores.append(OutRecord(self.topics.scores, rec.key, value))
-            if anomalous[i]:
-                result.anomalies.append((decoded.index[i], device_id, seq, ts, score))
-        good = np.asarray(ok_rows, dtype=np.int64)
+            append(OutRecord(topic, records[pos].key, value))
+            if anomaly:
+                anomalies.append((pos, device_id, seq, ts, score))
+        good = np.ones(len(scores), dtype=bool)
+        if failed:
+            good[list(failed)] = False
         result.window_ts = np.asarray(decoded.ts, dtype=np.float64)[good]
-        m.windows.labels("scored").inc(len(good))
+        m.windows.labels("scored").inc(int(good.sum()))
         m.anomalous.inc(len(result.anomalies))
-        for s in scores[good]:
-            m.reconstruction_error.observe(float(s))
+        observe_many(m.reconstruction_error, scores[good])
         return result
 
     def fail_batch(self, records: Sequence[InRecord], detail: str) -> BatchResult:
@@ -237,7 +239,5 @@ class WindowProcessor:
     def delivered(self, result: BatchResult) -> None:
         """Record end-to-end latency once the batch's records are acknowledged."""
         if len(result.window_ts):
-            lat = self.clock() - result.window_ts
-            hist = self.metrics.end_to_end_latency
-            for v in lat:
-                hist.observe(max(0.0, float(v)))
+            lat = np.maximum(self.clock() - result.window_ts, 0.0)
+            observe_many(self.metrics.end_to_end_latency, lat)

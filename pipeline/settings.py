@@ -44,7 +44,12 @@ class WorkerSettings:
     cooldown_s, critical_ratio : float
         Alert policy (see ``pipeline.policy.AlertPolicy``).
     device : str
-        ``auto`` | ``cpu`` | ``gpu``: where scoring runs.
+        ``auto`` | ``cpu`` | ``gpu``: where scoring runs. ``cpu`` (and ``auto`` when no GPU is
+        visible) scores dense models with a NumPy pass of the same weights; ``gpu`` uses Keras.
+    engine : str
+        ``faust`` (a Faust agent with a table for alert state) or ``batch`` (aiokafka
+        ``getmany`` micro-batches, manual commits; several times faster, alert de-dup state
+        in memory). See ``docs/performance.md``.
     """
 
     bootstrap: str = "localhost:9092"
@@ -60,6 +65,7 @@ class WorkerSettings:
     cooldown_s: float = 30.0
     critical_ratio: float = 2.0
     device: str = "auto"
+    engine: str = "faust"
     data_dir: str = ".ecgwatch/worker"
     commit_interval_s: float = 1.0
     #: A crashed worker's partitions move to the others after this long (Faust's default is 60).
@@ -82,6 +88,12 @@ class WorkerSettings:
                 "worker.device",
                 self.device,
                 "auto, cpu or gpu",
+            ),
+            (
+                self.engine in ("faust", "batch"),
+                "worker.engine",
+                self.engine,
+                "faust or batch",
             ),
             (self.commit_interval_s > 0, "worker.commit_interval_s", self.commit_interval_s, "> 0"),
             (self.cooldown_s >= 0, "alerts.cooldown_s", self.cooldown_s, ">= 0"),

@@ -19,30 +19,53 @@ __all__ = ["load_model", "run_worker"]
 log = logging.getLogger(__name__)
 
 
-def _select_device(device: str) -> None:
-    """Apply ``worker.device`` before any model is built (TensorFlow backend)."""
+def _select_device(device: str) -> bool:
+    """Apply ``worker.device`` before any model is built; returns whether a GPU is used."""
     import keras
 
-    if keras.backend.backend() != "tensorflow":
-        return
-    import tensorflow as tf
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
-    if device == "cpu" and gpus:
-        tf.config.set_visible_devices([], "GPU")
-    elif device == "gpu" and not gpus:
+        gpus = tf.config.list_physical_devices("GPU")
+        if device == "cpu" and gpus:
+            tf.config.set_visible_devices([], "GPU")
+    elif keras.backend.backend() == "torch":
+        import torch
+
+        gpus = [0] if torch.cuda.is_available() else []
+    else:
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    if device == "gpu" and not gpus:
         raise PipelineError(
-            "worker.device: 'gpu' requested but TensorFlow sees no GPU; use 'auto' or 'cpu'"
+            f"worker.device: 'gpu' requested but {keras.backend.backend()} sees no GPU; "
+            "use 'auto' or 'cpu'"
         )
+    return bool(gpus) and device != "cpu"
 
 
 def load_model(settings: WorkerSettings) -> Any:
-    """Load and verify the configured model version, or explain why the worker cannot start."""
-    _select_device(settings.device)
+    """Load and verify the configured model version, or explain why the worker cannot start.
+
+    On the CPU (``device: cpu``, or ``auto`` without a GPU) dense models score with a NumPy
+    pass of the same weights (checked against Keras to 1e-5); on a GPU, Keras scores.
+    """
+    on_gpu = _select_device(settings.device)
     try:
-        return ModelRegistry(settings.registry).load(settings.model_version)
+        artifact = ModelRegistry(settings.registry).load(settings.model_version)
     except (ArtifactError, RegistryError) as exc:
         raise PipelineError(f"refusing to start: {exc}") from exc
+    engine = artifact.detector.use_engine("keras" if on_gpu else "auto")
+    if engine == "numpy":
+        # Matrices of (1000 x 140) @ (140 x 32) are too small for threads: OpenBLAS's
+        # spinning helper threads cost 3-5x throughput on a busy 2-core machine (measured,
+        # docs/performance.md). Also leaves the other core to Kafka I/O.
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, user_api="blas")
+    log.info("scoring with %s (device %s)", engine, settings.device)
+    return artifact
 
 
 def _zero_series(metrics: PipelineMetrics) -> None:
@@ -105,6 +128,20 @@ def run_worker(settings: WorkerSettings) -> int:
         AlertPolicy(settings.cooldown_s, settings.critical_ratio),
         settings.max_message_bytes,
     )
+    if settings.engine == "batch":
+        from pipeline.engine import run_batch_engine
+
+        print(
+            f"[worker] model {artifact.version} ({artifact.detector.engine}) threshold "
+            f"{artifact.threshold.value:.6f}; batch engine consuming {t.windows} from "
+            f"{settings.bootstrap}; metrics on :{server.port if server else '-'}",
+            flush=True,
+        )
+        try:
+            return run_batch_engine(settings, processor, health)
+        finally:
+            if server is not None:
+                server.stop()
     app = create_app(settings, processor, health, partitions=parts[t.windows])
     log.info(
         "worker: model %s (threshold %.6f), metrics on :%s",

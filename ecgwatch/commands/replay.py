@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--truth", default=None, help="write device_id,seq,label CSV here")
     p.add_argument("--topic", default=None, help="destination topic (default ecg.windows)")
+    p.add_argument(
+        "--encoding",
+        choices=["json", "binary"],
+        default="json",
+        help="window encoding (binary: docs/binary-encoding.md; sets the content-type header)",
+    )
     p.set_defaults(func=run)
 
 
@@ -68,6 +74,11 @@ def run(args: argparse.Namespace) -> int:
         raise PipelineConfigError(f"--repeat: {args.repeat} must be >= 1")
     settings = load_settings(args.config, overrides_from_args(args))
     x, y = load_windows(args.data, args.split, args.repeat)
+    encode = None
+    if args.encoding == "binary":
+        from pipeline.binary import binary_message
+
+        encode = binary_message
     stats = replay(
         x,
         bootstrap=settings.bootstrap,
@@ -76,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         rate=args.rate,
         labels=y,
         truth_path=args.truth,
+        encode=encode,
     )
     print(
         f"[replay] sent {stats.sent} windows in {stats.seconds:.1f} s "

@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--group-id", default=None, help="Kafka consumer group (default ecgwatch)")
     p.add_argument("--device", choices=["auto", "cpu", "gpu"], default=None)
+    p.add_argument(
+        "--engine",
+        choices=["faust", "batch"],
+        default=None,
+        help="consumption engine (default faust; batch is the fast aiokafka getmany loop)",
+    )
     p.add_argument("--data-dir", default=None, help="Faust state folder")
     p.set_defaults(func=run)
 
@@ -52,6 +58,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         ("worker", "batch_size"): getattr(args, "batch_size", None),
         ("worker", "batch_timeout_s"): getattr(args, "batch_timeout", None),
         ("worker", "device"): getattr(args, "device", None),
+        ("worker", "engine"): getattr(args, "engine", None),
         ("worker", "data_dir"): getattr(args, "data_dir", None),
     }
     out: dict[str, dict[str, Any]] = {}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Scorer benchmark on a lent GPU machine: Keras 3 on torch (or jax), no TensorFlow there.
+#
+#   benchmarks/gpu_check.sh [REGISTRY]        (default .ecgwatch/models)
+#
+# Needs, carried from the dev machine: the model registry (REGISTRY, with `latest`) and, if
+# Keras 3 is not installed there, the wheels in .whl/gpu/ (keras + its pure-Python deps and
+# optree/h5py/ml-dtypes for CPython 3.10-3.13; fetched with `pip download`, see
+# docs/performance.md). Installs nothing outside a throwaway venv. Writes
+# $OUT/gpu_check_<backend>.json when $OUT is set; exit 0 if any backend passed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REGISTRY=${1:-.ecgwatch/models}
+PY=${PYTHON:-python3}
+
+# Every available backend unless KERAS_BACKEND picks one (jax first: its path was also
+# tested on CPU on the dev machine; the torch path could only be reviewed there).
+if [ -n "${KERAS_BACKEND:-}" ]; then BACKENDS=("$KERAS_BACKEND"); else
+  BACKENDS=()
+  for b in jax torch; do "$PY" -c "import $b" 2>/dev/null && BACKENDS+=("$b"); done
+fi
+if [ ${#BACKENDS[@]} -eq 0 ]; then
+  echo "gpu_check: neither torch nor jax is importable with $PY" >&2; exit 2
+fi
+
+if ! "$PY" -c "import keras, sys; sys.exit(int(keras.__version__.split('.')[0]) < 3)" 2>/dev/null; then
+  VENV=$(mktemp -d)/venv
+  "$PY" -m venv --system-site-packages "$VENV"  # torch/jax/numpy come from the system
+  "$VENV/bin/pip" install -q --no-index --find-links .whl/gpu keras
+  PY="$VENV/bin/python"
+fi
+
+"$PY" -c "import sys; print('python', sys.version.split()[0])"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
+status=1
+for backend in "${BACKENDS[@]}"; do
+  echo "== KERAS_BACKEND=$backend"
+  ARGS=(--registry "$REGISTRY")
+  if [ -n "${OUT:-}" ]; then ARGS+=(--out "$OUT/gpu_check_$backend.json"); fi
+  if KERAS_BACKEND=$backend "$PY" -m benchmarks.gpu_scorer "${ARGS[@]}"; then status=0; fi
+done
+exit $status

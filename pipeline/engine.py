@@ -1,0 +1,285 @@
+"""The ``batch`` consumption engine: aiokafka ``getmany`` micro-batches, manual commits.
+
+Faust hands every message through ~70-100 µs of per-message Python (``docs/performance.md``),
+which caps an agent near 10k windows/s on one core. This engine keeps the worker's batch logic
+(:class:`pipeline.processor.WindowProcessor`) and its delivery contract, but consumes with one
+``AIOKafkaConsumer.getmany`` per micro-batch and produces with one record batch per partition.
+
+Delivery is at-least-once, as with the Faust engine: a batch's offsets are committed only after
+every output record of that batch (scores, alerts, dead letters) is acknowledged by the broker
+(``acks=all``). Up to :data:`MAX_IN_FLIGHT` batches await their acks while the next is
+computed; commits stay in batch order. If a batch cannot be delivered during shutdown, or anything
+unexpected happens, the process exits without committing (fail-stop), so it is re-processed.
+Partition revocation waits for the in-flight batches and commits them first.
+
+Alert de-duplication state lives in process memory here (``docs/performance.md``,
+"Alert state with the batch engine"): best-effort across restarts and rebalances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import signal
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+
+from pipeline.output import BatchProducer
+from pipeline.processor import InRecord, OutRecord, WindowProcessor
+from pipeline.server import HealthState
+from pipeline.settings import WorkerSettings
+
+__all__ = ["MAX_IN_FLIGHT", "SHUTDOWN_DELIVERY_TIMEOUT_S", "BatchEngine", "run_batch_engine"]
+
+log = logging.getLogger(__name__)
+
+#: How long shutdown may spend finishing the delivery of the in-flight batches.
+SHUTDOWN_DELIVERY_TIMEOUT_S = 15.0
+
+#: Batches whose outputs may await their acks while the next one is computed. A produce
+#: round trip (acks=all) took 20-60 ms on the 2-core test machine: with one batch in flight
+#: the worker idled most of the time (docs/performance.md).
+MAX_IN_FLIGHT = 4
+
+#: Batches up to this size are computed on the event loop itself. Handing a batch to the
+#: scoring thread and back costs two GIL hand-overs (up to ``sys.getswitchinterval()``,
+#: 5 ms, each while the other thread is busy); a small batch computes in less than that.
+INLINE_BATCH = 200
+
+
+class _Pending:
+    """A delivered-but-not-yet-acknowledged batch: its ack wait and its commit offsets."""
+
+    def __init__(self, task: asyncio.Task[None], offsets: dict[TopicPartition, int], result: Any):
+        self.task, self.offsets, self.result = task, offsets, result
+
+
+class BatchEngine:
+    """Consume ``ecg.windows`` in micro-batches and score them with ``processor``.
+
+    Parameters
+    ----------
+    settings : WorkerSettings
+        Kafka address, topics, batch size/timeout, group id.
+    processor : WindowProcessor
+        The batch logic shared with the Faust engine.
+    health : HealthState
+        Updated with partition assignment and a heartbeat.
+    """
+
+    def __init__(
+        self, settings: WorkerSettings, processor: WindowProcessor, health: HealthState
+    ) -> None:
+        self.settings = settings
+        self.processor = processor
+        self.health = health
+        self.state: dict[str, Any] = {}  # alert de-dup state (best-effort; see module doc)
+        self._device_partition: dict[str, int] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
+        self._lock = asyncio.Lock()
+        self._pending: collections.deque[_Pending] = collections.deque()
+        self._stop = asyncio.Event()
+        self._started = False
+        self.consumer: Any = None
+        self.output: BatchProducer | None = None
+
+    def stop(self) -> None:
+        """Ask the engine to finish the current batch and return from :meth:`run`."""
+        self._stop.set()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self) -> None:
+        """Run until :meth:`stop`; commits everything delivered before returning."""
+        s = self.settings
+        bootstrap = s.bootstrap.split(",")
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            linger_ms=2,
+            max_batch_size=512 * 1024,
+            max_request_size=4 * 1024 * 1024,
+        )
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=s.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+        )
+        await producer.start()
+        self.output = BatchProducer(producer)
+        self.consumer.subscribe([s.topics.windows], listener=_Listener(self))
+        await self.consumer.start()
+        beat = asyncio.ensure_future(self._heartbeat())
+        try:
+            await self._loop()
+            try:
+                await asyncio.wait_for(self._drain(), SHUTDOWN_DELIVERY_TIMEOUT_S)
+            except BaseException:
+                _die("could not finish the in-flight batches during shutdown")
+        finally:
+            beat.cancel()
+            await self.consumer.stop()
+            await producer.stop()
+            self._executor.shutdown(wait=False)
+
+    async def _loop(self) -> None:
+        s = self.settings
+        timeout_ms = max(1, int(s.batch_timeout_s * 1000))
+        while not self._stop.is_set():
+            fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=s.batch_size)
+            if not fetched:
+                if self._pending:  # idle: finish the in-flight batches now
+                    async with self._lock:
+                        await self._drain()
+                continue
+            try:
+                async with self._lock:
+                    await self._handle(fetched)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                _die(f"unexpected error in the batch engine: {exc!r}")
+
+    # ------------------------------------------------------------------ one batch
+    async def _handle(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        if not self._started:
+            self._started = True
+            _mark_first_batch()
+        # aiokafka's ConsumerRecord has InRecord's attributes: no per-message copy.
+        batch: list[InRecord] = []
+        offsets: dict[TopicPartition, int] = {}
+        for tp, msgs in fetched.items():
+            batch += msgs
+            offsets[tp] = msgs[-1].offset + 1
+        self.health.beat()
+        loop = asyncio.get_running_loop()
+        try:
+            if len(batch) <= INLINE_BATCH:  # small: skip two GIL hand-overs (latency)
+                result = self.processor.compute(batch)
+            else:
+                result = await loop.run_in_executor(self._executor, self.processor.compute, batch)
+        except Exception as exc:  # never reached for bad input; a bug must not stop us
+            log.exception("batch processing failed: %r", exc)
+            result = self.processor.fail_batch(batch, f"internal error: {exc!r}")
+        for _pos, device_id, *_ in result.anomalies:
+            self._device_partition[device_id] = batch[_pos].partition
+        alerts = self.processor.alerts(result, self.state)
+        records = result.scores + alerts + result.dlq
+        task = asyncio.ensure_future(self._deliver(records))
+        self._pending.append(_Pending(task, offsets, result))
+        while len(self._pending) > MAX_IN_FLIGHT:  # commits stay in batch order
+            await self._finish(self._pending.popleft())
+
+    async def _deliver(self, records: Sequence[OutRecord]) -> None:
+        """Produce ``records``; retry until the broker acknowledged every one of them."""
+        assert self.output is not None
+        attempt = 0
+        while True:
+            try:
+                await asyncio.gather(*(await self.output.send_all(records)))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker hiccup: resend all (duplicates are identifiable)
+                attempt += 1
+                delay = min(30.0, 0.5 * 2**attempt)
+                log.error(
+                    "delivering %d records failed (%r); retry %d in %.1f s",
+                    len(records),
+                    exc,
+                    attempt,
+                    delay,
+                )
+                self.output.forget_metadata()
+                await asyncio.sleep(delay)
+
+    async def _finish(self, pending: _Pending) -> None:
+        """Wait for a batch's acks, then commit its offsets (in order, one batch at a time)."""
+        await pending.task
+        self.processor.delivered(pending.result)
+        try:
+            await self.consumer.commit(pending.offsets)
+        except Exception as exc:  # e.g. rebalanced away: the new owner re-processes (dupes)
+            log.warning(
+                "commit of %s failed (%r); those windows will be re-processed", pending.offsets, exc
+            )
+
+    async def _drain(self) -> None:
+        while self._pending:
+            await self._finish(self._pending.popleft())
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Finish and commit in-flight batches before partitions move to another worker."""
+        async with self._lock:
+            await self._drain()
+        gone = {tp.partition for tp in revoked}
+        for device, part in list(self._device_partition.items()):
+            if part in gone:  # another worker owns this device now: its state is stale here
+                self._device_partition.pop(device, None)
+                self.state.pop(device, None)
+
+    async def _heartbeat(self) -> None:
+        metrics = self.processor.metrics
+        while True:
+            await asyncio.sleep(1.0)
+            self.health.beat()
+            assigned = list(self.consumer.assignment())
+            self.health.assigned_partitions = len(assigned)
+            metrics.assigned_partitions.set(len(assigned))
+            for tp in assigned:
+                try:
+                    position = await self.consumer.position(tp)
+                    high = self.consumer.highwater(tp)
+                except Exception:  # not fetched yet / mid-rebalance
+                    continue
+                if position is not None and high is not None:
+                    metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
+                        max(0, int(high) - int(position))
+                    )
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, engine: BatchEngine) -> None:
+        self.engine = engine
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.engine.on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.engine.health.assigned_partitions = len(assigned)
+
+
+def _mark_first_batch() -> None:
+    # One line operators (and `ecgwatch bench`) can time from: consumption has begun.
+    print(f"[worker] first batch consumed at {time.time():.6f}", flush=True)
+
+
+def _die(why: str) -> None:
+    """Fail-stop: exit without committing the offsets of an unfinished batch."""
+    log.critical("%s; exiting without committing (the batch will be re-processed)", why)
+    logging.shutdown()
+    os._exit(70)
+
+
+def run_batch_engine(
+    settings: WorkerSettings, processor: WindowProcessor, health: HealthState
+) -> int:
+    """Run the batch engine until SIGINT/SIGTERM; returns the exit code."""
+
+    async def main() -> None:
+        engine = BatchEngine(settings, processor, health)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, engine.stop)
+        await engine.run()
+
+    asyncio.run(main())
+    return 0
