@@ -23,11 +23,15 @@ if [ ${#BACKENDS[@]} -eq 0 ]; then
   echo "gpu_check: neither torch nor jax is importable with $PY" >&2; exit 2
 fi
 
-if ! "$PY" -c "import keras, sys; sys.exit(int(keras.__version__.split('.')[0]) < 3)" 2>/dev/null; then
-  VENV=$(mktemp -d)/venv
-  "$PY" -m venv --system-site-packages "$VENV"  # torch/jax/numpy come from the system
-  "$VENV/bin/pip" install -q --no-index --find-links .whl/gpu keras
-  PY="$VENV/bin/python"
+# KERAS_BACKEND must be set for the check: a bare `import keras` tries TensorFlow.
+if ! KERAS_BACKEND=${BACKENDS[0]} "$PY" -c "import keras, sys; sys.exit(int(keras.__version__.split('.')[0]) < 3)" 2>/dev/null; then
+  # Install Keras and its missing pure deps next to the system's torch/jax/numpy. A venv made
+  # from the image's own venv would not see those, so use a --target folder on PYTHONPATH.
+  SITE=$(mktemp -d)/site
+  TAG=$("$PY" -c "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')")
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" \
+    .whl/gpu/keras-*.whl .whl/gpu/namex-*.whl .whl/gpu/optree-*-"$TAG"-*.whl
+  export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
 fi
 
 "$PY" -c "import sys; print('python', sys.version.split()[0])"
