@@ -20,6 +20,7 @@ from typing import Any
 import faust
 from faust.streams import _current_event
 
+from pipeline.output import deliver_with_retry
 from pipeline.processor import InRecord, OutRecord, WindowProcessor
 from pipeline.server import HealthState
 from pipeline.settings import WorkerSettings
@@ -77,30 +78,11 @@ def create_app(
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
     metrics = processor.metrics
 
+    async def send_all(records: Sequence[OutRecord]) -> list[Any]:
+        return [await app.producer.send(r.topic, r.key, r.value, None, None, None) for r in records]
+
     async def deliver(records: Sequence[OutRecord]) -> None:
-        """Produce ``records`` and wait until the broker acknowledged every one of them."""
-        attempt = 0
-        while True:
-            try:
-                futures = [
-                    await app.producer.send(r.topic, r.key, r.value, None, None, None)
-                    for r in records
-                ]
-                await asyncio.gather(*futures)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # broker hiccup: resend all (duplicates are identifiable)
-                attempt += 1
-                delay = min(30.0, 0.5 * 2**attempt)
-                log.error(
-                    "delivering %d records failed (%r); retry %d in %.1f s",
-                    len(records),
-                    exc,
-                    attempt,
-                    delay,
-                )
-                await asyncio.sleep(delay)
+        await deliver_with_retry(send_all, records)
 
     started = False
 

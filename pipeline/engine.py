@@ -30,7 +30,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
-from pipeline.output import BatchProducer
+from pipeline.output import BatchProducer, deliver_with_retry
 from pipeline.processor import InRecord, OutRecord, WindowProcessor
 from pipeline.server import HealthState
 from pipeline.settings import WorkerSettings
@@ -181,25 +181,7 @@ class BatchEngine:
     async def _deliver(self, records: Sequence[OutRecord]) -> None:
         """Produce ``records``; retry until the broker acknowledged every one of them."""
         assert self.output is not None
-        attempt = 0
-        while True:
-            try:
-                await asyncio.gather(*(await self.output.send_all(records)))
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # broker hiccup: resend all (duplicates are identifiable)
-                attempt += 1
-                delay = min(30.0, 0.5 * 2**attempt)
-                log.error(
-                    "delivering %d records failed (%r); retry %d in %.1f s",
-                    len(records),
-                    exc,
-                    attempt,
-                    delay,
-                )
-                self.output.forget_metadata()
-                await asyncio.sleep(delay)
+        await deliver_with_retry(self.output.send_all, records, self.output.forget_metadata)
 
     async def _finish(self, pending: _Pending) -> None:
         """Wait for a batch's acks, then commit its offsets (in order, one batch at a time)."""

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
 
 from pipeline.processor import OutRecord
 
-__all__ = ["BatchProducer"]
+__all__ = ["BatchProducer", "deliver_with_retry"]
+
+log = logging.getLogger(__name__)
 
 
 class BatchProducer:
@@ -92,3 +95,44 @@ class BatchProducer:
         """Re-read partition counts on the next send (after an error, topics may change)."""
         self._partitions.clear()
         self._cache.clear()
+
+
+async def deliver_with_retry(
+    send_all: Callable[[Sequence[OutRecord]], Awaitable[Sequence[Awaitable[Any]]]],
+    records: Sequence[OutRecord],
+    on_retry: Callable[[], None] | None = None,
+) -> None:
+    """Produce ``records`` and wait until the broker acknowledged every one of them.
+
+    On a failure everything is sent again after an exponential back-off (capped at 30 s),
+    forever: the caller's offsets must not be committed before this returns, and re-sent
+    records are identifiable duplicates. Cancellation propagates.
+
+    Parameters
+    ----------
+    send_all : callable
+        Enqueues the records and returns one awaitable acknowledgement per send.
+    records : sequence of OutRecord
+    on_retry : callable, optional
+        Called before each retry (e.g. to drop cached partition metadata).
+    """
+    attempt = 0
+    while True:
+        try:
+            await asyncio.gather(*(await send_all(records)))
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # broker hiccup: resend all (duplicates are identifiable)
+            attempt += 1
+            delay = min(30.0, 0.5 * 2**attempt)
+            log.error(
+                "delivering %d records failed (%r); retry %d in %.1f s",
+                len(records),
+                exc,
+                attempt,
+                delay,
+            )
+            if on_retry is not None:
+                on_retry()
+            await asyncio.sleep(delay)
