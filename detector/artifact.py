@@ -263,6 +263,8 @@ class Artifact:
         """
         import keras
 
+        from detector.models import custom_objects
+
         root = Path(path)
         meta = cls.verify(root)
         model_meta = meta["model"]
@@ -272,7 +274,9 @@ class Artifact:
             window_length=meta["window_length"],
         )
         try:
-            det.model = keras.saving.load_model(root / MODEL_FILE, compile=False, safe_mode=True)
+            det.model = keras.saving.load_model(
+                root / MODEL_FILE, custom_objects=custom_objects(), compile=False, safe_mode=True
+            )
         except Exception as exc:  # Keras raises many types for a corrupt/unsafe file
             raise IncompatibleArtifactError(
                 str(root / MODEL_FILE), f"cannot be loaded by Keras: {exc}"

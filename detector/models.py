@@ -12,7 +12,7 @@ from typing import Any
 
 from detector.errors import DetectorConfigError
 
-__all__ = ["MODEL_KINDS", "build_model", "default_params", "register_kind"]
+__all__ = ["MODEL_KINDS", "build_model", "custom_objects", "default_params", "register_kind"]
 
 Builder = Callable[..., Any]
 _BUILDERS: dict[str, tuple[Builder, dict[str, Any]]] = {}
@@ -98,5 +98,21 @@ def _dense(window_length: int, encoder_widths: list[int], activation: str) -> An
     return keras.Model(inputs, outputs, name="dense_autoencoder")
 
 
-#: Names of the registered kinds (filled as builders register).
+# The other kinds live in their own module; importing it registers them. It imports
+# ``register_kind`` and ``_widths`` from here, so it must come after their definitions.
+from detector import architectures as _architectures  # noqa: E402
+
+#: Names of the registered kinds: dense, conv1d, lstm, vae.
 MODEL_KINDS: tuple[str, ...] = tuple(_BUILDERS)
+
+
+def custom_objects() -> dict[str, Any]:
+    """The custom Keras layers some kinds use, registered as serializable (see architectures)."""
+    return _architectures.custom_objects()
+
+
+def __getattr__(name: str) -> Any:
+    # ``detector.models.VAESampling`` without importing Keras when the module is imported.
+    if name == "VAESampling":
+        return _architectures.custom_objects()[name]
+    raise AttributeError(f"module 'detector.models' has no attribute {name!r}")

@@ -13,7 +13,7 @@ import numpy as np
 
 from detector.errors import DetectorConfigError
 
-__all__ = ["POLICIES", "Threshold", "fit_threshold"]
+__all__ = ["POLICIES", "Threshold", "fit_best_f1_threshold", "fit_threshold"]
 
 #: Label-free policies. ``mean_std``: mean + k·std of training MAE (the seed, k = 1);
 #: ``quantile``: the q-quantile of MAE on held-out normal beats (1 - q = target false-alarm rate).
@@ -100,6 +100,50 @@ def fit_threshold(policy: str, normal_scores: np.ndarray, **params: Any) -> Thre
         return Threshold(float(np.quantile(scores, q)), policy, {"q": q, "n": int(scores.size)})
     raise DetectorConfigError(
         f"threshold.policy: {policy!r} is not a label-free policy; choose one of {POLICIES}"
+    )
+
+
+def fit_best_f1_threshold(scores: np.ndarray, normal: np.ndarray) -> Threshold:
+    """The threshold maximising anomaly F1 on *labelled validation* beats.
+
+    Not label-free: it needs labels, so it is kept out of :data:`POLICIES`, reported apart,
+    and must only ever see validation beats (never the test split it is evaluated on).
+
+    Parameters
+    ----------
+    scores : ndarray, shape (n,)
+        Scores of validation beats.
+    normal : ndarray, shape (n,)
+        1 for a normal beat, 0 for an abnormal one; both classes must be present.
+
+    Returns
+    -------
+    Threshold
+        Policy ``best_f1``; the value lies halfway between two adjacent validation scores.
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(normal).astype(int).ravel()
+    if s.size == 0 or s.shape != y.shape or not np.isfinite(s).all():
+        raise DetectorConfigError(
+            f"scores/normal: need equal-length finite arrays, got {s.shape} and {y.shape}"
+        )
+    if len(np.unique(y)) != 2:
+        raise DetectorConfigError(
+            "normal: best_f1 needs normal and abnormal validation beats; got one class only"
+        )
+    order = np.argsort(s)
+    s_sorted, anomalous = s[order], (1 - y[order])
+    n_anom = anomalous.sum()
+    # Threshold between s_sorted[i] and s_sorted[i+1]: beats i+1.. are flagged anomalous.
+    tp = n_anom - np.cumsum(anomalous)  # anomalies strictly above position i
+    flagged = len(s) - np.arange(1, len(s) + 1)
+    f1 = 2 * tp / np.maximum(flagged + n_anom, 1)
+    i = int(np.argmax(f1[:-1])) if len(s) > 1 else 0
+    value = float((s_sorted[i] + s_sorted[min(i + 1, len(s) - 1)]) / 2)
+    return Threshold(
+        value,
+        "best_f1",
+        {"validation_f1": float(f1[i]), "n": int(s.size), "n_abnormal": int(n_anom)},
     )
 
 

@@ -12,8 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("train", help="train a detector and publish it to a model registry")
     p.add_argument(
         "--preset",
-        default="seed",
-        help="preset name (seed, …) or a YAML config file (default: seed)",
+        default="recommended",
+        help="preset name (recommended, seed, …) or a YAML config file (default: recommended;"
+        " `seed` reproduces the TensorFlow tutorial)",
     )
     p.add_argument("--registry", required=True, help="model registry folder (created if absent)")
     p.add_argument(

