@@ -35,7 +35,7 @@ def _non_negative_float(name: str, value: Any) -> float:
 # --------------------------------------------------------------------------- conv1d
 @register_kind(
     "conv1d",
-    {"filters": [32, 16], "kernel_size": 7, "latent_dim": 0, "activation": "relu"},
+    {"filters": [32, 16], "kernel_size": 7, "latent_dim": 16, "activation": "relu"},
 )
 def _conv1d(
     window_length: int, filters: list[int], kernel_size: int, latent_dim: int, activation: str
@@ -44,7 +44,7 @@ def _conv1d(
 
     Each encoder layer is a stride-2 ``Conv1D`` (halving the length), mirrored by stride-2
     ``Conv1DTranspose`` layers; a final ``Conv1D`` with a sigmoid maps back to one channel.
-    ``latent_dim > 0`` adds a dense bottleneck of that size between encoder and decoder
+    ``latent_dim > 0`` (default 16) adds a dense bottleneck of that size between encoder and decoder
     (a much tighter code than the fully convolutional one, which keeps
     ``window_length / 2**len(filters) * filters[-1]`` values).
     """
