@@ -170,12 +170,23 @@ def _classpath(kdir: Path) -> str:
     return str(kdir / "lib" / "*")
 
 
+def new_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes in URL-safe base64 without padding.
+
+    Like Kafka's own ``Uuid.randomUuid``, never one starting with ``-``: the storage tool's
+    argument parser would read it as an option and fail (1 start in 64 did, before this).
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
+
+
 def _format_storage(java: str, kdir: Path, props: Path, data_dir: Path, log_file: Path) -> None:
     """Format ``log.dirs`` once; a formatted dir keeps its cluster id across restarts."""
     if (data_dir / "data" / "meta.properties").is_file():
         return
-    # Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding.
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    cluster_id = new_cluster_id()
     cmd = [java, "-Xmx256m", "-cp", _classpath(kdir), _STORAGE_TOOL, "format"]
     cmd += ["-t", cluster_id, "-c", str(props), "--ignore-formatted"]
     with log_file.open("a") as log:

@@ -139,3 +139,15 @@ def test_start_failures_point_at_the_log(tmp_path: Path) -> None:
         broker.start(port, data, controller_port, kdir=kdir, timeout_s=10)
     assert not broker.status(data).running
     assert not (data / "broker.pid").exists()
+
+
+def test_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    from ecgwatch.broker import process
+
+    # 0xF8.. encodes to "-" first in URL-safe base64; the second draw is fine.
+    draws = iter([uuid.UUID(bytes=b"\xf8" + b"\x00" * 15), uuid.UUID(int=1)])
+    monkeypatch.setattr(process.uuid, "uuid4", lambda: next(draws))
+    cid = process.new_cluster_id()
+    assert not cid.startswith("-") and len(cid) == 22
