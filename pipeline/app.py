@@ -20,6 +20,7 @@ from typing import Any
 import faust
 from faust.streams import _current_event
 
+from pipeline.lag import report_consumer_state
 from pipeline.output import deliver_with_retry
 from pipeline.processor import InRecord, OutRecord, WindowProcessor
 from pipeline.server import HealthState
@@ -140,26 +141,7 @@ def create_app(
 
     @app.timer(interval=1.0)
     async def heartbeat() -> None:
-        health.beat()
-        assigned = [tp for tp in app.consumer.assignment() if tp.topic == settings.topics.windows]
-        health.assigned_partitions = len(assigned)
-        metrics.assigned_partitions.set(len(assigned))
-        gauge = metrics.consumer_lag
-        seen = set()
-        for tp in assigned:
-            try:
-                position = await app.consumer.position(tp)
-                high = app.consumer.highwater(tp)
-            except Exception:  # not fetched yet / mid-rebalance
-                continue
-            if position is None or high is None:
-                continue
-            gauge.labels(tp.topic, str(tp.partition)).set(max(0, int(high) - int(position)))
-            seen.add((tp.topic, str(tp.partition)))
-        # Partitions revoked in a rebalance must not keep reporting their old lag.
-        for labels in list(_label_sets(gauge)):
-            if labels not in seen:
-                gauge.remove(*labels)
+        await report_consumer_state(app.consumer, settings.topics.windows, metrics, health)
 
     return app
 
@@ -169,7 +151,3 @@ def _die(why: str) -> None:
     log.critical("%s; exiting without committing (the batch will be re-processed)", why)
     logging.shutdown()
     os._exit(70)
-
-
-def _label_sets(gauge: Any) -> list[tuple[str, ...]]:
-    return list(getattr(gauge, "_metrics", {}).keys())

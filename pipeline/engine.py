@@ -30,6 +30,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
+from pipeline.lag import report_consumer_state
 from pipeline.output import BatchProducer, deliver_with_retry
 from pipeline.processor import InRecord, OutRecord, WindowProcessor
 from pipeline.server import HealthState
@@ -209,23 +210,11 @@ class BatchEngine:
                 self.state.pop(device, None)
 
     async def _heartbeat(self) -> None:
-        metrics = self.processor.metrics
         while True:
             await asyncio.sleep(1.0)
-            self.health.beat()
-            assigned = list(self.consumer.assignment())
-            self.health.assigned_partitions = len(assigned)
-            metrics.assigned_partitions.set(len(assigned))
-            for tp in assigned:
-                try:
-                    position = await self.consumer.position(tp)
-                    high = self.consumer.highwater(tp)
-                except Exception:  # not fetched yet / mid-rebalance
-                    continue
-                if position is not None and high is not None:
-                    metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
-                        max(0, int(high) - int(position))
-                    )
+            await report_consumer_state(
+                self.consumer, self.settings.topics.windows, self.processor.metrics, self.health
+            )
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
