@@ -47,9 +47,10 @@ class WorkerSettings:
         ``auto`` | ``cpu`` | ``gpu``: where scoring runs. ``cpu`` (and ``auto`` when no GPU is
         visible) scores dense models with a NumPy pass of the same weights; ``gpu`` uses Keras.
     engine : str
-        ``faust`` (a Faust agent with a table for alert state) or ``batch`` (aiokafka
-        ``getmany`` micro-batches, manual commits; several times faster, alert de-dup state
-        in memory). See ``docs/performance.md``.
+        ``batch`` (default: aiokafka ``getmany`` micro-batches, commits only after the
+        outputs are acknowledged; several times faster; alert de-dup state in memory) or
+        ``faust`` (a Faust agent on ``stream.take_events`` with a table for alert state). See
+        ``docs/configuration.md``.
     """
 
     bootstrap: str = "localhost:9092"
@@ -65,7 +66,9 @@ class WorkerSettings:
     cooldown_s: float = 30.0
     critical_ratio: float = 2.0
     device: str = "auto"
-    engine: str = "faust"
+    # `batch` by default: the Faust engine can skip windows when a worker restarts after a
+    # kill -9 (docs/configuration.md, "Engines"); the batch engine's commits are our own.
+    engine: str = "batch"
     data_dir: str = ".ecgwatch/worker"
     commit_interval_s: float = 1.0
     #: A crashed worker's partitions move to the others after this long (Faust's default is 60).

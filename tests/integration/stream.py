@@ -73,6 +73,8 @@ def ecgwatch_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["CUDA_VISIBLE_DEVICES"] = ""  # no GPU probing: faster start, same CPU scores
+    if os.environ.get("ECGWATCH_TEST_ENGINE"):  # run the stream tests against another engine
+        env["ECGWATCH_WORKER__ENGINE"] = os.environ["ECGWATCH_TEST_ENGINE"]
     env.update(extra or {})
     return env
 
