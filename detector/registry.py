@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from detector.artifact import Artifact
-from detector.errors import ArtifactError, RegistryError
+from detector.errors import RegistryError
 
 __all__ = ["LATEST", "ModelRegistry"]
 
@@ -87,8 +87,4 @@ class ModelRegistry:
 
     def load(self, version: str = LATEST) -> Artifact:
         """Verify and load a version (default: ``latest``)."""
-        path = self.resolve(version)
-        try:
-            return Artifact.load(path)
-        except ArtifactError:
-            raise
+        return Artifact.load(self.resolve(version))
