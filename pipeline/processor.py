@@ -56,6 +56,8 @@ class BatchResult:
     anomalies: list[tuple[int, str, int, float, float]] = field(default_factory=list)
     window_ts: np.ndarray = field(default_factory=lambda: np.empty(0))
     n_in: int = 0
+    #: Reason code of each dead letter, counted into the metrics once the batch is done.
+    reject_reasons: list[str] = field(default_factory=list)
 
 
 class WindowProcessor:
@@ -104,6 +106,7 @@ class WindowProcessor:
         for pos, reason, detail in decoded.rejected:
             self._reject(result, records[pos], reason, detail, now)
         if len(decoded.index) == 0:
+            self._count_rejects(result)
             return result
         scores, failed = self._score(decoded.windows)
         now = self.clock()
@@ -146,6 +149,7 @@ class WindowProcessor:
         m.windows.labels("scored").inc(int(good.sum()))
         m.anomalous.inc(len(result.anomalies))
         observe_many(m.reconstruction_error, scores[good])
+        self._count_rejects(result)
         return result
 
     def fail_batch(self, records: Sequence[InRecord], detail: str) -> BatchResult:
@@ -154,7 +158,17 @@ class WindowProcessor:
         now = self.clock()
         for rec in records:
             self._reject(result, rec, "scoring_error", detail, now)
+        self._count_rejects(result)
         return result
+
+    def _count_rejects(self, result: BatchResult) -> None:
+        # Counted once per finished batch, not in _reject: when ``compute`` raises half-way,
+        # ``fail_batch`` dead-letters the whole batch again and must not count twice.
+        if not result.reject_reasons:
+            return
+        self.metrics.windows.labels("rejected").inc(len(result.reject_reasons))
+        for reason in set(result.reject_reasons):
+            self.metrics.rejected.labels(reason).inc(result.reject_reasons.count(reason))
 
     def _score(self, windows: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
         """One detector call for the batch; per-window retry only if the batch call fails."""
@@ -192,8 +206,7 @@ class WindowProcessor:
             rejected_at=now,
         )
         result.dlq.append(OutRecord(self.topics.dlq, rec.key, encode_json(record)))
-        self.metrics.windows.labels("rejected").inc()
-        self.metrics.rejected.labels(reason).inc()
+        result.reject_reasons.append(reason)
 
     # ------------------------------------------------------------ loop part
     def alerts(

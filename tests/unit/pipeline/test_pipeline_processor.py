@@ -227,3 +227,24 @@ def test_fail_batch_dead_letters_everything() -> None:
         ("scoring_error", 10, "internal error: boom"),
         ("scoring_error", 11, "internal error: boom"),
     ]
+
+
+def test_rejects_are_counted_once_when_compute_fails_half_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # compute dead-letters the bad message, then breaks (an internal bug); the engine then
+    # dead-letters the whole batch with fail_batch. Each window must be counted exactly once.
+    proc, m = _processor()
+    recs = _records([b"{", _window("a", 0, 0.1)])
+
+    def broken(windows: np.ndarray) -> Any:
+        raise MemoryError("internal bug")
+
+    monkeypatch.setattr(proc, "_score", broken)
+    with pytest.raises(MemoryError):
+        proc.compute(recs)
+    res = proc.fail_batch(recs, "internal error: boom")
+    assert len(res.dlq) == 2
+    assert _count(m, "ecg_windows_total", outcome="rejected") == 2
+    assert _count(m, "ecg_windows_rejected_total", reason="scoring_error") == 2
+    assert _count(m, "ecg_windows_rejected_total", reason="invalid_json") == 0
