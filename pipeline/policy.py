@@ -23,7 +23,8 @@ class AlertPolicy:
     ----------
     cooldown_s : float
         After an alert for a device, further anomalies of that device within this many
-        seconds (of window time, ``ts``) are suppressed — unless their severity is higher.
+        seconds (of window time, ``ts``, before or after it: windows can arrive out of
+        order) are suppressed — unless their severity is higher.
     critical_ratio : float
         ``score / threshold`` at or above which an alert is ``critical`` (else ``warning``).
     """
@@ -60,11 +61,20 @@ class AlertPolicy:
         severity = self.severity(score, threshold)
         level = SEVERITIES.index(severity)
         last = state.get(device_id)
-        if last is not None:
-            within = 0.0 <= ts - float(last["ts"]) < self.cooldown_s
-            if within and level <= int(last["level"]):
-                return None
-        state[device_id] = {"ts": float(ts), "level": level}
+        if last is None:
+            state[device_id] = {"ts": float(ts), "level": level}
+            return severity
+        last_ts, last_level = float(last["ts"]), int(last["level"])
+        # Both directions: a late (out-of-order) window close to the last alert is the same
+        # episode and must not alert again.
+        if abs(ts - last_ts) < self.cooldown_s and level <= last_level:
+            return None
+        if ts >= last_ts:
+            state[device_id] = {"ts": float(ts), "level": level}
+        elif abs(ts - last_ts) < self.cooldown_s:
+            # A late window escalated the current episode: keep its time, raise its level.
+            state[device_id] = {"ts": last_ts, "level": max(level, last_level)}
+        # else: a late window of an older episode alerts, but the state keeps the newest one.
         return severity
 
     @staticmethod

@@ -66,3 +66,24 @@ def test_alert_id_is_deterministic() -> None:
     assert a == AlertPolicy.alert_id("dev-1", 7, "v1")
     assert a != AlertPolicy.alert_id("dev-1", 8, "v1")
     assert a != AlertPolicy.alert_id("dev-1", 7, "v2")
+
+
+def test_late_windows_inside_the_cooldown_do_not_alert_again() -> None:
+    # Windows can arrive out of order (retries, several producers per device).
+    p = AlertPolicy(cooldown_s=30, critical_ratio=2)
+    state: dict[str, Any] = {}
+    assert p.decide(state, "a", 100.0, 1.5, THR) == "warning"
+    assert p.decide(state, "a", 90.0, 1.5, THR) is None  # late, same episode
+    assert state["a"] == {"ts": 100.0, "level": 0}
+    assert p.decide(state, "a", 95.0, 2.5, THR) == "critical"  # late, but an escalation
+    assert state["a"] == {"ts": 100.0, "level": 1}
+    assert p.decide(state, "a", 120.0, 2.5, THR) is None  # cooldown runs from the newest
+
+
+def test_a_late_window_of_an_older_episode_alerts_but_keeps_the_newest_state() -> None:
+    p = AlertPolicy(cooldown_s=30)
+    state: dict[str, Any] = {}
+    assert p.decide(state, "a", 100.0, 1.5, THR) == "warning"
+    assert p.decide(state, "a", 50.0, 1.5, THR) == "warning"  # 50 s earlier: its own episode
+    assert state["a"] == {"ts": 100.0, "level": 0}
+    assert p.decide(state, "a", 110.0, 1.5, THR) is None
