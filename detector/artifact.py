@@ -25,6 +25,7 @@ from detector.autoencoder import AutoencoderDetector
 from detector.errors import (
     ArtifactError,
     ChecksumMismatchError,
+    DetectorConfigError,
     IncompatibleArtifactError,
     MissingArtifactFileError,
 )
@@ -131,6 +132,7 @@ class Artifact:
                 "model": {
                     "kind": self.detector.kind,
                     "params": self.detector.params,
+                    "score_smoothing": self.detector.score_smoothing,
                     "file": MODEL_FILE,
                 },
                 "normalisation": self.detector.normaliser.to_dict(),
@@ -268,11 +270,16 @@ class Artifact:
         root = Path(path)
         meta = cls.verify(root)
         model_meta = meta["model"]
-        det = AutoencoderDetector(
-            kind=model_meta["kind"],
-            params=model_meta["params"],
-            window_length=meta["window_length"],
-        )
+        try:
+            det = AutoencoderDetector(
+                kind=model_meta["kind"],
+                params=model_meta["params"],
+                window_length=meta["window_length"],
+                # Absent in artifacts written before the option existed: plain MAE.
+                score_smoothing=model_meta.get("score_smoothing", 0.0),
+            )
+        except DetectorConfigError as exc:
+            raise IncompatibleArtifactError(str(root / META_FILE), str(exc)) from exc
         try:
             det.model = keras.saving.load_model(
                 root / MODEL_FILE, custom_objects=custom_objects(), compile=False, safe_mode=True

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from detector.validation import WINDOW_LENGTH
 from training.errors import PresetError
 
 __all__ = [
@@ -40,6 +41,8 @@ class ModelConfig:
 
     kind: str = "dense"
     params: dict[str, Any] = field(default_factory=dict)
+    #: Gaussian sigma (samples) of the residual low-pass before the MAE; 0 = plain MAE.
+    score_smoothing: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,12 @@ def _validate_ranges(cfg: TrainConfig) -> None:
             "in [0, 1)",
         ),
         (0.0 < cfg.threshold.q < 1.0, "threshold.q", cfg.threshold.q, "in (0, 1)"),
+        (
+            0.0 <= cfg.model.score_smoothing <= WINDOW_LENGTH / 8,
+            "model.score_smoothing",
+            cfg.model.score_smoothing,
+            f"from 0 (plain MAE) to {WINDOW_LENGTH / 8:g} samples",
+        ),
     ]
     for ok, key, value, allowed in checks:
         if not ok:

@@ -56,7 +56,11 @@ def fit_detector(
     validation = {"test": split.x_test, "holdout": split.x_holdout, "none": None}[
         fit_cfg.validation
     ]
-    det = AutoencoderDetector(kind=config.model.kind, params=config.model.params)
+    det = AutoencoderDetector(
+        kind=config.model.kind,
+        params=config.model.params,
+        score_smoothing=config.model.score_smoothing,
+    )
     hist = det.fit(
         split.x_fit,
         normaliser_data=split.x_train,  # the seed's global min-max of the training split

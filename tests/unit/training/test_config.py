@@ -27,6 +27,8 @@ def test_seed_preset_is_the_tutorial() -> None:
         ("threshold: {policy: best}", "threshold.policy: 'best' is not allowed"),
         ("threshold: {fit_on: holdout}", "training.holdout_fraction"),
         ("split: {test_size: 1.5}", "split.test_size"),
+        ("model: {score_smoothing: -1}", "model.score_smoothing: -1.0 is not allowed"),
+        ("model: {score_smoothing: 40}", "from 0 (plain MAE) to 17.5 samples"),
         ("[1, 2]", "config: expected a mapping"),
     ],
 )
@@ -36,6 +38,11 @@ def test_bad_config(tmp_path: Path, yaml_text: str, fragment: str) -> None:
     with pytest.raises(PresetError) as info:
         load_config(str(f))
     assert fragment in str(info.value)
+
+
+def test_recommended_preset_smooths_the_residual_and_seed_does_not() -> None:
+    assert load_config("recommended").model.score_smoothing == 2.0
+    assert load_config("seed").model.score_smoothing == 0.0
 
 
 def test_unknown_preset() -> None:

@@ -1,0 +1,110 @@
+"""``score_smoothing``: the MAE of a Gaussian low-passed residual, stored with the artifact."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from detector import (
+    Artifact,
+    AutoencoderDetector,
+    DetectorConfigError,
+    IncompatibleArtifactError,
+    fit_threshold,
+)
+from detector.artifact import write_checksums
+
+
+def _gaussian_smooth(r: np.ndarray, sigma: float) -> np.ndarray:
+    """Reference: explicit kernel (radius 4 sigma), edges padded by repetition."""
+    radius = int(4 * sigma + 0.5)
+    t = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (t / sigma) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(r, ((0, 0), (radius, radius)), mode="edge")
+    return np.stack([np.convolve(row, kernel, mode="valid") for row in padded])
+
+
+@pytest.fixture(scope="module")
+def trained(ecg_arrays: tuple) -> tuple[AutoencoderDetector, np.ndarray]:
+    x, y = ecg_arrays
+    det = AutoencoderDetector()
+    det.fit(x[y == 1][:300], normaliser_data=x[:1000], epochs=2, batch_size=64, seed=3)
+    return det, x[:64]
+
+
+def _with_sigma(det: AutoencoderDetector, sigma: float) -> AutoencoderDetector:
+    other = AutoencoderDetector(det.kind, det.params, score_smoothing=sigma)
+    other.model, other.normaliser = det.model, det.normaliser
+    return other
+
+
+@pytest.mark.parametrize("sigma", [0.0, 1.0, 2.0, 3.5])
+def test_score_is_the_mae_of_the_smoothed_residual(trained: tuple, sigma: float) -> None:
+    det, x = trained
+    det = _with_sigma(det, sigma)
+    residual = det.reconstruct(x).astype(np.float64) - det.normaliser.transform(x)
+    if sigma:
+        residual = _gaussian_smooth(residual, sigma)
+    want = np.abs(residual).mean(axis=1)
+    np.testing.assert_allclose(det.score(x), want, rtol=1e-5, atol=1e-7)
+
+
+def test_smoothing_discounts_noise_but_keeps_shape_error() -> None:
+    n = 140
+    noise = np.where(np.arange(n) % 2 == 0, 0.1, -0.1)[None, :]  # sample-to-sample noise
+    bump = 0.1 * np.exp(-0.5 * ((np.arange(n) - 70) / 10.0) ** 2)[None, :]  # a shape error
+    smooth = AutoencoderDetector._smooth
+    assert np.abs(smooth(noise, 2.0)).mean() < 0.03 * np.abs(noise).mean()  # edges only
+    assert np.abs(smooth(bump, 2.0)).mean() == pytest.approx(np.abs(bump).mean(), rel=0.01)
+
+
+@pytest.mark.parametrize("value", [-1.0, math.nan, math.inf, 18.0, True, "2"])
+def test_invalid_smoothing_is_refused_by_name(value: Any) -> None:
+    with pytest.raises(DetectorConfigError, match=r"score_smoothing: .* must be a number from 0"):
+        AutoencoderDetector(score_smoothing=value)
+    assert issubclass(DetectorConfigError, ValueError)
+
+
+def test_artifact_keeps_the_smoothing(trained: tuple, tmp_path: Path) -> None:
+    det, x = _with_sigma(trained[0], 2.0), trained[1]
+    thr = fit_threshold("quantile", det.score(x), q=0.9)
+    path = Artifact(det, thr, {"model_version": "smooth"}).save(tmp_path / "a")
+    assert json.loads((path / "detector.json").read_text())["model"]["score_smoothing"] == 2.0
+    loaded = Artifact.load(path)
+    assert loaded.detector.score_smoothing == 2.0
+    np.testing.assert_array_equal(loaded.score(x), det.score(x))
+    loaded.detector.use_engine("numpy")  # the fast path smooths the same way
+    np.testing.assert_allclose(loaded.score(x), det.score(x), rtol=1e-4, atol=1e-6)
+
+
+def test_artifact_without_the_field_scores_plain_mae(small_artifact: Path, tmp_path: Path) -> None:
+    # Artifacts written before the option existed have no score_smoothing: plain MAE.
+    path = tmp_path / "old"
+    shutil.copytree(small_artifact, path)
+    meta = json.loads((path / "detector.json").read_text())
+    meta["model"].pop("score_smoothing")
+    (path / "detector.json").write_text(json.dumps(meta))
+    write_checksums(path)
+    assert Artifact.load(path).detector.score_smoothing == 0.0
+
+
+@pytest.mark.parametrize("value", [-2, 50])
+def test_bad_smoothing_in_metadata_is_refused(
+    small_artifact: Path, tmp_path: Path, value: float
+) -> None:
+    path = tmp_path / "bad"
+    shutil.copytree(small_artifact, path)
+    meta = json.loads((path / "detector.json").read_text())
+    meta["model"]["score_smoothing"] = value
+    (path / "detector.json").write_text(json.dumps(meta))
+    write_checksums(path)
+    with pytest.raises(IncompatibleArtifactError, match="score_smoothing") as info:
+        Artifact.load(path)
+    assert "detector.json" in str(info.value)
