@@ -51,6 +51,7 @@ def test_default_preset_is_recommended(trained: Path) -> None:
     meta = json.loads((trained / "detector.json").read_text())
     assert meta["config"]["name"] == "recommended"
     assert meta["threshold"]["policy"] == "quantile"  # label-free
+    assert meta["model"]["score_smoothing"] == 2.0  # the smoothed-residual MAE
     assert meta["config"]["training"]["validation"] != "test"
 
 

@@ -26,6 +26,7 @@ def test_seed_preset_is_the_tutorial() -> None:
         ("trainin: {}", "trainin: unknown key"),
         ("threshold: {policy: best}", "threshold.policy: 'best' is not allowed"),
         ("threshold: {fit_on: holdout}", "training.holdout_fraction"),
+        ("training: {early_stopping_patience: 5}", "training.holdout_fraction"),
         ("split: {test_size: 1.5}", "split.test_size"),
         ("model: {score_smoothing: -1}", "model.score_smoothing: -1.0 is not allowed"),
         ("model: {score_smoothing: 40}", "from 0 (plain MAE) to 17.5 samples"),
