@@ -190,6 +190,20 @@ class AutoencoderDetector:
             epochs_run=len(h.get("loss", [])),
         )
 
+    def with_score_smoothing(self, sigma: float) -> AutoencoderDetector:
+        """A detector sharing this one's model and normaliser that scores with ``sigma``.
+
+        Parameters
+        ----------
+        sigma : float
+            The other ``score_smoothing`` (0 = plain MAE).
+        """
+        other = AutoencoderDetector(
+            self.kind, self.params, self.window_length, score_smoothing=sigma
+        )
+        other.model, other.normaliser = self.model, self.normaliser
+        return other
+
     # ------------------------------------------------------------------ scoring
     def use_engine(self, engine: str = "auto") -> str:
         """Choose what computes the forward pass; returns the engine in use.

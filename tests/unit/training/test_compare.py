@@ -69,3 +69,26 @@ def test_best_f1_is_not_a_label_free_policy() -> None:
     assert 0.2 < t.value < 0.9 and t.params["validation_f1"] == 1.0
     with pytest.raises(DetectorConfigError, match="one class"):
         fit_best_f1_threshold(np.array([0.1, 0.2]), np.array([1, 1]))
+
+
+def test_a_smoothing_only_variant_reuses_the_fit(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.compare as cmp
+    from training import load_dataset
+
+    configs = [c for c in cmp.candidates(quick=True) if c.name.startswith("recommended")]
+    assert [c.model.score_smoothing for c in configs] == [2.0, 0.0]
+    fits = []
+    real_fit = cmp.fit_detector
+
+    def counting_fit(*args, **kwargs):  # type: ignore[no-untyped-def]
+        fits.append(1)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(cmp, "fit_detector", counting_fit)
+    result = cmp.compare(load_dataset(shared_data), configs, seeds=(0,), split_states=())
+    smoothed, plain = result.runs["seeds"]
+    assert len(fits) == 1  # one fit, two ways of scoring it
+    assert smoothed.train_seconds == plain.train_seconds
+    assert smoothed.holdout_mae < plain.holdout_mae  # the low-pass removes residual noise
