@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -9,6 +10,30 @@ from typing import Any
 import orjson
 
 __all__ = ["format_alert", "read_records"]
+
+
+class _DropCancelledRefresh(logging.Filter):
+    """Drop kafka-python's ERROR for a metadata refresh cancelled by ``close()``.
+
+    Closing a consumer while its background metadata refresh is in flight cancels the
+    request, and kafka-python 3 logs that as ``ERROR Metadata refresh: failed Cancelled``.
+    A cancelled refresh is not a failure; every other refresh error still gets through.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (
+            record.msg == "Metadata refresh: failed %s"
+            and len(args) == 1
+            and type(args[0]).__name__ == "Cancelled"
+        )
+
+
+def _quiet_cancelled_refresh() -> None:
+    # Installed on first use, not at import (no import-time side effects).
+    logger = logging.getLogger("kafka.cluster")
+    if not any(isinstance(f, _DropCancelledRefresh) for f in logger.filters):
+        logger.addFilter(_DropCancelledRefresh())
 
 
 def read_records(
@@ -33,6 +58,7 @@ def read_records(
     """
     from kafka import KafkaConsumer, TopicPartition
 
+    _quiet_cancelled_refresh()
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap.split(","),
         enable_auto_commit=False,
