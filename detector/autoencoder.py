@@ -12,7 +12,18 @@ from detector.models import build_model, default_params
 from detector.normalise import MinMaxNormaliser
 from detector.validation import WINDOW_LENGTH, validate_batch
 
-__all__ = ["AutoencoderDetector", "FitHistory", "check_score_smoothing", "seed_everything"]
+__all__ = [
+    "AutoencoderDetector",
+    "FitHistory",
+    "check_score_smoothing",
+    "max_score_smoothing",
+    "seed_everything",
+]
+
+
+def max_score_smoothing(window_length: int = WINDOW_LENGTH) -> float:
+    """Widest allowed ``score_smoothing`` sigma: ``window_length / 8`` samples."""
+    return window_length / 8
 
 
 def check_score_smoothing(value: Any, window_length: int = WINDOW_LENGTH) -> float:
@@ -23,7 +34,7 @@ def check_score_smoothing(value: Any, window_length: int = WINDOW_LENGTH) -> flo
     DetectorConfigError
         Naming the value and the allowed range.
     """
-    limit = window_length / 8
+    limit = max_score_smoothing(window_length)
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     if not ok or not np.isfinite(value) or not 0 <= value <= limit:
         raise DetectorConfigError(

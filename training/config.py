@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from detector.validation import WINDOW_LENGTH
+from detector.autoencoder import max_score_smoothing
 from training.errors import PresetError
 
 __all__ = [
@@ -163,10 +163,10 @@ def _validate_ranges(cfg: TrainConfig) -> None:
         ),
         (0.0 < cfg.threshold.q < 1.0, "threshold.q", cfg.threshold.q, "in (0, 1)"),
         (
-            0.0 <= cfg.model.score_smoothing <= WINDOW_LENGTH / 8,
+            0.0 <= cfg.model.score_smoothing <= max_score_smoothing(),
             "model.score_smoothing",
             cfg.model.score_smoothing,
-            f"from 0 (plain MAE) to {WINDOW_LENGTH / 8:g} samples",
+            f"from 0 (plain MAE) to {max_score_smoothing():g} samples",
         ),
     ]
     for ok, key, value, allowed in checks:
