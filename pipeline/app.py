@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import time
 import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +19,7 @@ import faust
 from faust.streams import _current_event
 
 from pipeline.lag import report_consumer_state
+from pipeline.lifecycle import announce_first_batch, fail_stop
 from pipeline.output import deliver_with_retry
 from pipeline.processor import InRecord, OutRecord, WindowProcessor
 from pipeline.server import HealthState
@@ -90,9 +89,9 @@ def create_app(
     async def handle(events: Sequence[Any]) -> None:
         """Process one batch completely: compute, alert, deliver, then record latency."""
         nonlocal started
-        if not started:  # one line operators (and `ecgwatch bench`) can time from
+        if not started:
             started = True
-            print(f"[worker] first batch consumed at {time.time():.6f}", flush=True)
+            announce_first_batch()
         loop = asyncio.get_running_loop()
         batch = [
             InRecord(
@@ -134,20 +133,13 @@ def create_app(
                 try:  # shutting down mid-batch: finish this batch first
                     await asyncio.wait_for(task, SHUTDOWN_DELIVERY_TIMEOUT_S)
                 except BaseException:
-                    _die("could not finish a batch during shutdown")
+                    fail_stop("could not finish a batch during shutdown")
                 raise
             except BaseException as exc:
-                _die(f"unexpected error in the agent: {exc!r}")
+                fail_stop(f"unexpected error in the agent: {exc!r}")
 
     @app.timer(interval=1.0)
     async def heartbeat() -> None:
         await report_consumer_state(app.consumer, settings.topics.windows, metrics, health)
 
     return app
-
-
-def _die(why: str) -> None:
-    """Fail-stop: exit without letting Faust commit the offsets of an unfinished batch."""
-    log.critical("%s; exiting without committing (the batch will be re-processed)", why)
-    logging.shutdown()
-    os._exit(70)

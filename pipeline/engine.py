@@ -21,9 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import os
 import signal
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -31,6 +29,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
 from pipeline.lag import report_consumer_state
+from pipeline.lifecycle import announce_first_batch, fail_stop
 from pipeline.output import BatchProducer, deliver_with_retry
 from pipeline.processor import InRecord, OutRecord, WindowProcessor
 from pipeline.server import HealthState
@@ -124,7 +123,7 @@ class BatchEngine:
             try:
                 await asyncio.wait_for(self._drain(), SHUTDOWN_DELIVERY_TIMEOUT_S)
             except BaseException:
-                _die("could not finish the in-flight batches during shutdown")
+                fail_stop("could not finish the in-flight batches during shutdown")
         finally:
             beat.cancel()
             await self.consumer.stop()
@@ -147,13 +146,13 @@ class BatchEngine:
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:
-                _die(f"unexpected error in the batch engine: {exc!r}")
+                fail_stop(f"unexpected error in the batch engine: {exc!r}")
 
     # ------------------------------------------------------------------ one batch
     async def _handle(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         if not self._started:
             self._started = True
-            _mark_first_batch()
+            announce_first_batch()
         # aiokafka's ConsumerRecord has InRecord's attributes: no per-message copy.
         batch: list[InRecord] = []
         offsets: dict[TopicPartition, int] = {}
@@ -226,18 +225,6 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.engine.health.assigned_partitions = len(assigned)
-
-
-def _mark_first_batch() -> None:
-    # One line operators (and `ecgwatch bench`) can time from: consumption has begun.
-    print(f"[worker] first batch consumed at {time.time():.6f}", flush=True)
-
-
-def _die(why: str) -> None:
-    """Fail-stop: exit without committing the offsets of an unfinished batch."""
-    log.critical("%s; exiting without committing (the batch will be re-processed)", why)
-    logging.shutdown()
-    os._exit(70)
 
 
 def run_batch_engine(
