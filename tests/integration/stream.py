@@ -40,6 +40,7 @@ __all__ = [
     "new_topics",
     "parse_metrics",
     "topics_env",
+    "wait_until",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -189,12 +190,37 @@ class WorkerProcess:
         with urllib.request.urlopen(self.url("/metrics"), timeout=5) as resp:
             return parse_metrics(resp.read().decode())
 
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of ``/metrics``; 0 when absent or while nothing answers on the port."""
+        try:
+            return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
+        except OSError:
+            return 0.0
+
+    def scored(self) -> float:
+        """``ecg_windows_total{outcome="scored"}`` (0 while the worker is not serving)."""
+        return self.metric("ecg_windows_total", outcome="scored")
+
     def log_tail(self, chars: int = 6000) -> str:
         """End of the current log (for failure messages)."""
         if self.log_path is None or not self.log_path.exists():
             return "(no worker log)"
         text = self.log_path.read_text(errors="replace")
         return f"--- {self.log_path} (tail) ---\n{text[-chars:]}"
+
+
+def wait_until(
+    cond: Callable[[], bool], timeout_s: float, what: str, *workers: WorkerProcess
+) -> None:
+    """Poll ``cond`` until true; fail with the workers' logs if one exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        for w in workers:
+            w.assert_running()
+        if time.monotonic() >= deadline:
+            logs = "\n".join(w.log_tail() for w in workers)
+            raise AssertionError(f"timed out waiting for {what}\n{logs}")
+        time.sleep(0.05)
 
 
 class WorkerPool:

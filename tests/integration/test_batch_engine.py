@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.integration.conftest import SeedModel
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 N = 3000
@@ -42,29 +44,12 @@ def _worker(cfg: Path) -> subprocess.Popen[str]:
 
 
 def test_batch_engine_survives_sigkill(
-    kafka_bootstrap: str, tmp_path: Path, shared_data: Path
+    kafka_bootstrap: str, tmp_path: Path, seed_model: SeedModel
 ) -> None:
     from benchmarks.kafka_io import create_topics, fill
     from pipeline.binary import binary_message
 
-    registry = tmp_path / "models"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ecgwatch",
-            "train",
-            "--preset",
-            "seed",
-            "--registry",
-            str(registry),
-            "--data",
-            str(shared_data),
-            "--quiet",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    registry = seed_model.registry
     run = uuid.uuid4().hex[:8]
     windows, prefix = f"it.{run}.windows", f"it.{run}"
     outs = [f"{prefix}.{k}" for k in ("scores", "alerts", "dlq")]

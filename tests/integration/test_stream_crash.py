@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from pipeline.replay import device_of, replay
-from tests.integration.stream import TopicReader, WorkerPool, WorkerProcess, by_window, new_topics
+from tests.integration.stream import TopicReader, WorkerPool, by_window, new_topics, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -19,21 +18,6 @@ RATE = 2000.0  # windows/s: the 5000-beat replay lasts ~2.5 s, so the kill lands
 #: Faust reads these from the environment. With its 60 s default session timeout the restarted
 #: worker would wait up to a minute for the group to drop the killed member.
 FAST_FAILOVER = {"BROKER_SESSION_TIMEOUT": "6", "BROKER_HEARTBEAT_INTERVAL": "1"}
-
-
-def _scored(worker: WorkerProcess) -> float:
-    try:
-        return worker.metrics().get(("ecg_windows_total", (("outcome", "scored"),)), 0.0)
-    except OSError:
-        return 0.0
-
-
-def _wait_scored(worker: WorkerProcess, at_least: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while _scored(worker) < at_least:
-        worker.assert_running()
-        assert time.monotonic() < deadline, f"fewer than {at_least} scored\n{worker.log_tail()}"
-        time.sleep(0.05)
 
 
 def test_kill9_mid_replay_then_restart_loses_no_window(
@@ -63,7 +47,7 @@ def test_kill9_mid_replay_then_restart_loses_no_window(
     sender = threading.Thread(target=send, name="replay")
     sender.start()
     try:
-        _wait_scored(worker, 500, 60)
+        wait_until(lambda: worker.scored() >= 500, 60, "500 windows scored", worker)
         worker.kill9()
         killed_mid_replay = sender.is_alive()
     finally:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from pipeline.replay import device_of, replay
-from tests.integration.stream import TopicReader, WorkerPool, WorkerProcess, by_window, new_topics
+from tests.integration.stream import TopicReader, WorkerPool, by_window, new_topics, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -25,27 +25,6 @@ DEVICES = 25
 CHUNKS = ((0, 1500), (1500, 3000), (3000, 4000), (4000, 5000))
 #: For the Faust engine (ECGWATCH_TEST_ENGINE=faust): its 60 s default session timeout.
 FAST_FAILOVER = {"BROKER_SESSION_TIMEOUT": "6", "BROKER_HEARTBEAT_INTERVAL": "1"}
-
-
-def _metric(worker: WorkerProcess, name: str, labels: tuple[tuple[str, str], ...] = ()) -> float:
-    try:
-        return worker.metrics().get((name, labels), 0.0)
-    except OSError:
-        return 0.0
-
-
-def _scored(worker: WorkerProcess) -> float:
-    return _metric(worker, "ecg_windows_total", (("outcome", "scored"),))
-
-
-def _wait(cond, timeout_s: float, what: str, *workers: WorkerProcess) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        for w in workers:
-            w.assert_running()
-        logs = "\n".join(w.log_tail() for w in workers)
-        assert time.monotonic() < deadline, f"timed out waiting for {what}\n{logs}"
-        time.sleep(0.1)
 
 
 def test_join_and_leave_mid_stream_lose_no_window(
@@ -71,7 +50,7 @@ def test_join_and_leave_mid_stream_lose_no_window(
 
     first = worker_pool.start(topics, group_id=group, env=FAST_FAILOVER)
     send(*CHUNKS[0], None)
-    _wait(lambda: _scored(first) >= 500, 60, "the first worker to score", first)
+    wait_until(lambda: first.scored() >= 500, 60, "the first worker to score", first)
 
     # Join under load: the second worker starts while the next chunk streams in.
     errors: list[BaseException] = []
@@ -90,8 +69,8 @@ def test_join_and_leave_mid_stream_lose_no_window(
     sender = send_async(*CHUNKS[1], 300.0)
     second = worker_pool.start(topics, group_id=group, env=FAST_FAILOVER, ready=False)
     second.wait_ready()
-    _wait(
-        lambda: _metric(second, "ecg_consumer_assigned_partitions") > 0,
+    wait_until(
+        lambda: second.metric("ecg_consumer_assigned_partitions") > 0,
         90,
         "the second worker to be assigned partitions",
         first,
@@ -99,10 +78,10 @@ def test_join_and_leave_mid_stream_lose_no_window(
     )
     sender.join(timeout=120)
     send(*CHUNKS[2], None)
-    _wait(lambda: _scored(second) > 0, 60, "the second worker to score", first, second)
+    wait_until(lambda: second.scored() > 0, 60, "the second worker to score", first, second)
     split = (
-        _metric(first, "ecg_consumer_assigned_partitions"),
-        _metric(second, "ecg_consumer_assigned_partitions"),
+        first.metric("ecg_consumer_assigned_partitions"),
+        second.metric("ecg_consumer_assigned_partitions"),
     )
 
     # Leave under load: SIGTERM the first worker while the last chunk streams in.
