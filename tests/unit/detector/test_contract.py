@@ -73,6 +73,22 @@ def test_same_seed_same_scores(kind: str, fitted: dict, beats: tuple) -> None:
 
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_one_compiled_call_per_epoch_trains_exactly_like_one_per_step(
+    kind: str, fitted: dict, beats: tuple
+) -> None:
+    # fit() runs a whole epoch per compiled call by default (the speed-up measured by
+    # benchmarks/training.py); the weights must be those of the step-by-step loop.
+    det = AutoencoderDetector(kind=kind)
+    det.fit(beats[0], epochs=2, batch_size=64, seed=7, steps_per_execution=1)
+    np.testing.assert_array_equal(det.score(beats[1]), fitted[kind].score(beats[1]))
+
+
+def test_steps_per_execution_must_be_positive(beats: tuple) -> None:
+    with pytest.raises(ValueError, match="steps_per_execution: got 0"):
+        AutoencoderDetector().fit(beats[0], epochs=1, steps_per_execution=0)
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
 def test_denoising_option_works_for_every_kind(kind: str, beats: tuple) -> None:
     det = AutoencoderDetector(kind=kind)
     hist = det.fit(beats[0][:128], epochs=1, batch_size=64, noise_factor=0.05, seed=1)
