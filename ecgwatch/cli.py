@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "TENSORFLOW_COMMANDS", "build_parser", "main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = (
@@ -31,6 +31,10 @@ COMMANDS = (
     "bench",
     "compare",
 )
+
+#: Commands that load Keras; TensorFlow is imported first with its start-up noise filtered
+#: (see :mod:`ecgwatch.native_logs`).
+TENSORFLOW_COMMANDS = frozenset({"train", "evaluate", "worker", "demo", "bench", "compare"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command in TENSORFLOW_COMMANDS:
+        from ecgwatch.native_logs import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
