@@ -25,30 +25,10 @@ VARIANTS: dict[str, int | None] = {"per_step": 1, "per_epoch": None}
 
 
 def _fit_once(split: Any, config: Any, steps_per_execution: int | None) -> tuple[float, Any]:
-    from detector import AutoencoderDetector
+    from training.job import fit_detector
 
-    fit_cfg = config.training
-    validation = {"test": split.x_test, "holdout": split.x_holdout, "none": None}[
-        fit_cfg.validation
-    ]
-    det = AutoencoderDetector(
-        kind=config.model.kind,
-        params=config.model.params,
-        score_smoothing=config.model.score_smoothing,
-    )
     t0 = time.perf_counter()
-    det.fit(
-        split.x_fit,
-        normaliser_data=split.x_train,
-        validation_data=validation,
-        epochs=fit_cfg.epochs,
-        batch_size=fit_cfg.batch_size,
-        learning_rate=fit_cfg.learning_rate,
-        noise_factor=fit_cfg.noise_factor,
-        early_stopping_patience=fit_cfg.early_stopping_patience,
-        seed=config.seed,
-        steps_per_execution=steps_per_execution,
-    )
+    det, _threshold, _history = fit_detector(split, config, steps_per_execution=steps_per_execution)
     return time.perf_counter() - t0, det.score(split.x_test)
 
 

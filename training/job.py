@@ -44,9 +44,15 @@ class EvaluationResult:
 
 
 def fit_detector(
-    split: Split, config: TrainConfig, verbose: int = 0
+    split: Split,
+    config: TrainConfig,
+    verbose: int = 0,
+    steps_per_execution: int | None = None,
 ) -> tuple[AutoencoderDetector, Any, dict[str, list[float]]]:
     """Fit a detector and its threshold on one split (no test label is looked at).
+
+    ``steps_per_execution`` is passed to :meth:`AutoencoderDetector.fit` (default: one
+    compiled call per epoch; ``benchmarks/training.py`` times 1 against it).
 
     Returns
     -------
@@ -72,6 +78,7 @@ def fit_detector(
         early_stopping_patience=fit_cfg.early_stopping_patience,
         seed=config.seed,
         verbose=verbose,
+        steps_per_execution=steps_per_execution,
     )
     th_cfg = config.threshold
     calib = split.x_fit if th_cfg.fit_on == "train" else split.x_holdout
