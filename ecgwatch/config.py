@@ -1,8 +1,9 @@
 """The one YAML configuration file, with ``ECGWATCH_<SECTION>__<KEY>`` environment overrides.
 
-Sections: ``kafka`` (bootstrap, group_id, topics.*), ``worker`` (registry, batching, metrics,
-device, …) and ``alerts`` (cooldown_s, critical_ratio). Secrets such as SASL passwords are read
-from the environment only and are never accepted in the file.
+Sections: ``kafka`` (bootstrap, group_id, topics.*, security_protocol, sasl_*, ssl_*),
+``worker`` (registry, batching, metrics, device, …) and ``alerts`` (cooldown_s,
+critical_ratio). Secrets such as the SASL password are read from the environment only and are
+never accepted in the file.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import PipelineConfigError
+from pipeline.security import KafkaSecurity
 from pipeline.settings import TopicNames, WorkerSettings
 
 __all__ = ["ConfigError", "load_settings"]
@@ -29,6 +31,14 @@ _LAYOUT: dict[str, dict[str, str]] = {
         "group_id": "group_id",
         "topics": "topics",
         "session_timeout_s": "session_timeout_s",
+        # -> KafkaSecurity fields (pipeline.security); the password from the environment only
+        "security_protocol": "security.protocol",
+        "sasl_mechanism": "security.sasl_mechanism",
+        "sasl_username": "security.sasl_username",
+        "sasl_password": "security.sasl_password",
+        "ssl_cafile": "security.ssl_cafile",
+        "ssl_certfile": "security.ssl_certfile",
+        "ssl_keyfile": "security.ssl_keyfile",
     },
     "worker": {
         k: k
@@ -142,6 +152,7 @@ def load_settings(
     data = _merge(data, overrides or {})
     defaults = WorkerSettings()
     kwargs: dict[str, Any] = {}
+    security: dict[str, Any] = {}
     for section, values in data.items():
         if section not in _LAYOUT:
             raise ConfigError(f"{section}: unknown section; allowed: {sorted(_LAYOUT)}")
@@ -163,9 +174,14 @@ def load_settings(
             field = _LAYOUT[section][key]
             if field == "topics":
                 kwargs["topics"] = _topics(full, value)
+            elif field.startswith("security."):
+                name = field.split(".", 1)[1]
+                security[name] = _coerce(full, value, getattr(defaults.security, name))
             else:
                 kwargs[field] = _coerce(full, value, getattr(defaults, field))
     try:
+        if security:
+            kwargs["security"] = KafkaSecurity(**security)
         return dataclasses.replace(defaults, **kwargs)
     except PipelineConfigError as exc:
         raise ConfigError(str(exc)) from exc

@@ -56,6 +56,7 @@ def create_app(
     app = faust.App(
         settings.group_id,
         broker=[f"kafka://{h.strip()}" for h in settings.bootstrap.split(",")],
+        broker_credentials=settings.security.faust_credentials(),
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=partitions,

@@ -100,6 +100,7 @@ class BatchEngine:
         bootstrap = s.bootstrap.split(",")
         producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
+            **s.security.client_kwargs(),
             acks="all",
             linger_ms=2,
             max_batch_size=512 * 1024,
@@ -107,6 +108,7 @@ class BatchEngine:
         )
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
+            **s.security.client_kwargs(),
             group_id=s.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

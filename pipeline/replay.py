@@ -14,6 +14,7 @@ import numpy as np
 
 from pipeline.codec import encode_window_json
 from pipeline.errors import PipelineConfigError, PipelineError
+from pipeline.security import KafkaSecurity
 
 __all__ = ["ReplayStats", "device_of", "replay"]
 
@@ -36,7 +37,7 @@ class ReplayStats:
         return self.sent / self.seconds if self.seconds > 0 else float("inf")
 
 
-def _producer(bootstrap: str) -> Any:
+def _producer(bootstrap: str, security: KafkaSecurity | None) -> Any:
     from kafka import KafkaProducer
 
     try:
@@ -47,6 +48,7 @@ def _producer(bootstrap: str) -> Any:
             batch_size=256 * 1024,
             max_request_size=4 * 1024 * 1024,
             compression_type=None,
+            **(security or KafkaSecurity()).client_kwargs(),
         )
     except Exception as exc:
         raise PipelineError(
@@ -68,6 +70,7 @@ def replay(
     encode: Callable[[str, int, float, np.ndarray], tuple[bytes, list[tuple[str, bytes]]]]
     | None = None,
     seq_offset: int = 0,
+    security: KafkaSecurity | None = None,
 ) -> ReplayStats:
     """Send ``windows`` (raw units) to Kafka, keyed by device id, and wait for all acks.
 
@@ -90,12 +93,14 @@ def replay(
         ``(device_id, seq, ts, samples) -> (value, headers)``; JSON by default.
     seq_offset : int
         Added to every sequence number (to replay the same data again as new windows).
+    security : KafkaSecurity, optional
+        TLS / SASL settings (default: plaintext).
     """
     if devices < 1:
         raise PipelineConfigError(f"--devices: {devices} must be >= 1")
     if rate is not None and rate <= 0:
         raise PipelineConfigError(f"--rate: {rate} must be > 0 windows/s")
-    producer = _producer(bootstrap)
+    producer = _producer(bootstrap, security)
     truth: Any = None
     writer: Any = None
     if truth_path is not None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline.errors import PipelineConfigError
+from pipeline.security import KafkaSecurity
 
 __all__ = ["TopicNames", "WorkerSettings"]
 
@@ -27,6 +28,8 @@ class WorkerSettings:
     ----------
     bootstrap : str
         Kafka bootstrap servers, ``HOST:PORT[,HOST:PORT]``.
+    security : KafkaSecurity
+        TLS / SASL settings of every Kafka client (default: plaintext, no authentication).
     registry : str
         Model registry folder; the worker loads ``model_version`` from it.
     model_version : str
@@ -54,6 +57,7 @@ class WorkerSettings:
     """
 
     bootstrap: str = "localhost:9092"
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
     registry: str = "models"
     model_version: str = "latest"
     group_id: str = "ecgwatch"

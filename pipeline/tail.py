@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from pipeline.security import KafkaSecurity
+
 __all__ = ["format_alert", "read_records"]
 
 
@@ -44,6 +46,7 @@ def read_records(
     timeout_s: float | None = None,
     idle_timeout_s: float | None = None,
     max_records: int | None = None,
+    security: KafkaSecurity | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield decoded JSON records of ``topic`` (no consumer group; nothing is committed).
 
@@ -55,6 +58,8 @@ def read_records(
         Stop after this many seconds without a new record.
     max_records : int, optional
         Stop after this many records.
+    security : KafkaSecurity, optional
+        TLS / SASL settings (default: plaintext).
     """
     from kafka import KafkaConsumer, TopicPartition
 
@@ -64,6 +69,7 @@ def read_records(
         enable_auto_commit=False,
         group_id=None,
         consumer_timeout_ms=200,
+        **(security or KafkaSecurity()).client_kwargs(),
     )
     try:
         parts = consumer.partitions_for_topic(topic) or set()

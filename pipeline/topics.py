@@ -6,11 +6,13 @@ fails loudly and ``ecg.windows`` gets the partition count the workers are meant 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.security import KafkaSecurity
 
 __all__ = [
     "ALERTS_TOPIC",
@@ -112,29 +114,70 @@ def default_topics(
     ]
 
 
-def _admin(bootstrap: str, timeout_s: float) -> Any:
+class _AuthFailures(logging.Handler):
+    """Remembers kafka-python's log lines about rejected credentials.
+
+    kafka-python retries a bootstrap whose SASL handshake was rejected until its timeout and
+    then reports only "Unable to bootstrap"; the reason is in its log.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.reasons: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if "AuthenticationFailed" in msg or "Authentication failed" in msg:
+            self.reasons.append(msg)
+
+
+def _admin(bootstrap: str, timeout_s: float, security: KafkaSecurity | None = None) -> Any:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
+    security = security or KafkaSecurity()
+    watch = _AuthFailures()
+    kafka_log = logging.getLogger("kafka")
+    kafka_log.addHandler(watch)
     try:
         return KafkaAdminClient(
             bootstrap_servers=bootstrap,
             client_id="ecgwatch-topics",
             request_timeout_ms=int(timeout_s * 1000),
             bootstrap_timeout_ms=int(timeout_s * 1000),
+            **security.client_kwargs(),
         )
     except KafkaError as exc:
+        if watch.reasons:
+            reason = watch.reasons[-1].rsplit("Authentication failed:", 1)[-1].strip(" )")
+            raise PipelineError(
+                f"Kafka at {bootstrap} rejected the credentials: authentication failed for "
+                f"kafka.sasl_username={security.sasl_username!r} "
+                f"(kafka.sasl_mechanism={security.sasl_mechanism}): {reason}; check the "
+                "username and ECGWATCH_KAFKA__SASL_PASSWORD"
+            ) from exc
         raise PipelineError(
             f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}): start a broker "
             "(`ecgwatch broker start`) or pass the right --bootstrap HOST:PORT"
+            + (
+                f" (security_protocol is {security.protocol}: is that what the listener speaks?)"
+                if security.protocol != "PLAINTEXT"
+                else ""
+            )
         ) from exc
+    finally:
+        kafka_log.removeHandler(watch)
 
 
 def topic_partitions(
-    bootstrap: str, names: Iterable[str], *, timeout_s: float = 30.0
+    bootstrap: str,
+    names: Iterable[str],
+    *,
+    timeout_s: float = 30.0,
+    security: KafkaSecurity | None = None,
 ) -> dict[str, int]:
     """Partition count of each existing topic among ``names`` (missing topics are left out)."""
-    admin = _admin(bootstrap, timeout_s)
+    admin = _admin(bootstrap, timeout_s, security)
     try:
         return _partitions(admin, list(names))
     finally:
@@ -154,6 +197,7 @@ def create_topics(
     specs: Sequence[TopicSpec] | None = None,
     *,
     timeout_s: float = 30.0,
+    security: KafkaSecurity | None = None,
 ) -> list[TopicResult]:
     """Create ``specs`` (default :func:`default_topics`) if they do not exist yet; wait until
     every partition has a leader.
@@ -169,6 +213,8 @@ def create_topics(
         Topics to create.
     timeout_s : float
         Request timeout and the limit for the topics to become usable.
+    security : KafkaSecurity, optional
+        TLS / SASL settings (default: plaintext).
 
     Returns
     -------
@@ -183,7 +229,7 @@ def create_topics(
     from kafka.errors import KafkaError, for_code
 
     specs = list(default_topics() if specs is None else specs)
-    admin = _admin(bootstrap, timeout_s)
+    admin = _admin(bootstrap, timeout_s, security)
     try:
         request = {
             s.name: {"num_partitions": s.partitions, "replication_factor": s.replication_factor}

@@ -94,7 +94,11 @@ def run_worker(settings: WorkerSettings) -> int:
     artifact = load_model(settings)
     t = settings.topics
     try:
-        parts = topic_partitions(settings.bootstrap, [t.windows, t.scores, t.alerts, t.dlq])
+        parts = topic_partitions(
+            settings.bootstrap,
+            [t.windows, t.scores, t.alerts, t.dlq],
+            security=settings.security,
+        )
     except PipelineError:
         raise
     except Exception as exc:

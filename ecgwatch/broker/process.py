@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +92,9 @@ def _read_port(props: Path) -> int | None:
         return None
     for line in props.read_text().splitlines():
         if line.startswith("advertised.listeners="):
-            return int(line.rsplit(":", 1)[1])
+            # The PLAINTEXT listener comes first (a SASL one may follow).
+            first = line.split("=", 1)[1].split(",")[0]
+            return int(first.rsplit(":", 1)[1])
     return None
 
 
@@ -235,6 +238,8 @@ def start(
     heap: str = DEFAULT_HEAP,
     timeout_s: float = 90.0,
     kdir: Path | None = None,
+    sasl_port: int | None = None,
+    sasl_users: Mapping[str, str] | None = None,
 ) -> BrokerStatus:
     """Start the local broker in the background and wait until it answers a metadata request.
 
@@ -255,6 +260,9 @@ def start(
         How long to wait for the broker to answer.
     kdir : Path, optional
         The Maven project folder; default :func:`kafka_dir`.
+    sasl_port, sasl_users : optional
+        An extra ``SASL_PLAINTEXT`` (``PLAIN``) listener and its accounts, for testing clients
+        that authenticate (see :func:`ecgwatch.broker.config.render_server_properties`).
 
     Returns
     -------
@@ -277,7 +285,10 @@ def start(
             f"the broker of {data_dir} already runs on port {current.port}, not {port}: "
             "stop it first (`ecgwatch broker stop`) or use another --data-dir"
         )
-    for p, what in ((port, "broker"), (controller_port, "controller")):
+    checks = [(port, "broker"), (controller_port, "controller")]
+    if sasl_port is not None:
+        checks.append((sasl_port, "SASL"))
+    for p, what in checks:
         if _port_in_use(p):
             raise EcgwatchError(
                 f"{what} port {p} is already in use by another process: choose another --port"
@@ -287,7 +298,11 @@ def start(
     java = _java()
     data_dir.mkdir(parents=True, exist_ok=True)
     props, pid_file, log_file = _paths(data_dir)
-    props.write_text(render_server_properties(port, controller_port, data_dir))
+    props.write_text(
+        render_server_properties(
+            port, controller_port, data_dir, sasl_port=sasl_port, sasl_users=sasl_users
+        )
+    )
     log4j = data_dir / "log4j2.xml"
     log4j.write_text(render_log4j2_config())
     _format_storage(java, kdir, props, data_dir, log_file)

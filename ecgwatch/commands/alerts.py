@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         from_beginning=args.from_beginning,
         timeout_s=args.timeout,
         max_records=args.max,
+        security=settings.security,
     ):
         alert.pop("_partition", None)
         alert.pop("_offset", None)

@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         labels=y,
         truth_path=args.truth,
         encode=encode,
+        security=settings.security,
     )
     print(
         f"[replay] sent {stats.sent} windows in {stats.seconds:.1f} s "

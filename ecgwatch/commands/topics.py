@@ -18,7 +18,14 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("action", choices=("create",))
     parser.add_argument(
-        "--bootstrap", default="localhost:9092", help="Kafka HOST:PORT (default localhost:9092)"
+        "--bootstrap",
+        default=None,
+        help="Kafka HOST:PORT (default: the config's kafka.bootstrap, else localhost:9092)",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="the worker's YAML config: its topic names and Kafka security settings are used",
     )
     parser.add_argument(
         "--partitions",
@@ -34,6 +41,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Create the topics and print one line per topic."""
+    from ecgwatch.commands.worker import overrides_from_args
+    from ecgwatch.config import load_settings
     from pipeline.topics import create_topics, default_topics
 
     if not args.verbose:
@@ -41,10 +50,15 @@ def run(args: argparse.Namespace) -> int:
         # this command ends with says the same once.
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
-    specs = default_topics(args.partitions)
-    for spec, res in zip(
-        specs, create_topics(args.bootstrap, specs, timeout_s=args.timeout), strict=True
-    ):
+    settings = load_settings(args.config, overrides_from_args(args))
+    t = settings.topics
+    specs = default_topics(
+        args.partitions, windows=t.windows, scores=t.scores, alerts=t.alerts, dlq=t.dlq
+    )
+    results = create_topics(
+        settings.bootstrap, specs, timeout_s=args.timeout, security=settings.security
+    )
+    for spec, res in zip(specs, results, strict=True):
         what = "created" if res.created else "exists"
         note = ""
         if res.partitions != spec.partitions:

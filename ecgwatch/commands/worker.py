@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--engine",
         choices=["faust", "batch"],
         default=None,
-        help="consumption engine (default faust; batch is the fast aiokafka getmany loop)",
+        help="consumption engine (default batch: aiokafka getmany loop; faust: the Faust agent)",
     )
     p.add_argument("--data-dir", default=None, help="Faust state folder")
     p.set_defaults(func=run)

@@ -151,3 +151,29 @@ def test_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(process.uuid, "uuid4", lambda: next(draws))
     cid = process.new_cluster_id()
     assert not cid.startswith("-") and len(cid) == 22
+
+
+def test_server_properties_with_a_sasl_listener(tmp_path: Path) -> None:
+    text = broker.render_server_properties(
+        19092, 19093, tmp_path, sasl_port=19094, sasl_users={"ecg": "pw"}
+    )
+    props = _props(text)
+    assert props["listeners"].endswith(",SASL_PLAINTEXT://localhost:19094")
+    assert props["advertised.listeners"] == (
+        "PLAINTEXT://localhost:19092,SASL_PLAINTEXT://localhost:19094"
+    )
+    assert "SASL_PLAINTEXT:SASL_PLAINTEXT" in props["listener.security.protocol.map"]
+    assert props["sasl.enabled.mechanisms"] == "PLAIN"
+    assert 'user_ecg="pw"' in props["listener.name.sasl_plaintext.plain.sasl.jaas.config"]
+    # The status/port reader still finds the plaintext port first.
+    (tmp_path / "server.properties").write_text(text)
+    assert broker.status(tmp_path).port == 19092
+
+
+def test_sasl_listener_needs_users_and_its_own_port(tmp_path: Path) -> None:
+    with pytest.raises(EcgwatchError, match="sasl_users"):
+        broker.render_server_properties(19092, 19093, tmp_path, sasl_port=19094)
+    with pytest.raises(EcgwatchError, match="must differ"):
+        broker.render_server_properties(
+            19092, 19093, tmp_path, sasl_port=19093, sasl_users={"a": "b"}
+        )

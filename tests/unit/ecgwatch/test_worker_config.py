@@ -124,3 +124,56 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 def test_empty_file_is_the_defaults(tmp_path: Path) -> None:
     assert load_settings(_yaml(tmp_path, ""), environ={}) == WorkerSettings()
+
+
+def test_kafka_security_from_file_and_password_from_environment(tmp_path: Path) -> None:
+    cfg = _yaml(
+        tmp_path,
+        "kafka:\n  security_protocol: SASL_SSL\n  sasl_mechanism: SCRAM-SHA-512\n"
+        "  sasl_username: ecg\n",
+    )
+    s = load_settings(cfg, environ={"ECGWATCH_KAFKA__SASL_PASSWORD": "hunter2"})
+    sec = s.security
+    assert (sec.protocol, sec.sasl_mechanism, sec.sasl_username) == (
+        "SASL_SSL",
+        "SCRAM-SHA-512",
+        "ecg",
+    )
+    assert sec.sasl_password == "hunter2"
+    assert "hunter2" not in repr(s)  # settings are logged; the password never is
+    kwargs = sec.client_kwargs()
+    assert kwargs["sasl_plain_password"] == "hunter2" and kwargs["ssl_context"] is not None
+
+
+def test_sasl_without_a_password_names_the_environment_variable(tmp_path: Path) -> None:
+    cfg = _yaml(tmp_path, "kafka:\n  security_protocol: SASL_PLAINTEXT\n  sasl_username: ecg\n")
+    with pytest.raises(ConfigError, match="ECGWATCH_KAFKA__SASL_PASSWORD"):
+        load_settings(cfg, environ={})
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"ECGWATCH_KAFKA__SECURITY_PROTOCOL": "TLS"}, "kafka.security_protocol: 'TLS'"),
+        (
+            {
+                "ECGWATCH_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "ECGWATCH_KAFKA__SASL_MECHANISM": "GSSAPI",
+                "ECGWATCH_KAFKA__SASL_USERNAME": "u",
+                "ECGWATCH_KAFKA__SASL_PASSWORD": "p",
+            },
+            "kafka.sasl_mechanism: 'GSSAPI'",
+        ),
+        (
+            {"ECGWATCH_KAFKA__SECURITY_PROTOCOL": "SSL", "ECGWATCH_KAFKA__SSL_CERTFILE": "c.pem"},
+            "give both",
+        ),
+    ],
+)
+def test_invalid_kafka_security_names_the_key(env: dict[str, str], says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        load_settings(environ=env)
+
+
+def test_plaintext_is_the_default_and_passes_nothing_but_the_protocol() -> None:
+    assert load_settings(environ={}).security.client_kwargs() == {"security_protocol": "PLAINTEXT"}
