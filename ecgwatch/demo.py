@@ -89,12 +89,14 @@ def _ensure_model(opts: DemoOptions) -> Path:
         return path
     except RegistryError:
         pass
+    from ecgwatch.native_logs import quiet_training
     from training import load_config, train
 
     _say(f"registry {opts.registry} is empty: training the '{opts.preset}' preset")
-    result = train(
-        load_config(opts.preset), data=opts.data, registry=opts.registry, verbose=0, log=_say
-    )
+    with quiet_training():
+        result = train(
+            load_config(opts.preset), data=opts.data, registry=opts.registry, verbose=0, log=_say
+        )
     assert result.path is not None
     _say(f"model: {result.path} (trained in {result.seconds:.1f} s)")
     return result.path

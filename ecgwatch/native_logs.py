@@ -21,7 +21,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
-__all__ = ["NOISE", "captured_fd2", "import_tensorflow_quietly"]
+__all__ = ["NOISE", "TRAINING_NOISE", "captured_fd2", "import_tensorflow_quietly", "quiet_training"]
 
 #: Lines dropped: abseil's pre-initialisation banner, native INFO lines (``I0000 ...``) and
 #: the cuInit failure that only says "this machine has no usable GPU".
@@ -29,6 +29,14 @@ NOISE = re.compile(
     r"WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|I\d{4} [\d:. ]+\s+\d+ \S+:\d+\]"
     r"|E\d{4} [\d:. ]+\s+\d+ cuda_\w+\.cc:\d+\] failed call to cuInit"
+)
+
+#: Also dropped while a model trains: TensorFlow 2.21's Python side passes an attribute
+#: (``use_unbounded_threadpool``) that its own C++ op definition lacks, and logs an ``E`` line
+#: saying it is ignored whenever Keras builds its input pipeline.
+TRAINING_NOISE = re.compile(
+    NOISE.pattern + r"|E\d{4} [\d:. ]+\s+\d+ node_def_util\.cc:\d+\] NodeDef mentions "
+    r"attribute use_unbounded_threadpool"
 )
 
 
@@ -86,3 +94,11 @@ def import_tensorflow_quietly() -> bool:
     except ImportError:
         return False
     return True
+
+
+def quiet_training() -> contextlib.AbstractContextManager[None]:
+    """:func:`captured_fd2` with :data:`TRAINING_NOISE`: wrap a training run (batch jobs
+    only; their stderr is held back until the block ends, stdout is not)."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "") == "0":
+        return contextlib.nullcontext()
+    return captured_fd2(TRAINING_NOISE)

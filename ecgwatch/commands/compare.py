@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``ecgwatch compare``."""
+    from ecgwatch.native_logs import quiet_training
     from training import load_dataset
     from training.compare import candidates, compare, write_markdown, write_roc_plot
     from training.errors import PresetError
@@ -54,14 +55,15 @@ def run(args: argparse.Namespace) -> int:
         configs = [c for c in configs if c.name in wanted]
     data = load_dataset(args.data)
     seeds, states = ((0,), ()) if args.quick else ((0, 1, 2, 3, 4), (1, 2, 3, 4, 5))
-    result = compare(
-        data,
-        configs,
-        seeds=seeds,
-        split_states=states,
-        quick=args.quick,
-        log=lambda m: print(f"[compare] {m}", flush=True),
-    )
+    with quiet_training():
+        result = compare(
+            data,
+            configs,
+            seeds=seeds,
+            split_states=states,
+            quick=args.quick,
+            log=lambda m: print(f"[compare] {m}", flush=True),
+        )
     out = Path(args.out)
     png = out.with_name(f"{out.stem}-roc.png")
     write_roc_plot(result, png)

@@ -29,17 +29,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``ecgwatch train``."""
+    from ecgwatch.native_logs import quiet_training
     from training import load_config, train
 
     config = load_config(args.preset)
-    result = train(
-        config,
-        data=args.data,
-        registry=args.registry,
-        seed=args.seed,
-        verbose=0 if args.quiet else 2,
-        log=lambda m: print(f"[train] {m}", flush=True),
-    )
+    with quiet_training():
+        result = train(
+            config,
+            data=args.data,
+            registry=args.registry,
+            seed=args.seed,
+            verbose=0 if args.quiet else 2,
+            log=lambda m: print(f"[train] {m}", flush=True),
+        )
     print(format_metrics(result.metrics))
     print(f"[train] trained in {result.seconds:.1f} s")
     print(f"[train] artifact: {result.path}")

@@ -71,3 +71,37 @@ def test_a_user_who_asks_for_every_native_log_line_gets_them() -> None:
     )
     proc = _run(code, TF_CPP_MIN_LOG_LEVEL="0")
     assert proc.stdout.strip() == "False"
+
+
+def test_training_under_quiet_training_prints_no_tensorflow_op_definition_error() -> None:
+    # Keras builds a tf.data pipeline for fit(); TensorFlow 2.21 then logs an E line about an
+    # attribute its own op definition lacks. The same fit outside the filter shows it.
+    code = (
+        "import sys, numpy as np\n"
+        "from ecgwatch.native_logs import import_tensorflow_quietly, quiet_training\n"
+        "import_tensorflow_quietly()\n"
+        "from detector import AutoencoderDetector\n"
+        "x = np.random.default_rng(0).normal(size=(64, 140)).astype('float32')\n"
+        "ctx = quiet_training() if sys.argv[1] == 'quiet' else __import__('contextlib')"
+        ".nullcontext()\n"
+        "with ctx:\n"
+        "    AutoencoderDetector().fit(x, epochs=1, batch_size=32, validation_data=x[:16])\n"
+        "print('fitted', file=sys.stderr)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    runs = {
+        mode: subprocess.run(
+            [sys.executable, "-c", code, mode],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=180,
+        )
+        for mode in ("quiet", "plain")
+    }
+    for proc in runs.values():
+        assert proc.returncode == 0, proc.stderr
+    assert "use_unbounded_threadpool" not in runs["quiet"].stderr
+    assert runs["quiet"].stderr.strip().endswith("fitted")
+    assert "use_unbounded_threadpool" in runs["plain"].stderr  # the filter is what removes it
