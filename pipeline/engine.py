@@ -12,8 +12,9 @@ computed; commits stay in batch order. If a batch cannot be delivered during shu
 unexpected happens, the process exits without committing (fail-stop), so it is re-processed.
 Partition revocation waits for the in-flight batches and commits them first.
 
-Alert de-duplication state lives in process memory here (``docs/performance.md``,
-"Alert state with the batch engine"): best-effort across restarts and rebalances.
+Alert de-duplication state lives in process memory here and is rebuilt from the alerts topic
+on every partition assignment (:mod:`pipeline.alert_state`), so a restart or a rebalance does
+not repeat an alert inside its cooldown.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
+from pipeline.alert_state import RESTORE_TIMEOUT_S, fold_alerts, read_recent_alerts
 from pipeline.lag import report_consumer_state
 from pipeline.lifecycle import announce_first_batch, fail_stop
 from pipeline.output import BatchProducer, deliver_with_retry
@@ -79,7 +81,10 @@ class BatchEngine:
         self.settings = settings
         self.processor = processor
         self.health = health
-        self.state: dict[str, Any] = {}  # alert de-dup state (best-effort; see module doc)
+        self.state: dict[str, Any] = {}  # alert de-dup state (rebuilt on assignment)
+        # Cleared until the state is rebuilt for the current assignment: aiokafka may hand out
+        # records of new partitions while the assignment callback is still running.
+        self._state_ready = asyncio.Event()
         self._device_partition: dict[str, int] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
         self._lock = asyncio.Lock()
@@ -142,6 +147,7 @@ class BatchEngine:
                     async with self._lock:
                         await self._drain()
                 continue
+            await self._wait_state_ready()
             try:
                 async with self._lock:
                     await self._handle(fetched)
@@ -204,11 +210,47 @@ class BatchEngine:
         """Finish and commit in-flight batches before partitions move to another worker."""
         async with self._lock:
             await self._drain()
+        self._state_ready.clear()  # the next assignment rebuilds it
         gone = {tp.partition for tp in revoked}
         for device, part in list(self._device_partition.items()):
             if part in gone:  # another worker owns this device now: its state is stale here
                 self._device_partition.pop(device, None)
                 self.state.pop(device, None)
+
+    async def _wait_state_ready(self) -> None:
+        try:
+            await asyncio.wait_for(self._state_ready.wait(), RESTORE_TIMEOUT_S + 10)
+        except TimeoutError:  # fail open: alert without the restored state rather than stall
+            log.warning("alert state not rebuilt in time; alerting without it")
+            self._state_ready.set()
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Rebuild the alert state from the alerts topic (includes other workers' alerts)."""
+        self.health.assigned_partitions = len(assigned)
+        try:
+            await self._restore_state()
+        finally:
+            self._state_ready.set()
+
+    async def _restore_state(self) -> None:
+        s = self.settings
+        try:
+            alerts = await asyncio.get_running_loop().run_in_executor(
+                None, read_recent_alerts, s.bootstrap, s.topics.alerts, s.security
+            )
+        except Exception as exc:  # fail open: an alert may repeat, none is lost
+            log.warning("alert state not restored from %s: %r", s.topics.alerts, exc)
+            return
+        restored = fold_alerts(alerts, self.processor.policy.cooldown_s)
+        for device, entry in restored.items():
+            current = self.state.get(device)
+            if current is None or float(current["ts"]) <= entry["ts"]:
+                self.state[device] = entry
+        print(  # a lifecycle line, like the worker's other "[worker]" lines
+            f"[worker] alert state: {len(restored)} devices restored from {len(alerts)} "
+            f"alerts in {s.topics.alerts}",
+            flush=True,
+        )
 
     async def _heartbeat(self) -> None:
         while True:
@@ -226,7 +268,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.engine.on_revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.engine.health.assigned_partitions = len(assigned)
+        await self.engine.on_assigned(set(assigned))
 
 
 def run_batch_engine(
