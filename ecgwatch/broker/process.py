@@ -240,6 +240,7 @@ def start(
     kdir: Path | None = None,
     sasl_port: int | None = None,
     sasl_users: Mapping[str, str] | None = None,
+    ssl_keystore_pem: Path | None = None,
 ) -> BrokerStatus:
     """Start the local broker in the background and wait until it answers a metadata request.
 
@@ -260,9 +261,10 @@ def start(
         How long to wait for the broker to answer.
     kdir : Path, optional
         The Maven project folder; default :func:`kafka_dir`.
-    sasl_port, sasl_users : optional
-        An extra ``SASL_PLAINTEXT`` (``PLAIN``) listener and its accounts, for testing clients
-        that authenticate (see :func:`ecgwatch.broker.config.render_server_properties`).
+    sasl_port, sasl_users, ssl_keystore_pem : optional
+        An extra ``SASL_PLAINTEXT`` (or, with a PEM keystore, ``SASL_SSL``) listener with
+        mechanism ``PLAIN`` and its accounts, for testing clients that authenticate (see
+        :func:`ecgwatch.broker.config.render_server_properties`).
 
     Returns
     -------
@@ -300,7 +302,12 @@ def start(
     props, pid_file, log_file = _paths(data_dir)
     props.write_text(
         render_server_properties(
-            port, controller_port, data_dir, sasl_port=sasl_port, sasl_users=sasl_users
+            port,
+            controller_port,
+            data_dir,
+            sasl_port=sasl_port,
+            sasl_users=sasl_users,
+            ssl_keystore_pem=ssl_keystore_pem,
         )
     )
     log4j = data_dir / "log4j2.xml"

@@ -177,3 +177,18 @@ def test_sasl_listener_needs_users_and_its_own_port(tmp_path: Path) -> None:
         broker.render_server_properties(
             19092, 19093, tmp_path, sasl_port=19093, sasl_users={"a": "b"}
         )
+
+
+def test_server_properties_with_a_sasl_ssl_listener(tmp_path: Path) -> None:
+    pem = tmp_path / "keystore.pem"
+    props = _props(
+        broker.render_server_properties(
+            19092, 19093, tmp_path, sasl_port=19094, sasl_users={"u": "p"}, ssl_keystore_pem=pem
+        )
+    )
+    assert props["advertised.listeners"].endswith(",SASL_SSL://localhost:19094")
+    assert "SASL_SSL:SASL_SSL" in props["listener.security.protocol.map"]
+    assert "listener.name.sasl_ssl.plain.sasl.jaas.config" in props
+    assert (props["ssl.keystore.type"], props["ssl.keystore.location"]) == ("PEM", str(pem))
+    with pytest.raises(EcgwatchError, match="without sasl_port"):
+        broker.render_server_properties(19092, 19093, tmp_path, ssl_keystore_pem=pem)
