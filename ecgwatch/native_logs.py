@@ -3,7 +3,7 @@
 ``TF_CPP_MIN_LOG_LEVEL`` does not silence the lines TensorFlow's C++ code logs while it is
 imported: abseil writes everything logged before ``absl::InitializeLog()`` straight to file
 descriptor 2, whatever the threshold (tensorflow/tensorflow#102212, abseil/abseil-cpp#1718).
-On a machine without a GPU that is eight lines on every command, one of them an ``E`` line
+On a machine without a GPU that is seven lines on every command, one of them an ``E`` line
 ("failed call to cuInit") that looks like a failure and is not one.
 
 :func:`import_tensorflow_quietly` imports TensorFlow (and lets it enumerate devices) with
@@ -38,6 +38,11 @@ TRAINING_NOISE = re.compile(
     NOISE.pattern + r"|E\d{4} [\d:. ]+\s+\d+ node_def_util\.cc:\d+\] NodeDef mentions "
     r"attribute use_unbounded_threadpool"
 )
+
+
+def _user_wants_every_line() -> bool:
+    # TF_CPP_MIN_LOG_LEVEL=0 set by the user: they asked for all native log output.
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "") == "0"
 
 
 @contextlib.contextmanager
@@ -83,7 +88,7 @@ def import_tensorflow_quietly() -> bool:
     """
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         return False
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "") == "0":
+    if _user_wants_every_line():
         return False
     try:
         with captured_fd2():
@@ -99,6 +104,6 @@ def import_tensorflow_quietly() -> bool:
 def quiet_training() -> contextlib.AbstractContextManager[None]:
     """:func:`captured_fd2` with :data:`TRAINING_NOISE`: wrap a training run (batch jobs
     only; their stderr is held back until the block ends, stdout is not)."""
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "") == "0":
+    if _user_wants_every_line():
         return contextlib.nullcontext()
     return captured_fd2(TRAINING_NOISE)
