@@ -113,6 +113,13 @@ class Artifact:
         """Shortcut for ``detector.score``."""
         return self.detector.score(windows)
 
+    def _noise_meta(self) -> dict[str, Any]:
+        # Written only when the discount is on, so artifacts that do not use it look as before.
+        det = self.detector
+        if det.noise_discount <= 0:
+            return {}
+        return {"noise_discount": det.noise_discount, "noise_reference": det.noise_reference}
+
     def to_metadata(self) -> dict[str, Any]:
         """The full ``detector.json`` content."""
         meta = {
@@ -133,6 +140,7 @@ class Artifact:
                     "kind": self.detector.kind,
                     "params": self.detector.params,
                     "score_smoothing": self.detector.score_smoothing,
+                    **self._noise_meta(),
                     "file": MODEL_FILE,
                 },
                 "normalisation": self.detector.normaliser.to_dict(),
@@ -275,9 +283,17 @@ class Artifact:
                 kind=model_meta["kind"],
                 params=model_meta["params"],
                 window_length=meta["window_length"],
-                # Absent in artifacts written before the option existed: plain MAE.
+                # Absent in artifacts written before the options existed: plain MAE.
                 score_smoothing=model_meta.get("score_smoothing", 0.0),
+                noise_discount=model_meta.get("noise_discount", 0.0),
+                noise_reference=model_meta.get("noise_reference"),
             )
+            if det.noise_discount > 0 and not (det.noise_reference or 0) > 0:
+                raise DetectorConfigError(
+                    f"noise_reference: {det.noise_reference!r}; noise_discount "
+                    f"{det.noise_discount:g} needs the positive median noise level of the "
+                    "fitted beats (re-save the artifact from a fitted detector)"
+                )
         except DetectorConfigError as exc:
             raise IncompatibleArtifactError(str(root / META_FILE), str(exc)) from exc
         try:

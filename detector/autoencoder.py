@@ -10,38 +10,20 @@ import numpy as np
 from detector.errors import DetectorConfigError, NotFittedError
 from detector.models import build_model, default_params
 from detector.normalise import MinMaxNormaliser
+from detector.scoring import (
+    check_noise_discount,
+    check_score_smoothing,
+    noise_level,
+    residual_score,
+    smooth,
+)
 from detector.validation import WINDOW_LENGTH, validate_batch
 
 __all__ = [
     "AutoencoderDetector",
     "FitHistory",
-    "check_score_smoothing",
-    "max_score_smoothing",
     "seed_everything",
 ]
-
-
-def max_score_smoothing(window_length: int = WINDOW_LENGTH) -> float:
-    """Widest allowed ``score_smoothing`` sigma: ``window_length / 8`` samples."""
-    return window_length / 8
-
-
-def check_score_smoothing(value: Any, window_length: int = WINDOW_LENGTH) -> float:
-    """Validate a ``score_smoothing`` sigma (samples): a finite number in [0, window_length / 8].
-
-    Raises
-    ------
-    DetectorConfigError
-        Naming the value and the allowed range.
-    """
-    limit = max_score_smoothing(window_length)
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not np.isfinite(value) or not 0 <= value <= limit:
-        raise DetectorConfigError(
-            f"score_smoothing: {value!r} must be a number from 0 (plain MAE) to {limit:g} "
-            "samples (window_length / 8; wider blurs the beat's shape itself)"
-        )
-    return float(value)
 
 
 def seed_everything(seed: int) -> None:
@@ -86,6 +68,10 @@ class AutoencoderDetector:
         plain MAE (the seed). A few samples (the ``recommended`` preset uses 2) stop
         high-frequency noise on a normal beat from counting as shape error; see
         ``docs/model-quality.md``.
+    noise_discount : float, default 0
+        Divide each smoothed MAE by ``1 + noise_discount * noise / noise_reference`` (the
+        beat's own high-frequency level relative to the fitted normal beats'; see
+        :mod:`detector.scoring`). Needs ``score_smoothing`` > 0; 0 is off.
     """
 
     def __init__(
@@ -94,11 +80,17 @@ class AutoencoderDetector:
         params: dict[str, Any] | None = None,
         window_length: int = WINDOW_LENGTH,
         score_smoothing: float = 0.0,
+        noise_discount: float = 0.0,
+        noise_reference: float | None = None,
     ) -> None:
         self.kind = kind
         self.params = {**default_params(kind), **(params or {})}
         self.window_length = int(window_length)
         self.score_smoothing = check_score_smoothing(score_smoothing, self.window_length)
+        self.noise_discount = check_noise_discount(noise_discount, self.score_smoothing)
+        #: Median :func:`detector.scoring.noise_level` of the fitted normal beats (set by
+        #: :meth:`fit` when ``score_smoothing`` > 0, or loaded with an artifact).
+        self.noise_reference = noise_reference
         self.normaliser = MinMaxNormaliser()
         self.model: Any = None
         self._forward: Any = None
@@ -166,6 +158,9 @@ class AutoencoderDetector:
         seed_everything(seed)
         self.normaliser.fit(x if normaliser_data is None else validate_batch(normaliser_data))
         z = self.normaliser.transform(x)
+        self.noise_reference = None
+        if self.score_smoothing > 0:
+            self.noise_reference = float(np.median(noise_level(z, self.score_smoothing)))
         inputs = z
         if noise_factor > 0:
             rng = np.random.default_rng(seed)
@@ -218,18 +213,34 @@ class AutoencoderDetector:
             epochs_run=len(h.get("loss", [])),
         )
 
-    def with_score_smoothing(self, sigma: float) -> AutoencoderDetector:
-        """A detector sharing this one's model and normaliser that scores with ``sigma``.
+    def with_scoring(
+        self, score_smoothing: float, noise_discount: float = 0.0
+    ) -> AutoencoderDetector:
+        """A detector sharing this one's model and normaliser that scores differently.
 
         Parameters
         ----------
-        sigma : float
+        score_smoothing : float
             The other ``score_smoothing`` (0 = plain MAE).
+        noise_discount : float
+            The other ``noise_discount`` (0 = off). When > 0, ``score_smoothing`` must be
+            this detector's: the noise reference was measured with it.
         """
         other = AutoencoderDetector(
-            self.kind, self.params, self.window_length, score_smoothing=sigma
+            self.kind,
+            self.params,
+            self.window_length,
+            score_smoothing=score_smoothing,
+            noise_discount=noise_discount,
         )
+        if noise_discount > 0 and score_smoothing != self.score_smoothing:
+            raise DetectorConfigError(
+                f"score_smoothing: {score_smoothing!r} differs from the fitted "
+                f"{self.score_smoothing!r}, so its noise reference does not apply; refit with "
+                "it or use noise_discount: 0"
+            )
         other.model, other.normaliser = self.model, self.normaliser
+        other.noise_reference = self.noise_reference
         return other
 
     # ------------------------------------------------------------------ scoring
@@ -290,7 +301,9 @@ class AutoencoderDetector:
     def score(self, windows: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """Per-window reconstruction MAE (in normalised units), shape (n,), float32.
 
-        With ``score_smoothing`` > 0 the residual is low-passed first (see the class).
+        With ``score_smoothing`` > 0 the residual is low-passed first, and with
+        ``noise_discount`` > 0 the result is divided by the beat's relative noise level (see
+        the class and :mod:`detector.scoring`).
 
         Parameters
         ----------
@@ -305,19 +318,16 @@ class AutoencoderDetector:
         z = self.normaliser.transform(x)
         forward = self._forward_fn()
         out = np.empty(len(z), dtype=np.float32)
-        sigma = self.score_smoothing
         for i in range(0, len(z), batch_size):
             chunk = z[i : i + batch_size]
-            residual = forward(chunk) - chunk
-            if sigma > 0:
-                residual = self._smooth(residual, sigma)
-            out[i : i + len(chunk)] = np.mean(np.abs(residual), axis=1)
+            out[i : i + len(chunk)] = residual_score(
+                chunk,
+                forward(chunk),
+                self.score_smoothing,
+                self.noise_discount,
+                self.noise_reference,
+            )
         return out
 
-    @staticmethod
-    def _smooth(residual: np.ndarray, sigma: float) -> np.ndarray:
-        # scipy's C implementation; "nearest" repeats the edge samples, so the first and
-        # last samples of a beat are not pulled towards zero.
-        from scipy.ndimage import gaussian_filter1d
-
-        return gaussian_filter1d(residual, sigma, axis=1, mode="nearest")
+    #: The residual low-pass (kept as a name on the class for callers and tests).
+    _smooth = staticmethod(smooth)

@@ -13,9 +13,10 @@ normal training beats only. 20 % of the normal training beats are held out (for 
 
 Rows: ``seed`` is the seed preset (dense, 20 epochs of batch 512) with 20 % of its normal
 beats held out like every other row; ``recommended`` is that preset as shipped;
-``recommended, plain MAE`` is the same fitted model (not retrained) scored without the
-residual smoothing (``model.score_smoothing: 0``); the other kinds use their default
-architecture, the recommended score smoothing and a smaller training budget (see
+``recommended, no noise discount`` and ``recommended, plain MAE`` are the same fitted model
+(not retrained) scored without the per-beat noise discount (``model.noise_discount: 0``),
+and without it and the residual smoothing (``model.score_smoothing: 0``); the other kinds
+use their default architecture, the recommended scoring and a smaller training budget (see
 ``KIND_TRAINING``).
 
 Two repetitions are aggregated as mean ± std: 5 seeds on the seed's split
@@ -85,16 +86,20 @@ def candidates(quick: bool = False) -> list[TrainConfig]:
     """
     rec = load_config("recommended")
     base = rec.to_dict()
-    # The recommended model scored by the plain MAE: what the residual smoothing adds.
+    # The recommended model scored without the noise discount, and by the plain MAE: what
+    # each scoring step adds on the same weights.
+    smoothed = {**base, "name": "recommended, no noise discount"}
+    smoothed["model"] = {**base["model"], "noise_discount": 0.0}
     plain = {**base, "name": "recommended, plain MAE"}
-    plain["model"] = {**base["model"], "score_smoothing": 0.0}
-    out = [load_config("seed"), rec, config_from_dict(plain)]
+    plain["model"] = {**base["model"], "score_smoothing": 0.0, "noise_discount": 0.0}
+    out = [load_config("seed"), rec, config_from_dict(smoothed), config_from_dict(plain)]
     for kind, params in KIND_PARAMS.items():
         d = {**base, "name": kind, "description": f"{kind} autoencoder"}
         d["model"] = {
             "kind": kind,
             "params": params,
             "score_smoothing": rec.model.score_smoothing,
+            "noise_discount": rec.model.noise_discount,
         }
         d["training"] = {**base["training"], **KIND_TRAINING}
         if kind == "lstm":
@@ -136,11 +141,11 @@ def _with_holdout(config: TrainConfig) -> TrainConfig:
 
 
 def _fit_key(config: TrainConfig) -> str:
-    # Everything that decides the fitted weights; the score smoothing only changes scoring.
+    # Everything that decides the fitted weights; smoothing and noise discount only score.
     d = config.to_dict()
     d.pop("name")
     d.pop("description")
-    d["model"] = {**d["model"], "score_smoothing": None}
+    d["model"] = {**d["model"], "score_smoothing": None, "noise_discount": None}
     return json.dumps(d, sort_keys=True, default=str)
 
 
@@ -153,8 +158,8 @@ def run_once(
     """Fit ``config`` once and measure it under every policy of :data:`THRESHOLDS`.
 
     ``fitted`` caches models across calls: a config that differs from an earlier one only in
-    ``model.score_smoothing`` (and name) reuses that fit instead of training the same
-    weights again (its ``train_seconds`` are the original fit's).
+    ``model.score_smoothing``/``noise_discount`` (and name) reuses that fit instead of
+    training the same weights again (its ``train_seconds`` are the original fit's).
     """
     config = _with_holdout(config)
     if config.training.validation == "test":
@@ -164,7 +169,7 @@ def run_once(
     key = _fit_key(config)
     if fitted is not None and key in fitted:
         base, seconds = fitted[key]
-        det = base.with_score_smoothing(config.model.score_smoothing)
+        det = base.with_scoring(config.model.score_smoothing, config.model.noise_discount)
     else:
         t0 = time.perf_counter()
         det, _, _ = fit_detector(split, config)

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from detector.autoencoder import max_score_smoothing
+from detector.scoring import MAX_NOISE_DISCOUNT, max_score_smoothing
 from training.errors import PresetError
 
 __all__ = [
@@ -43,6 +43,8 @@ class ModelConfig:
     params: dict[str, Any] = field(default_factory=dict)
     #: Gaussian sigma (samples) of the residual low-pass before the MAE; 0 = plain MAE.
     score_smoothing: float = 0.0
+    #: Weight of the per-beat noise discount (``detector.scoring``); 0 = off.
+    noise_discount: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,18 @@ def _validate_ranges(cfg: TrainConfig) -> None:
             "model.score_smoothing",
             cfg.model.score_smoothing,
             f"from 0 (plain MAE) to {max_score_smoothing():g} samples",
+        ),
+        (
+            0.0 <= cfg.model.noise_discount <= MAX_NOISE_DISCOUNT,
+            "model.noise_discount",
+            cfg.model.noise_discount,
+            f"from 0 (off) to {MAX_NOISE_DISCOUNT:g}",
+        ),
+        (
+            cfg.model.noise_discount == 0 or cfg.model.score_smoothing > 0,
+            "model.noise_discount",
+            cfg.model.noise_discount,
+            "0 unless model.score_smoothing > 0 (the noise level is what that low-pass removes)",
         ),
     ]
     for ok, key, value, allowed in checks:

@@ -66,6 +66,7 @@ def fit_detector(
         kind=config.model.kind,
         params=config.model.params,
         score_smoothing=config.model.score_smoothing,
+        noise_discount=config.model.noise_discount,
     )
     hist = det.fit(
         split.x_fit,

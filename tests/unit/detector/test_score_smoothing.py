@@ -42,7 +42,7 @@ def trained(ecg_arrays: tuple) -> tuple[AutoencoderDetector, np.ndarray]:
 @pytest.mark.parametrize("sigma", [0.0, 1.0, 2.0, 3.5])
 def test_score_is_the_mae_of_the_smoothed_residual(trained: tuple, sigma: float) -> None:
     det, x = trained
-    det = det.with_score_smoothing(sigma)
+    det = det.with_scoring(sigma)
     residual = det.reconstruct(x).astype(np.float64) - det.normaliser.transform(x)
     if sigma:
         residual = _gaussian_smooth(residual, sigma)
@@ -67,7 +67,7 @@ def test_invalid_smoothing_is_refused_by_name(value: Any) -> None:
 
 
 def test_artifact_keeps_the_smoothing(trained: tuple, tmp_path: Path) -> None:
-    det, x = trained[0].with_score_smoothing(2.0), trained[1]
+    det, x = trained[0].with_scoring(2.0), trained[1]
     thr = fit_threshold("quantile", det.score(x), q=0.9)
     path = Artifact(det, thr, {"model_version": "smooth"}).save(tmp_path / "a")
     assert json.loads((path / "detector.json").read_text())["model"]["score_smoothing"] == 2.0

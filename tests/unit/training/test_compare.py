@@ -71,14 +71,15 @@ def test_best_f1_is_not_a_label_free_policy() -> None:
         fit_best_f1_threshold(np.array([0.1, 0.2]), np.array([1, 1]))
 
 
-def test_a_smoothing_only_variant_reuses_the_fit(
+def test_scoring_only_variants_reuse_the_fit(
     shared_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import training.compare as cmp
     from training import load_dataset
 
     configs = [c for c in cmp.candidates(quick=True) if c.name.startswith("recommended")]
-    assert [c.model.score_smoothing for c in configs] == [2.0, 0.0]
+    scoring = [(c.model.score_smoothing, c.model.noise_discount) for c in configs]
+    assert scoring == [(2.0, 1.5), (2.0, 0.0), (0.0, 0.0)]
     fits = []
     real_fit = cmp.fit_detector
 
@@ -88,7 +89,8 @@ def test_a_smoothing_only_variant_reuses_the_fit(
 
     monkeypatch.setattr(cmp, "fit_detector", counting_fit)
     result = cmp.compare(load_dataset(shared_data), configs, seeds=(0,), split_states=())
-    smoothed, plain = result.runs["seeds"]
-    assert len(fits) == 1  # one fit, two ways of scoring it
-    assert smoothed.train_seconds == plain.train_seconds
+    discounted, smoothed, plain = result.runs["seeds"]
+    assert len(fits) == 1  # one fit, three ways of scoring it
+    assert discounted.train_seconds == smoothed.train_seconds == plain.train_seconds
+    assert discounted.holdout_mae < smoothed.holdout_mae  # each score is divided by >= 1
     assert smoothed.holdout_mae < plain.holdout_mae  # the low-pass removes residual noise

@@ -30,6 +30,9 @@ def test_seed_preset_is_the_tutorial() -> None:
         ("split: {test_size: 1.5}", "split.test_size"),
         ("model: {score_smoothing: -1}", "model.score_smoothing: -1.0 is not allowed"),
         ("model: {score_smoothing: 40}", "from 0 (plain MAE) to 17.5 samples"),
+        ("model: {noise_discount: -1}", "model.noise_discount: -1.0 is not allowed"),
+        ("model: {noise_discount: 11}", "from 0 (off) to 10"),
+        ("model: {noise_discount: 1}", "0 unless model.score_smoothing > 0"),
         ("[1, 2]", "config: expected a mapping"),
     ],
 )
@@ -42,8 +45,9 @@ def test_bad_config(tmp_path: Path, yaml_text: str, fragment: str) -> None:
 
 
 def test_recommended_preset_smooths_the_residual_and_seed_does_not() -> None:
-    assert load_config("recommended").model.score_smoothing == 2.0
-    assert load_config("seed").model.score_smoothing == 0.0
+    rec, seed = load_config("recommended"), load_config("seed")
+    assert (rec.model.score_smoothing, rec.model.noise_discount) == (2.0, 1.5)
+    assert (seed.model.score_smoothing, seed.model.noise_discount) == (0.0, 0.0)
 
 
 def test_unknown_preset() -> None:
