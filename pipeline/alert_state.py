@@ -20,10 +20,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import orjson
-
 from pipeline.policy import SEVERITIES
 from pipeline.security import KafkaSecurity
+from pipeline.tail import read_records
 
 __all__ = ["RESTORE_MAX_RECORDS", "RESTORE_TIMEOUT_S", "fold_alerts", "read_recent_alerts"]
 
@@ -83,41 +82,18 @@ def read_recent_alerts(
     Blocking (kafka-python; the engine runs it in a thread). Undecodable records are skipped.
     Stops at ``timeout_s`` with what it has read (logged).
     """
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap.split(","),
-        group_id=None,
-        enable_auto_commit=False,
-        **security.client_kwargs(),
+    started = time.monotonic()
+    out = list(
+        read_records(
+            bootstrap,
+            topic,
+            last_per_partition=max_records,
+            until_end=True,
+            skip_invalid=True,
+            timeout_s=timeout_s,
+            security=security,
+        )
     )
-    deadline = time.monotonic() + timeout_s
-    out: list[dict[str, Any]] = []
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not tps:
-            return out
-        consumer.assign(tps)
-        begin = consumer.beginning_offsets(tps)
-        end = consumer.end_offsets(tps)
-        todo = {tp for tp in tps if end[tp] > begin[tp]}
-        for tp in todo:
-            consumer.seek(tp, max(begin[tp], end[tp] - max_records))
-        while todo:
-            if time.monotonic() > deadline:
-                log.warning("alert state: stopped reading %s after %.0f s", topic, timeout_s)
-                break
-            for tp, msgs in consumer.poll(timeout_ms=500, max_records=10_000).items():
-                for m in msgs:
-                    if m.offset >= end[tp]:
-                        continue
-                    try:
-                        value = orjson.loads(m.value)
-                    except (orjson.JSONDecodeError, TypeError):
-                        continue
-                    if isinstance(value, dict):
-                        out.append(value)
-            todo = {tp for tp in todo if consumer.position(tp) < end[tp]}
-    finally:
-        consumer.close()
+    if time.monotonic() - started > timeout_s:
+        log.warning("alert state: stopped reading %s after %.0f s", topic, timeout_s)
     return out

@@ -43,6 +43,9 @@ def read_records(
     topic: str,
     *,
     from_beginning: bool = True,
+    last_per_partition: int | None = None,
+    until_end: bool = False,
+    skip_invalid: bool = False,
     timeout_s: float | None = None,
     idle_timeout_s: float | None = None,
     max_records: int | None = None,
@@ -50,8 +53,18 @@ def read_records(
 ) -> Iterator[dict[str, Any]]:
     """Yield decoded JSON records of ``topic`` (no consumer group; nothing is committed).
 
+    Each record gets ``_partition`` and ``_offset`` keys.
+
     Parameters
     ----------
+    from_beginning : bool, default True
+        Start at each partition's first record; False: only records written from now on.
+    last_per_partition : int, optional
+        Start at the newest ``last_per_partition`` records of each partition instead.
+    until_end : bool, default False
+        Stop at the end offsets seen at the start (records written later are not read).
+    skip_invalid : bool, default False
+        Skip records that are not a JSON object instead of raising.
     timeout_s : float, optional
         Stop after this many seconds in total.
     idle_timeout_s : float, optional
@@ -69,29 +82,45 @@ def read_records(
         enable_auto_commit=False,
         group_id=None,
         consumer_timeout_ms=200,
+        max_poll_records=10_000,
         **(security or KafkaSecurity()).client_kwargs(),
     )
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
-        if from_beginning:
+        end = consumer.end_offsets(tps) if until_end or last_per_partition is not None else {}
+        if last_per_partition is not None:
+            begin = consumer.beginning_offsets(tps)
+            for tp in tps:
+                consumer.seek(tp, max(begin[tp], end[tp] - last_per_partition))
+        elif from_beginning:
             consumer.seek_to_beginning(*tps)
         else:
             consumer.seek_to_end(*tps)
+        todo = {tp for tp in tps if consumer.position(tp) < end[tp]} if until_end else set(tps)
         start = last = time.monotonic()
         count = 0
-        while True:
+        while todo:
             batches = consumer.poll(timeout_ms=200)
-            for msgs in batches.values():
+            for tp, msgs in batches.items():
                 for msg in msgs:
+                    if until_end and msg.offset >= end[tp]:
+                        continue
                     last = time.monotonic()
+                    try:
+                        record = orjson.loads(msg.value)
+                        record["_partition"], record["_offset"] = msg.partition, msg.offset
+                    except (orjson.JSONDecodeError, TypeError):
+                        if skip_invalid:
+                            continue
+                        raise
                     count += 1
-                    record = orjson.loads(msg.value)
-                    record["_partition"], record["_offset"] = msg.partition, msg.offset
                     yield record
                     if max_records is not None and count >= max_records:
                         return
+            if until_end:
+                todo = {tp for tp in todo if consumer.position(tp) < end[tp]}
             now = time.monotonic()
             if timeout_s is not None and now - start > timeout_s:
                 return

@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``ecgwatch compare``."""
     from ecgwatch.native_logs import quiet_training
     from training import load_dataset
-    from training.compare import candidates, compare, write_markdown, write_roc_plot
+    from training.compare import candidates, compare
+    from training.compare_report import write_markdown, write_roc_plot
     from training.errors import PresetError
 
     configs = candidates(quick=args.quick)

@@ -52,6 +52,8 @@ def test_default_preset_is_recommended(trained: Path) -> None:
     assert meta["config"]["name"] == "recommended"
     assert meta["threshold"]["policy"] == "quantile"  # label-free
     assert meta["model"]["score_smoothing"] == 2.0  # the smoothed-residual MAE
+    assert meta["model"]["noise_discount"] == 1.5  # ... divided by the beat's noise level
+    assert meta["model"]["noise_reference"] > 0  # measured on the fitted normal beats
     assert meta["config"]["training"]["validation"] != "test"
 
 

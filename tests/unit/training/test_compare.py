@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,7 +35,8 @@ def test_compare_rejects_unknown_kind(tmp_path: Path) -> None:
 
 
 def test_aggregate_mean_and_std() -> None:
-    from training.compare import RunResult, aggregate
+    from training.compare import RunResult
+    from training.compare_report import aggregate
 
     runs = [
         RunResult(
@@ -69,6 +71,33 @@ def test_best_f1_is_not_a_label_free_policy() -> None:
     assert 0.2 < t.value < 0.9 and t.params["validation_f1"] == 1.0
     with pytest.raises(DetectorConfigError, match="one class"):
         fit_best_f1_threshold(np.array([0.1, 0.2]), np.array([1, 1]))
+
+
+def _run(name: str, seed: int, f1: float, roc_auc: float, seconds: float = 40.0) -> Any:
+    from training.compare import THRESHOLDS, RunResult
+
+    # Only the shipped row (q=0.99) is good; every other policy scores 0.
+    zero = {"accuracy": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0}
+    metrics = {t[0]: dict(zero) for t in THRESHOLDS}
+    metrics["quantile q=0.99 (holdout)"] = {k: f1 for k in zero}
+    return RunResult(name, "dense", seed, 21, seconds, 5.0, 0.01, 0.99, roc_auc, 0.99, metrics)
+
+
+def test_target_section_checks_the_shipped_threshold_row_mean(tmp_path: Path) -> None:
+    from training.compare import CompareResult
+    from training.compare_report import write_markdown
+
+    # recommended ships q=0.99; another row (F1 0) must not be the one judged.
+    runs = [_run("recommended", 0, 0.990, 0.997), _run("recommended", 1, 0.981, 0.997)]
+    runs.append(_run("other", 0, 0.5, 0.5))
+    text = write_markdown(CompareResult({"seeds": runs, "splits": []}), tmp_path / "m.md")
+    body = text.read_text()
+    assert "threshold quantile q=0.99 (holdout)" in body
+    assert "| **mean** | 0.9855 | 0.9855 | 0.9970 | 40.0 |" in body
+    assert "Target: accuracy met, f1 met, roc_auc met, train_seconds met." in body
+    runs[1] = _run("recommended", 1, 0.979, 0.997, seconds=130.0)
+    body = write_markdown(CompareResult({"seeds": runs, "splits": []}), tmp_path / "m.md")
+    assert "f1 NOT met" in body.read_text() and "train_seconds met" in body.read_text()
 
 
 def test_scoring_only_variants_reuse_the_fit(
