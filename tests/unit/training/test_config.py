@@ -47,6 +47,7 @@ def test_bad_config(tmp_path: Path, yaml_text: str, fragment: str) -> None:
 def test_recommended_preset_smooths_the_residual_and_seed_does_not() -> None:
     rec, seed = load_config("recommended"), load_config("seed")
     assert (rec.model.score_smoothing, rec.model.noise_discount) == (2.0, 1.5)
+    assert (rec.threshold.policy, rec.threshold.q) == ("quantile", 0.98)
     assert (seed.model.score_smoothing, seed.model.noise_discount) == (0.0, 0.0)
 
 
