@@ -2,9 +2,10 @@
 
 Target (seed protocol split, threshold chosen without test labels): accuracy >= 0.985,
 anomaly F1 >= 0.985, ROC-AUC >= 0.995, training under 120 s on the 2-core dev machine.
-One seed is trained here (the target is a mean over 5 seeds: see docs/model-quality.md).
-The asserted floors are what the preset reliably reaches; where they sit below the target
-the gap is recorded in the test's `TARGET` comparison and in docs/model-quality.md.
+One seed is trained here; the target is a mean over 5 seeds, which docs/model-quality.md's
+"Target" section checks (`ecgwatch compare`). The floors asserted here sit just below the
+worst of those 5 seeds (accuracy 0.982, F1 0.979), so one unlucky seed does not fail CI
+while a real regression does.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 TARGET = {"accuracy": 0.985, "f1": 0.985, "roc_auc": 0.995, "train_seconds": 120.0}
 #: Floors this test enforces (measured: see docs/model-quality.md, "recommended" row).
-FLOOR = {"accuracy": 0.975, "f1": 0.97, "roc_auc": 0.995}
+FLOOR = {"accuracy": 0.98, "f1": 0.975, "roc_auc": 0.995}
 
 
 @pytest.fixture(scope="module")

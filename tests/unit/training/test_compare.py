@@ -73,13 +73,21 @@ def test_best_f1_is_not_a_label_free_policy() -> None:
         fit_best_f1_threshold(np.array([0.1, 0.2]), np.array([1, 1]))
 
 
+def _shipped_row() -> str:
+    from training import load_config
+    from training.compare import THRESHOLDS
+
+    q = load_config("recommended").threshold.q
+    return next(t[0] for t in THRESHOLDS if t[1] == "quantile" and t[2] == {"q": q})
+
+
 def _run(name: str, seed: int, f1: float, roc_auc: float, seconds: float = 40.0) -> Any:
     from training.compare import THRESHOLDS, RunResult
 
-    # Only the shipped row (q=0.99) is good; every other policy scores 0.
+    # Only the shipped row is good; every other policy scores 0.
     zero = {"accuracy": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0}
     metrics = {t[0]: dict(zero) for t in THRESHOLDS}
-    metrics["quantile q=0.99 (holdout)"] = {k: f1 for k in zero}
+    metrics[_shipped_row()] = {k: f1 for k in zero}
     return RunResult(name, "dense", seed, 21, seconds, 5.0, 0.01, 0.99, roc_auc, 0.99, metrics)
 
 
@@ -87,12 +95,12 @@ def test_target_section_checks_the_shipped_threshold_row_mean(tmp_path: Path) ->
     from training.compare import CompareResult
     from training.compare_report import write_markdown
 
-    # recommended ships q=0.99; another row (F1 0) must not be the one judged.
+    # Only the preset's own threshold row is judged; the others (F1 0) must not be.
     runs = [_run("recommended", 0, 0.990, 0.997), _run("recommended", 1, 0.981, 0.997)]
     runs.append(_run("other", 0, 0.5, 0.5))
     text = write_markdown(CompareResult({"seeds": runs, "splits": []}), tmp_path / "m.md")
     body = text.read_text()
-    assert "threshold quantile q=0.99 (holdout)" in body
+    assert f"threshold {_shipped_row()}" in body
     assert "| **mean** | 0.9855 | 0.9855 | 0.9970 | 40.0 |" in body
     assert "Target: accuracy met, f1 met, roc_auc met, train_seconds met." in body
     runs[1] = _run("recommended", 1, 0.979, 0.997, seconds=130.0)
