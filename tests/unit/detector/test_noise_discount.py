@@ -20,20 +20,11 @@ from detector import (
 )
 from detector.artifact import write_checksums
 from detector.scoring import residual_score
-
-
-def _gaussian_smooth(r: np.ndarray, sigma: float) -> np.ndarray:
-    """Reference: explicit kernel (radius 4 sigma), edges padded by repetition."""
-    radius = int(4 * sigma + 0.5)
-    t = np.arange(-radius, radius + 1)
-    kernel = np.exp(-0.5 * (t / sigma) ** 2)
-    kernel /= kernel.sum()
-    padded = np.pad(r, ((0, 0), (radius, radius)), mode="edge")
-    return np.stack([np.convolve(row, kernel, mode="valid") for row in padded])
+from tests.reference import gaussian_smooth
 
 
 def _noise(z: np.ndarray, sigma: float) -> np.ndarray:
-    return np.abs(z - _gaussian_smooth(z, sigma)).mean(axis=1)
+    return np.abs(z - gaussian_smooth(z, sigma)).mean(axis=1)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +49,7 @@ def test_score_is_the_smoothed_mae_over_one_plus_relative_noise(
     det, _, x = trained
     det = det.with_scoring(2.0, weight)
     z = det.normaliser.transform(x).astype(np.float64)
-    smoothed_mae = np.abs(_gaussian_smooth(det.reconstruct(x) - z, 2.0)).mean(axis=1)
+    smoothed_mae = np.abs(gaussian_smooth(det.reconstruct(x) - z, 2.0)).mean(axis=1)
     want = smoothed_mae / (1 + weight * _noise(z, 2.0) / det.noise_reference)
     np.testing.assert_allclose(det.score(x), want, rtol=1e-5, atol=1e-7)
 
@@ -68,7 +59,7 @@ def test_a_noisy_beat_is_discounted_and_a_clean_one_is_not() -> None:
     clean = 0.5 + 0.3 * np.exp(-0.5 * ((n - 40) / 6.0) ** 2)[None, :]
     noisy = clean + np.where(n % 2 == 0, 0.05, -0.05)[None, :]
     recon = clean + 0.05 * np.exp(-0.5 * ((n - 90) / 10.0) ** 2)[None, :]  # same shape error
-    reference = float(np.abs(noisy - _gaussian_smooth(noisy, 2.0)).mean())  # noisy = typical
+    reference = float(np.abs(noisy - gaussian_smooth(noisy, 2.0)).mean())  # noisy = typical
     plain = residual_score(np.r_[clean, noisy], np.r_[recon, recon], 2.0)
     disc = residual_score(np.r_[clean, noisy], np.r_[recon, recon], 2.0, 1.5, reference)
     assert plain[1] == pytest.approx(plain[0], rel=0.1)  # the low-pass removes most noise

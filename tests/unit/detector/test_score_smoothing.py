@@ -19,16 +19,7 @@ from detector import (
     fit_threshold,
 )
 from detector.artifact import write_checksums
-
-
-def _gaussian_smooth(r: np.ndarray, sigma: float) -> np.ndarray:
-    """Reference: explicit kernel (radius 4 sigma), edges padded by repetition."""
-    radius = int(4 * sigma + 0.5)
-    t = np.arange(-radius, radius + 1)
-    kernel = np.exp(-0.5 * (t / sigma) ** 2)
-    kernel /= kernel.sum()
-    padded = np.pad(r, ((0, 0), (radius, radius)), mode="edge")
-    return np.stack([np.convolve(row, kernel, mode="valid") for row in padded])
+from tests.reference import gaussian_smooth
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +36,7 @@ def test_score_is_the_mae_of_the_smoothed_residual(trained: tuple, sigma: float)
     det = det.with_scoring(sigma)
     residual = det.reconstruct(x).astype(np.float64) - det.normaliser.transform(x)
     if sigma:
-        residual = _gaussian_smooth(residual, sigma)
+        residual = gaussian_smooth(residual, sigma)
     want = np.abs(residual).mean(axis=1)
     np.testing.assert_allclose(det.score(x), want, rtol=1e-5, atol=1e-7)
 
