@@ -7,24 +7,34 @@ from dataclasses import dataclass
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
-__all__ = ["PipelineMetrics", "create_metrics", "observe_many"]
+__all__ = ["ERROR_BUCKETS", "PipelineMetrics", "create_metrics", "observe_many"]
 
-_ERROR_BUCKETS = (
+#: Bounds of ``ecg_reconstruction_error``. Finest where thresholds sit: the ``recommended``
+#: model's scores are small (threshold ~0.005, normal beats mostly below 0.003), the seed
+#: model's larger (threshold ~0.03); buckets that started at 0.005 put every normal beat and
+#: the recommended threshold into the first one.
+ERROR_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0015,
+    0.002,
+    0.0025,
+    0.003,
+    0.004,
     0.005,
+    0.006,
+    0.008,
     0.01,
+    0.0125,
     0.015,
     0.02,
     0.025,
     0.03,
-    0.035,
     0.04,
     0.05,
-    0.06,
-    0.08,
+    0.075,
     0.1,
-    0.15,
     0.2,
-    0.3,
     0.5,
 )
 _BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -89,7 +99,7 @@ def create_metrics(registry: CollectorRegistry | None = None) -> PipelineMetrics
         reconstruction_error=Histogram(
             "ecg_reconstruction_error",
             "Reconstruction error (MAE) of scored windows.",
-            buckets=_ERROR_BUCKETS,
+            buckets=ERROR_BUCKETS,
             registry=reg,
         ),
         batch_size=Histogram(

@@ -58,6 +58,17 @@ def test_default_preset_is_recommended(trained: Path) -> None:
     assert meta["config"]["training"]["validation"] != "test"
 
 
+def test_error_histogram_resolves_scores_around_the_threshold(trained: Path) -> None:
+    # The worker's ecg_reconstruction_error buckets must not lump the default model's normal
+    # beats and its threshold into one bucket (Grafana's quantile panel would be flat).
+    from pipeline.metrics import ERROR_BUCKETS
+
+    threshold = json.loads((trained / "detector.json").read_text())["threshold"]["value"]
+    below = [b for b in ERROR_BUCKETS if b <= threshold]
+    above = [b for b in ERROR_BUCKETS if b > threshold]
+    assert len(below) >= 4 and len(above) >= 4, (threshold, ERROR_BUCKETS)
+
+
 def test_recommended_metrics_against_target(trained: Path) -> None:
     m = json.loads((trained / "report" / "metrics.json").read_text())
     meta = json.loads((trained / "detector.json").read_text())
