@@ -7,12 +7,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BATCH_SIZES", "bench_scorer"]
+__all__ = ["BATCH_SIZES", "bench_scorer", "rate"]
 
 BATCH_SIZES = (1, 32, 256, 4096)
 
 
-def _rate(fn: Any, x: np.ndarray, min_s: float) -> float:
+def rate(fn: Any, x: np.ndarray, min_s: float) -> float:
+    """Windows/s of ``fn(x)`` over at least ``min_s`` seconds, after one warm-up call."""
     fn(x)  # warm-up (tf.function tracing, caches)
     n, t0 = 0, time.perf_counter()
     while True:
@@ -54,11 +55,11 @@ def bench_scorer(artifact: Any, windows: np.ndarray, min_s: float = 1.0) -> dict
     bare = bare_numpy(det.model, lo, hi)
     det.use_engine("keras")
     for b in BATCH_SIZES:
-        out["keras"][str(b)] = _rate(det.score, pool[:b], min_s)
+        out["keras"][str(b)] = rate(det.score, pool[:b], min_s)
     out["engine"] = det.use_engine("auto")
     for b in BATCH_SIZES:
-        out["detector"][str(b)] = _rate(det.score, pool[:b], min_s)
-        out["numpy"][str(b)] = _rate(bare, pool[:b], min_s)
+        out["detector"][str(b)] = rate(det.score, pool[:b], min_s)
+        out["numpy"][str(b)] = rate(bare, pool[:b], min_s)
     ref = bare(pool[:256])
     out["max_abs_diff_vs_numpy"] = float(np.abs(det.score(pool[:256]) - ref).max())
     return out

@@ -9,8 +9,9 @@ the NumPy engine the worker uses, at the batch sizes a worker scores:
 * ``smoothed``: + the Gaussian low-pass of the residual (``score_smoothing: 2``);
 * ``discounted``: + the per-beat noise discount (``noise_discount: 1.5``) — the preset as shipped.
 
-Rounds are interleaved (every variant once per round, so machine noise hits all alike); the
-script prints windows/s per round and the medians, and the ratio of each to ``seed``.
+BLAS runs on one thread, as in the worker. Rounds are interleaved (every variant once per
+round, so machine noise hits all alike); the script prints windows/s per round and the
+medians, and the ratio of each to ``seed``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.scorer import BATCH_SIZES, _rate
+from benchmarks.scorer import BATCH_SIZES, rate
 
 __all__ = ["bench_scoring_cost", "main"]
 
@@ -69,13 +70,16 @@ def bench_scoring_cost(
     log : callable
         Receives one line per round.
     """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")  # as in the worker (pipeline/worker.py)
     dets, windows = _detectors(data)
     pool = np.tile(windows, (-(-max(BATCH_SIZES) // len(windows)), 1))
     runs: dict[str, dict[str, list[float]]] = {n: {str(b): [] for b in BATCH_SIZES} for n in dets}
     for r in range(rounds):
         for name, det in dets.items():
             for b in BATCH_SIZES:
-                runs[name][str(b)].append(_rate(det.score, pool[:b], min_s))
+                runs[name][str(b)].append(rate(det.score, pool[:b], min_s))
         log(
             f"round {r + 1}: "
             + "; ".join(f"{n} " + "/".join(f"{v[-1]:,.0f}" for v in runs[n].values()) for n in runs)
