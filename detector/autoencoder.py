@@ -15,7 +15,6 @@ from detector.scoring import (
     check_score_smoothing,
     noise_level,
     residual_score,
-    smooth,
 )
 from detector.validation import WINDOW_LENGTH, validate_batch
 
@@ -328,6 +327,3 @@ class AutoencoderDetector:
                 self.noise_reference,
             )
         return out
-
-    #: The residual low-pass (kept as a name on the class for callers and tests).
-    _smooth = staticmethod(smooth)

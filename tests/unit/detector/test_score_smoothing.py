@@ -19,6 +19,7 @@ from detector import (
     fit_threshold,
 )
 from detector.artifact import write_checksums
+from detector.scoring import smooth
 from tests.reference import gaussian_smooth
 
 
@@ -45,7 +46,6 @@ def test_smoothing_discounts_noise_but_keeps_shape_error() -> None:
     n = 140
     noise = np.where(np.arange(n) % 2 == 0, 0.1, -0.1)[None, :]  # sample-to-sample noise
     bump = 0.1 * np.exp(-0.5 * ((np.arange(n) - 70) / 10.0) ** 2)[None, :]  # a shape error
-    smooth = AutoencoderDetector._smooth
     assert np.abs(smooth(noise, 2.0)).mean() < 0.03 * np.abs(noise).mean()  # edges only
     assert np.abs(smooth(bump, 2.0)).mean() == pytest.approx(np.abs(bump).mean(), rel=0.01)
 
