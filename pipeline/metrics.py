@@ -44,7 +44,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 
 @dataclass(frozen=True)
 class PipelineMetrics:
-    """The worker's metric objects (names as in DESIGN.md; no device id label)."""
+    """The worker's metric objects (no device id label; names and meaning in docs/operations.md)."""
 
     registry: CollectorRegistry
     windows: Counter

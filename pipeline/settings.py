@@ -12,7 +12,7 @@ __all__ = ["TopicNames", "WorkerSettings"]
 
 @dataclass(frozen=True)
 class TopicNames:
-    """Names of the four topics (DESIGN.md defaults)."""
+    """Names of the four topics (formats: docs/messages.md; flow: docs/architecture.md)."""
 
     windows: str = "ecg.windows"
     scores: str = "ecg.scores"

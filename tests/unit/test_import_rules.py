@@ -1,4 +1,5 @@
-"""DESIGN.md's dependency rule, checked on the source (AST), independent of import-linter."""
+"""The dependency rule of docs/architecture.md ("Contracts between packages"), checked on the
+source (AST), independent of import-linter."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def test_dependencies_point_one_way(package: str) -> None:
         str(f.relative_to(REPO)): sorted(imported_roots(f) & FORBIDDEN[package]) for f in files
     }
     offenders = {k: v for k, v in offenders.items() if v}
-    assert offenders == {}, f"{package} imports what DESIGN.md forbids: {offenders}"
+    assert offenders == {}, f"{package} imports what docs/architecture.md forbids: {offenders}"
 
 
 def test_checker_catches_a_violation(tmp_path: Path) -> None:
