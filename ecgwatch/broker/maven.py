@@ -1,26 +1,25 @@
-"""Resolving the Kafka broker jars from Maven Central (``deploy/kafka/pom.xml``)."""
+"""Resolving the Kafka broker jars from Maven Central (the packaged ``pom.xml``).
+
+The pom ships inside the package (``ecgwatch/broker/pom.xml``), so an installed ecgwatch can
+fetch too. :func:`fetch` copies it into the jars' folder (:func:`kafka_dir`, see
+:mod:`ecgwatch.broker.paths`) and runs Maven there; nothing is written next to the code.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
+from ecgwatch.broker.paths import KAFKA_DIR_ENV, kafka_dir
 from ecgwatch.errors import EcgwatchError
 
-__all__ = ["REPO_ROOT", "fetch", "is_fetched", "kafka_dir"]
+__all__ = ["POM", "fetch", "is_fetched", "kafka_dir"]
 
-#: The checkout this package runs from (deploy/ and .ecgwatch/ live there).
-REPO_ROOT = Path(__file__).resolve().parents[2]
+#: The Maven project that lists the broker's jars (package data).
+POM = Path(__file__).resolve().with_name("pom.xml")
 _STAMP = ".ecgwatch-fetched"
-
-
-def kafka_dir() -> Path:
-    """The Maven project folder (``deploy/kafka``); ``ECGWATCH_KAFKA_DIR`` overrides it."""
-    env = os.environ.get("ECGWATCH_KAFKA_DIR")
-    return Path(env).resolve() if env else REPO_ROOT / "deploy" / "kafka"
 
 
 def _pom_digest(pom: Path) -> str:
@@ -28,32 +27,33 @@ def _pom_digest(pom: Path) -> str:
 
 
 def is_fetched(kdir: Path | None = None) -> bool:
-    """Whether ``lib/`` holds a complete resolve of the current ``pom.xml``.
+    """Whether ``kdir/lib`` holds a complete resolve of the packaged :data:`POM`.
 
     A successful :func:`fetch` writes a stamp with the pom's sha256 and every jar's name, so an
     interrupted copy or an edited pom (e.g. a new Kafka version) counts as incomplete.
     """
     kdir = kdir or kafka_dir()
     stamp = kdir / "lib" / _STAMP
-    pom = kdir / "pom.xml"
-    if not stamp.is_file() or not pom.is_file():
+    if not stamp.is_file() or not POM.is_file():
         return False
     digest, *jars = stamp.read_text().split()
-    if digest != _pom_digest(pom) or not jars:
+    if digest != _pom_digest(POM) or not jars:
         return False
     return all((kdir / "lib" / jar).is_file() for jar in jars)
 
 
 def fetch(kdir: Path | None = None, *, force: bool = False, timeout_s: float = 900.0) -> Path:
-    """Resolve the Kafka broker jars into ``deploy/kafka/lib`` with Maven, unless already there.
+    """Resolve the Kafka broker jars into ``kdir/lib`` with Maven, unless already there.
 
-    Runs ``mvn -B -q -f deploy/kafka/pom.xml dependency:copy-dependencies``; a second run is
-    skipped (stamp) and a forced one is fast because Maven reuses ``~/.m2``.
+    Copies :data:`POM` to ``kdir/pom.xml`` and runs ``mvn -B -q -f kdir/pom.xml
+    dependency:copy-dependencies``; a second run is skipped (stamp) and a forced one is fast
+    because Maven reuses ``~/.m2``.
 
     Parameters
     ----------
     kdir : Path, optional
-        The Maven project folder; default :func:`kafka_dir`.
+        The jars' folder; default :func:`kafka_dir` (``deploy/kafka`` in a checkout, else
+        the user cache; ``ECGWATCH_KAFKA_DIR`` overrides it).
     force : bool
         Resolve again even if ``lib/`` looks complete.
     timeout_s : float
@@ -73,11 +73,19 @@ def fetch(kdir: Path | None = None, *, force: bool = False, timeout_s: float = 9
     lib = kdir / "lib"
     if not force and is_fetched(kdir):
         return lib
-    pom = kdir / "pom.xml"
-    if not pom.is_file():
+    if not POM.is_file():
         raise EcgwatchError(
-            f"{pom} not found: run from an ecgwatch checkout or set ECGWATCH_KAFKA_DIR"
+            f"{POM} not found: the ecgwatch installation is incomplete; reinstall ecgwatch"
         )
+    try:
+        kdir.mkdir(parents=True, exist_ok=True)
+        pom = kdir / "pom.xml"
+        shutil.copyfile(POM, pom)  # a derived copy: Maven writes target/ beside its pom
+    except OSError as exc:
+        raise EcgwatchError(
+            f"cannot write the Kafka jars' folder {kdir}: {exc}; set {KAFKA_DIR_ENV} to a "
+            "writable folder"
+        ) from exc
     mvn = shutil.which("mvn")
     if mvn is None:
         raise EcgwatchError("Maven (mvn) is not on PATH: install it (apt-get install maven)")
@@ -97,5 +105,5 @@ def fetch(kdir: Path | None = None, *, force: bool = False, timeout_s: float = 9
     jars = sorted(p.name for p in lib.glob("*.jar"))
     if not any(j.startswith("kafka_2.13-") for j in jars):
         raise EcgwatchError(f"Maven ran but {lib} has no kafka_2.13 jar: check {pom}")
-    (lib / _STAMP).write_text("\n".join([_pom_digest(pom), *jars]) + "\n")
+    (lib / _STAMP).write_text("\n".join([_pom_digest(POM), *jars]) + "\n")
     return lib

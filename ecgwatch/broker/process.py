@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecgwatch.broker.config import render_log4j2_config, render_server_properties
-from ecgwatch.broker.maven import REPO_ROOT, fetch, kafka_dir
+from ecgwatch.broker.maven import fetch, kafka_dir
+from ecgwatch.broker.paths import default_data_dir
 from ecgwatch.errors import EcgwatchError
 
 __all__ = [
     "DEFAULT_HEAP",
     "DEFAULT_PORT",
     "BrokerStatus",
-    "default_data_dir",
     "free_ports",
     "start",
     "status",
@@ -76,11 +76,6 @@ class BrokerStatus:
                 f"log {self.log_file}"
             )
         return f"not running; data {self.data_dir}"
-
-
-def default_data_dir() -> Path:
-    """``.ecgwatch/kafka`` under the repository root (git-ignored)."""
-    return REPO_ROOT / ".ecgwatch" / "kafka"
 
 
 def _paths(data_dir: Path) -> tuple[Path, Path, Path]:
@@ -260,7 +255,7 @@ def start(
     timeout_s : float
         How long to wait for the broker to answer.
     kdir : Path, optional
-        The Maven project folder; default :func:`kafka_dir`.
+        The jars' folder; default :func:`kafka_dir`.
     sasl_port, sasl_users, ssl_keystore_pem : optional
         An extra ``SASL_PLAINTEXT`` (or, with a PEM keystore, ``SASL_SSL``) listener with
         mechanism ``PLAIN`` and its accounts, for testing clients that authenticate (see

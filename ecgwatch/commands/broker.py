@@ -16,7 +16,8 @@ def register(sub: Any) -> None:
         "broker",
         help="fetch, start, stop or inspect the local Kafka broker",
         description="A local Apache Kafka 4.x broker (single KRaft node on localhost); jars "
-        "resolved from Maven Central into deploy/kafka/lib.",
+        "resolved from Maven Central into deploy/kafka/lib in a checkout, else "
+        "~/.cache/ecgwatch/kafka (ECGWATCH_KAFKA_DIR overrides it).",
     )
     parser.add_argument("action", choices=("fetch", "start", "stop", "status"))
     parser.add_argument("--port", type=int, default=9092, help="client port (default 9092)")
@@ -24,7 +25,11 @@ def register(sub: Any) -> None:
         "--controller-port", type=int, default=None, help="KRaft controller port (default PORT+1)"
     )
     parser.add_argument(
-        "--data-dir", type=Path, default=None, help="broker state dir (default .ecgwatch/kafka)"
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="broker state dir (default .ecgwatch/kafka in a checkout, else "
+        "~/.local/share/ecgwatch/kafka; ECGWATCH_BROKER_DATA_DIR overrides it)",
     )
     parser.add_argument("--heap", default="512m", help="JVM -Xmx (default 512m)")
     parser.add_argument(

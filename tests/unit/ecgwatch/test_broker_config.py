@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ecgwatch import broker
-from ecgwatch.broker import maven
+from ecgwatch.broker import maven, paths
 from ecgwatch.errors import EcgwatchError
 
 
@@ -55,14 +55,15 @@ def test_log4j2_config_logs_to_stdout() -> None:
 
 def _fake_lib(kdir: Path, jars: list[str]) -> None:
     (kdir / "lib").mkdir(parents=True)
-    (kdir / "pom.xml").write_text("<project/>")
     for jar in jars:
         (kdir / "lib" / jar).write_bytes(b"")
-    digest = maven._pom_digest(kdir / "pom.xml")
+    digest = maven._pom_digest(maven.POM)
     (kdir / "lib" / ".ecgwatch-fetched").write_text("\n".join([digest, *jars]) + "\n")
 
 
-def test_is_fetched_needs_stamp_matching_pom_and_every_jar(tmp_path: Path) -> None:
+def test_is_fetched_needs_stamp_matching_pom_and_every_jar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert not broker.is_fetched(tmp_path)
     _fake_lib(tmp_path, ["kafka_2.13-4.1.1.jar", "kafka-clients-4.1.1.jar"])
     assert broker.is_fetched(tmp_path)
@@ -70,29 +71,68 @@ def test_is_fetched_needs_stamp_matching_pom_and_every_jar(tmp_path: Path) -> No
     (tmp_path / "lib" / "kafka-clients-4.1.1.jar").unlink()
     assert not broker.is_fetched(tmp_path)  # a jar went missing
     (tmp_path / "lib" / "kafka-clients-4.1.1.jar").write_bytes(b"")
-    (tmp_path / "pom.xml").write_text("<project><!-- new version --></project>")
-    assert not broker.is_fetched(tmp_path)  # the pom changed
+    newer = tmp_path / "newer-pom.xml"
+    newer.write_text("<project><!-- new version --></project>")
+    monkeypatch.setattr(maven, "POM", newer)
+    assert not broker.is_fetched(tmp_path)  # the packaged pom changed
 
 
-def test_fetch_without_maven_says_how_to_install(
+def test_fetch_copies_the_packaged_pom_then_needs_maven(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "pom.xml").write_text("<project/>")
+    kdir = tmp_path / "cache" / "kafka"
     monkeypatch.setattr(maven.shutil, "which", lambda _name: None)
     with pytest.raises(EcgwatchError, match=r"mvn.*apt-get install maven"):
-        broker.fetch(tmp_path)
+        broker.fetch(kdir)
+    assert (kdir / "pom.xml").read_bytes() == maven.POM.read_bytes()
 
 
-def test_fetch_without_pom_names_it(tmp_path: Path) -> None:
-    with pytest.raises(EcgwatchError, match=r"pom\.xml not found"):
-        broker.fetch(tmp_path)
+def test_the_pom_ships_in_the_package() -> None:
+    assert maven.POM.parent == Path(maven.__file__).resolve().parent
+    assert "<artifactId>kafka_2.13</artifactId>" in maven.POM.read_text()
+
+
+def test_fetch_into_an_unwritable_place_names_the_override(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(EcgwatchError, match=r"ECGWATCH_KAFKA_DIR"):
+        broker.fetch(blocker / "kafka")
 
 
 def test_kafka_dir_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ECGWATCH_KAFKA_DIR", str(tmp_path))
     assert broker.kafka_dir() == tmp_path.resolve()
     monkeypatch.delenv("ECGWATCH_KAFKA_DIR")
-    assert broker.kafka_dir().parts[-2:] == ("deploy", "kafka")
+    assert broker.kafka_dir().parts[-2:] == ("deploy", "kafka")  # this checkout
+
+
+def test_data_dir_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECGWATCH_BROKER_DATA_DIR", str(tmp_path))
+    assert broker.default_data_dir() == tmp_path.resolve()
+    monkeypatch.delenv("ECGWATCH_BROKER_DATA_DIR")
+    assert broker.default_data_dir().parts[-2:] == (".ecgwatch", "kafka")  # this checkout
+
+
+def test_installed_paths_are_per_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ECGWATCH_KAFKA_DIR", raising=False)
+    monkeypatch.delenv("ECGWATCH_BROKER_DATA_DIR", raising=False)
+    monkeypatch.setattr(paths, "checkout_root", lambda package_root=None: None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert broker.kafka_dir() == tmp_path / "cache" / "ecgwatch" / "kafka"
+    assert broker.default_data_dir() == tmp_path / "data" / "ecgwatch" / "kafka"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")  # the XDG spec: ignore it
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert broker.kafka_dir() == tmp_path / "home" / ".cache" / "ecgwatch" / "kafka"
+    assert broker.default_data_dir() == tmp_path / "home" / ".local/share/ecgwatch/kafka"
+
+
+def test_checkout_root_needs_pyproject_and_deploy(tmp_path: Path) -> None:
+    assert paths.checkout_root(tmp_path) is None  # e.g. site-packages
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "deploy" / "kafka").mkdir(parents=True)
+    assert paths.checkout_root(tmp_path) == tmp_path
 
 
 def test_status_and_stop_of_an_unused_dir(tmp_path: Path) -> None:
