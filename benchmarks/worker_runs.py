@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -15,8 +14,6 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Worker", "measure_latency"]
-
-_FIRST = re.compile(r"first batch consumed at ([0-9.]+)")
 
 
 class Worker:
@@ -44,6 +41,8 @@ class Worker:
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         cfg = workdir / f"{prefix}.yaml"
+        self._started = workdir / f"{prefix}.started"
+        self._started.unlink(missing_ok=True)
         cfg.write_text(
             "kafka:\n"
             f"  bootstrap: {bootstrap}\n"
@@ -54,9 +53,9 @@ class Worker:
             "worker:\n"
             f"  registry: {registry}\n  metrics_port: 0\n  engine: {engine}\n"
             f"  data_dir: {workdir / prefix}\n  log_level: warning\n"
+            f"  started_file: {self._started}\n"
         )
         self.scores = f"{prefix}.scores"
-        self.first_at: float | None = None
         self.peak_rss_mb = 0.0
         self.lines: list[str] = []
         env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
@@ -73,9 +72,14 @@ class Worker:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.append(line.rstrip())
-            m = _FIRST.search(line)
-            if m and self.first_at is None:
-                self.first_at = float(m.group(1))
+
+    @property
+    def first_at(self) -> float | None:
+        """Epoch time of the worker's first consumed batch (``worker.started_file``), or None."""
+        try:
+            return float(self._started.read_text())
+        except (OSError, ValueError):
+            return None
 
     def rss_mb(self) -> float:
         """Peak resident memory so far (VmHWM), MiB."""

@@ -53,6 +53,7 @@ _LAYOUT: dict[str, dict[str, str]] = {
             "device",
             "engine",
             "data_dir",
+            "started_file",
             "commit_interval_s",
             "log_level",
         )

@@ -105,7 +105,7 @@ def _ensure_model(opts: DemoOptions) -> Path:
 def run_demo(opts: DemoOptions, out: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the demo and return the summary (also printed)."""
     from ecgwatch import broker
-    from ecgwatch.commands.replay import load_windows
+    from ecgwatch.cli_common import load_windows
     from pipeline.replay import replay
     from pipeline.topics import create_topics, default_topics
 

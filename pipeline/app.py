@@ -92,7 +92,7 @@ def create_app(
         nonlocal started
         if not started:
             started = True
-            announce_first_batch()
+            announce_first_batch(settings.started_file)
         loop = asyncio.get_running_loop()
         batch = [
             InRecord(

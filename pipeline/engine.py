@@ -160,7 +160,7 @@ class BatchEngine:
     async def _handle(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         if not self._started:
             self._started = True
-            announce_first_batch()
+            announce_first_batch(self.settings.started_file)
         # aiokafka's ConsumerRecord has InRecord's attributes: no per-message copy.
         batch: list[InRecord] = []
         offsets: dict[TopicPartition, int] = {}

@@ -49,6 +49,9 @@ class WorkerSettings:
     device : str
         ``auto`` | ``cpu`` | ``gpu``: where scoring runs. ``cpu`` (and ``auto`` when no GPU is
         visible) scores dense models with a NumPy pass of the same weights; ``gpu`` uses Keras.
+    started_file : str
+        When not empty, the worker writes the epoch time of its first consumed batch to this
+        file (``pipeline.lifecycle.announce_first_batch``); ``ecgwatch bench`` times from it.
     engine : str
         ``batch`` (default: aiokafka ``getmany`` micro-batches, commits only after the
         outputs are acknowledged; several times faster; alert de-dup state in memory) or
@@ -74,6 +77,7 @@ class WorkerSettings:
     # kill -9 (docs/configuration.md, "Engines"); the batch engine's commits are our own.
     engine: str = "batch"
     data_dir: str = ".ecgwatch/worker"
+    started_file: str = ""
     commit_interval_s: float = 1.0
     #: A crashed worker's partitions move to the others after this long (Faust's default is 60).
     session_timeout_s: float = 10.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ecgwatch.commands.worker import add_kafka_args
+from ecgwatch.cli_common import add_kafka_args, overrides_from_args
 
 __all__ = ["register"]
 
@@ -25,7 +25,6 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``ecgwatch alerts``."""
     import orjson
 
-    from ecgwatch.commands.worker import overrides_from_args
     from ecgwatch.config import load_settings
     from pipeline.tail import format_alert, read_records
 

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``ecgwatch evaluate``."""
-    from ecgwatch.commands.train import format_metrics
+    from ecgwatch.cli_common import format_metrics
     from training import evaluate_artifact
 
     result = evaluate_artifact(args.model, data=args.data)

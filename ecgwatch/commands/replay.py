@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from ecgwatch.commands.worker import add_kafka_args
+from ecgwatch.cli_common import add_kafka_args, load_windows, overrides_from_args
 
-__all__ = ["load_windows", "register"]
+__all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -46,26 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-def load_windows(data: str | None, split: str = "test", repeat: int = 1) -> tuple[Any, Any]:
-    """Windows and labels (1 = normal) to replay: the seed split's test set, or all beats."""
-    import numpy as np
-
-    from training import load_config, load_dataset, make_split
-
-    ds = load_dataset(data)
-    if split == "all":
-        x, y = ds.x, ds.normal
-    else:
-        s = make_split(ds, load_config("seed"))
-        x, y = s.x_test, s.y_test
-    if repeat > 1:
-        x, y = np.tile(x, (repeat, 1)), np.tile(y, repeat)
-    return x, y
-
-
 def run(args: argparse.Namespace) -> int:
     """Execute ``ecgwatch replay``."""
-    from ecgwatch.commands.worker import overrides_from_args
     from ecgwatch.config import load_settings
     from pipeline.errors import PipelineConfigError
     from pipeline.replay import replay

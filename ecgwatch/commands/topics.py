@@ -41,7 +41,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Create the topics and print one line per topic."""
-    from ecgwatch.commands.worker import overrides_from_args
+    from ecgwatch.cli_common import overrides_from_args
     from ecgwatch.config import load_settings
     from pipeline.topics import create_topics, default_topics
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ecgwatch.cli_common import format_metrics
+
 __all__ = ["register"]
 
 
@@ -46,19 +48,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"[train] trained in {result.seconds:.1f} s")
     print(f"[train] artifact: {result.path}")
     return 0
-
-
-def format_metrics(m: dict) -> str:  # type: ignore[type-arg]
-    """Human-readable block of the metrics in both conventions."""
-    n, a = m["normal_positive"], m["anomaly_positive"]
-    cm = a["confusion_matrix"]
-    return "\n".join(
-        [
-            f"threshold            {m['threshold']:.6f}",
-            f"normal positive      accuracy {n['accuracy']:.4f}  precision {n['precision']:.4f}"
-            f"  recall {n['recall']:.4f}",
-            f"anomaly positive     precision {a['precision']:.4f}  recall {a['recall']:.4f}  "
-            f"F1 {a['f1']:.4f}  ROC-AUC {a['roc_auc']:.4f}  PR-AUC {a['pr_auc']:.4f}",
-            f"confusion            TP {cm['tp']}  FP {cm['fp']}  FN {cm['fn']}  TN {cm['tn']}",
-        ]
-    )

@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-__all__ = ["add_kafka_args", "register"]
+from ecgwatch.cli_common import add_kafka_args, overrides_from_args
 
-
-def add_kafka_args(p: argparse.ArgumentParser) -> None:
-    """Options shared by every command that talks to Kafka."""
-    p.add_argument(
-        "--bootstrap",
-        default=None,
-        metavar="HOST:PORT",
-        help="Kafka bootstrap servers (default: config, else localhost:9092)",
-    )
-    p.add_argument("--config", default=None, help="YAML configuration file")
+__all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -45,27 +35,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--data-dir", default=None, help="Faust state folder")
     p.set_defaults(func=run)
-
-
-def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Command-line flags as config overrides (only those given)."""
-    pairs = {
-        ("kafka", "bootstrap"): getattr(args, "bootstrap", None),
-        ("kafka", "group_id"): getattr(args, "group_id", None),
-        ("worker", "registry"): getattr(args, "registry", None),
-        ("worker", "model_version"): getattr(args, "model_version", None),
-        ("worker", "metrics_port"): getattr(args, "metrics_port", None),
-        ("worker", "batch_size"): getattr(args, "batch_size", None),
-        ("worker", "batch_timeout_s"): getattr(args, "batch_timeout", None),
-        ("worker", "device"): getattr(args, "device", None),
-        ("worker", "engine"): getattr(args, "engine", None),
-        ("worker", "data_dir"): getattr(args, "data_dir", None),
-    }
-    out: dict[str, dict[str, Any]] = {}
-    for (section, key), value in pairs.items():
-        if value is not None:
-            out.setdefault(section, {})[key] = value
-    return out
 
 
 def run(args: argparse.Namespace) -> int:

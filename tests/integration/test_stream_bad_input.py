@@ -76,7 +76,7 @@ def _produce(
 
 @pytest.fixture(scope="module")
 def run(kafka_bootstrap: str, shared_data: Path, module_worker_pool: WorkerPool) -> Run:
-    from ecgwatch.commands.replay import load_windows
+    from ecgwatch.cli_common import load_windows
 
     x, _ = load_windows(str(shared_data))
     topics = new_topics(kafka_bootstrap, "it.bad")

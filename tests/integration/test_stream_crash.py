@@ -23,7 +23,7 @@ FAST_FAILOVER = {"BROKER_SESSION_TIMEOUT": "6", "BROKER_HEARTBEAT_INTERVAL": "1"
 def test_kill9_mid_replay_then_restart_loses_no_window(
     kafka_bootstrap: str, shared_data: Path, worker_pool: WorkerPool
 ) -> None:
-    from ecgwatch.commands.replay import load_windows
+    from ecgwatch.cli_common import load_windows
 
     x, _ = load_windows(str(shared_data), split="all")
     assert len(x) >= 5000

@@ -62,7 +62,7 @@ class Streamed:
 @pytest.fixture(scope="module")
 def streamed(kafka_bootstrap: str, shared_data: Path, module_worker_pool: WorkerPool) -> Streamed:
     """The 1000-window test split replayed over 10 devices and every score read back."""
-    from ecgwatch.commands.replay import load_windows
+    from ecgwatch.cli_common import load_windows
 
     x, _ = load_windows(str(shared_data))
     assert len(x) == 1000

