@@ -1,4 +1,5 @@
-"""The streaming worker: Kafka topics, Faust app, codecs, agents, alert policy, metrics.
+"""The streaming worker: Kafka topics, codecs, the micro-batch logic, two consumption engines
+(aiokafka batch loop by default, or a Faust agent), alert policy, metrics, replay/tail tools.
 
 Imports the detector, never the training code.
 """

@@ -1,7 +1,8 @@
 """The worker's HTTP endpoints: ``/metrics``, ``/healthz`` (liveness), ``/readyz`` (readiness).
 
 Served from a daemon thread (stdlib ``wsgiref``) so that a slow scrape never blocks the event
-loop, and so liveness reflects the loop: a Faust timer refreshes the heartbeat.
+loop, and so liveness reflects the loop: the engine refreshes the heartbeat every second
+(:func:`pipeline.lag.report_consumer_state`, from the batch engine's task or a Faust timer).
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ class WorkerSettings:
     model_version : str
         A version name, or ``latest``.
     group_id : str
-        Kafka consumer group (Faust app id); workers sharing it split the partitions.
+        Kafka consumer group (also the Faust app id); workers sharing it split the
+        partitions.
     batch_size : int
         Most windows scored in one call (``stream.take`` max).
     batch_timeout_s : float

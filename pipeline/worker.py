@@ -1,4 +1,8 @@
-"""Start one worker process: verify the model, check topics, serve metrics, run Faust."""
+"""Start one worker process: verify the model, check topics, serve metrics, run the engine.
+
+The engine is ``worker.engine``: ``batch`` (:mod:`pipeline.engine`, the default) or ``faust``
+(:mod:`pipeline.app`).
+"""
 
 from __future__ import annotations
 

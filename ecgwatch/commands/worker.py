@@ -1,4 +1,4 @@
-"""``ecgwatch worker``: run one Faust stream worker."""
+"""``ecgwatch worker``: run one stream worker (batch engine by default, or Faust)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ __all__ = ["register"]
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``worker`` subcommand."""
-    p = sub.add_parser("worker", help="score windows from Kafka (Faust worker)")
+    p = sub.add_parser("worker", help="score windows from Kafka (stream worker)")
     add_kafka_args(p)
     p.add_argument("--registry", default=None, help="model registry folder (default: models)")
     p.add_argument("--model-version", default=None, help="version to load (default: latest)")

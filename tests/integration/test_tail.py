@@ -13,6 +13,8 @@ from pipeline.security import KafkaSecurity
 from pipeline.tail import read_records
 from pipeline.topics import TopicSpec, create_topics
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def filled_topic(kafka_bootstrap: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import detector.artifact as artifact_module
 from detector import (
     Artifact,
     ChecksumMismatchError,
@@ -111,17 +112,27 @@ def test_incompatible_metadata(artifact_copy: Path, mutate, fragment: str) -> No
     assert "detector.json" in str(info.value) and fragment in str(info.value)
 
 
-def test_save_is_atomic_and_immutable(small_artifact: Path, tmp_path: Path) -> None:
+def test_save_is_atomic_and_immutable(
+    small_artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     art = Artifact.load(small_artifact)
     with pytest.raises(Exception, match="already exists"):
         art.save(small_artifact)
-    # a failing save leaves nothing behind, not even a temp folder
-    target = tmp_path / "v"
-    art.detector.model, model = None, art.detector.model
-    with pytest.raises(Exception, match="not fitted"):
-        art.save(target)
-    art.detector.model = model
-    assert list(tmp_path.iterdir()) == []
+    # A save failing half-way (model and metadata already in the temporary folder) leaves
+    # nothing behind, not even the temporary folder.
+    written: list[str] = []
+
+    def fail(folder: Path) -> None:
+        written.extend(sorted(p.name for p in folder.iterdir()))
+        raise OSError("disk full")
+
+    monkeypatch.setattr(artifact_module, "write_checksums", fail)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(OSError, match="disk full"):
+        art.save(out / "v")
+    assert "model.keras" in written and "detector.json" in written  # the failure came late
+    assert list(out.iterdir()) == []
 
 
 def test_registry_latest(small_artifact: Path, tmp_path: Path) -> None:
