@@ -1,16 +1,30 @@
 """What several ``ecgwatch`` commands (and the demo) share: Kafka options, config overrides,
-the replayed windows and the metrics block.
+the replayed windows, the metrics block and progress display.
 
-Kept free of heavy imports at module level, so ``ecgwatch --help`` stays fast: NumPy and the
-training package are imported inside :func:`load_windows` only.
+Kept free of heavy imports at module level, so ``ecgwatch --help`` stays fast: NumPy, rich and
+the training package are imported inside the functions that need them.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
 
-__all__ = ["add_kafka_args", "format_metrics", "load_windows", "overrides_from_args"]
+__all__ = [
+    "PLAIN_PROGRESS_INTERVAL_S",
+    "add_kafka_args",
+    "format_metrics",
+    "load_windows",
+    "overrides_from_args",
+    "progress_display",
+]
+
+#: Off a terminal (CI logs, files), a progress line at most this often, plus the final one.
+PLAIN_PROGRESS_INTERVAL_S = 5.0
 
 
 def add_kafka_args(p: argparse.ArgumentParser) -> None:
@@ -119,3 +133,70 @@ def format_metrics(m: dict[str, Any]) -> str:
             f"confusion            TP {cm['tp']}  FP {cm['fp']}  FN {cm['fn']}  TN {cm['tn']}",
         ]
     )
+
+
+@contextlib.contextmanager
+def progress_display(
+    label: str, unit: str, stream: TextIO | None = None
+) -> Iterator[Callable[[int, int], None]]:
+    """Show the progress of long work: a bar on a terminal, plain lines elsewhere.
+
+    Parameters
+    ----------
+    label : str
+        Prefix, e.g. ``replay`` (shown as ``[replay]``).
+    unit : str
+        What is counted, e.g. ``windows``.
+    stream : text stream, optional
+        Where to draw; default ``sys.stderr``. A bar (rich) when it is a terminal; otherwise
+        one line ``[label] done/total unit (pct), rate/s`` at most every
+        :data:`PLAIN_PROGRESS_INTERVAL_S` seconds and when the work is complete.
+
+    Yields
+    ------
+    callable
+        ``update(done, total)``, to be called as the work advances.
+    """
+    out = sys.stderr if stream is None else stream
+    t0 = time.perf_counter()
+    if out.isatty():
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = (
+            TextColumn(f"[{label}]", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(unit),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=Console(file=out)) as bar:
+            task = bar.add_task(label, total=None, rate="")
+
+            def draw(done: int, total: int) -> None:
+                rate = done / max(time.perf_counter() - t0, 1e-9)
+                bar.update(task, completed=done, total=total, rate=f"{rate:,.0f}/s")
+
+            yield draw
+        return
+
+    last = [-float("inf")]
+
+    def line(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] < PLAIN_PROGRESS_INTERVAL_S and done < total:
+            return
+        last[0] = now
+        pct = 100.0 * done / total if total else 100.0
+        rate = done / max(now - t0, 1e-9)
+        out.write(f"[{label}] {done}/{total} {unit} ({pct:.0f}%), {rate:,.0f}/s\n")
+        out.flush()
+
+    yield line

@@ -105,7 +105,7 @@ def _ensure_model(opts: DemoOptions) -> Path:
 def run_demo(opts: DemoOptions, out: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the demo and return the summary (also printed)."""
     from ecgwatch import broker
-    from ecgwatch.cli_common import load_windows
+    from ecgwatch.cli_common import load_windows, progress_display
     from pipeline.replay import replay
     from pipeline.topics import create_topics, default_topics
 
@@ -167,9 +167,16 @@ def run_demo(opts: DemoOptions, out: Callable[[str], None] = print) -> dict[str,
             f"replaying {len(x)} test windows as {opts.devices} devices "
             f"(+{len(BAD_MESSAGES)} malformed messages for the dead-letter topic)"
         )
-        stats = replay(
-            x, bootstrap=bootstrap, devices=opts.devices, rate=opts.rate, labels=y, truth_path=truth
-        )
+        with progress_display("replay", "windows") as progress:
+            stats = replay(
+                x,
+                bootstrap=bootstrap,
+                devices=opts.devices,
+                rate=opts.rate,
+                labels=y,
+                truth_path=truth,
+                progress=progress,
+            )
         _send_bad(bootstrap)
         summary = _collect(
             bootstrap, x, y, opts, model_path, stats.seconds, metrics_url, worker, log

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import csv
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +15,10 @@ from pipeline.codec import encode_window_json
 from pipeline.errors import PipelineConfigError, PipelineError
 from pipeline.security import KafkaSecurity
 
-__all__ = ["ReplayStats", "device_of", "replay"]
+__all__ = ["PROGRESS_INTERVAL_S", "ReplayStats", "device_of", "replay"]
+
+#: Most often :func:`replay` reports progress (and once more when every window is sent).
+PROGRESS_INTERVAL_S = 0.2
 
 
 def device_of(i: int, devices: int) -> tuple[str, int]:
@@ -66,7 +68,7 @@ def replay(
     rate: float | None = None,
     labels: np.ndarray | None = None,
     truth_path: str | Path | None = None,
-    progress: TextIO | None = sys.stderr,
+    progress: Callable[[int, int], None] | None = None,
     encode: Callable[[str, int, float, np.ndarray], tuple[bytes, list[tuple[str, bytes]]]]
     | None = None,
     seq_offset: int = 0,
@@ -89,6 +91,10 @@ def replay(
         1 = normal, 0 = abnormal; written with ``truth_path``.
     truth_path : path, optional
         CSV ``device_id,seq,label`` for every window sent.
+    progress : callable, optional
+        ``progress(sent, total)``, called at most every :data:`PROGRESS_INTERVAL_S` and once
+        after the last window is handed to the producer; how it is shown is the caller's
+        business (``ecgwatch replay`` draws a bar on a terminal, plain lines elsewhere).
     encode : callable, optional
         ``(device_id, seq, ts, samples) -> (value, headers)``; JSON by default.
     seq_offset : int
@@ -131,16 +137,11 @@ def replay(
             )
             if writer is not None:
                 writer.writerow([device_id, seq, "" if labels is None else int(labels[i])])
-            now = time.perf_counter()
-            if progress is not None and (now - last_report > 0.5 or i == n - 1):
-                last_report = now
-                done = (i + 1) / n
-                bar = "#" * int(done * 30)
-                progress.write(
-                    f"\r[replay] [{bar:<30}] {i + 1}/{n} windows "
-                    f"{(i + 1) / max(now - t0, 1e-9):,.0f}/s"
-                )
-                progress.flush()
+            if progress is not None:
+                now = time.perf_counter()
+                if now - last_report >= PROGRESS_INTERVAL_S or i == n - 1:
+                    last_report = now
+                    progress(i + 1, n)
         producer.flush()
         for f in futures:
             f.get(timeout=60)  # raises if any window was not acknowledged
@@ -148,6 +149,4 @@ def replay(
         producer.close()
         if truth is not None:
             truth.close()
-        if progress is not None:
-            progress.write("\n")
     return ReplayStats(n, time.perf_counter() - t0)

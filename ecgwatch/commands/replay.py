@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from ecgwatch.cli_common import add_kafka_args, load_windows, overrides_from_args
+from ecgwatch.cli_common import (
+    add_kafka_args,
+    load_windows,
+    overrides_from_args,
+    progress_display,
+)
 
 __all__ = ["register"]
 
@@ -60,17 +65,19 @@ def run(args: argparse.Namespace) -> int:
         from pipeline.binary import binary_message
 
         encode = binary_message
-    stats = replay(
-        x,
-        bootstrap=settings.bootstrap,
-        topic=args.topic or settings.topics.windows,
-        devices=args.devices,
-        rate=args.rate,
-        labels=y,
-        truth_path=args.truth,
-        encode=encode,
-        security=settings.security,
-    )
+    with progress_display("replay", "windows") as progress:
+        stats = replay(
+            x,
+            bootstrap=settings.bootstrap,
+            topic=args.topic or settings.topics.windows,
+            devices=args.devices,
+            rate=args.rate,
+            labels=y,
+            truth_path=args.truth,
+            progress=progress,
+            encode=encode,
+            security=settings.security,
+        )
     print(
         f"[replay] sent {stats.sent} windows in {stats.seconds:.1f} s "
         f"({stats.rate:,.0f}/s) to {args.topic or settings.topics.windows}"

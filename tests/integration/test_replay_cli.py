@@ -1,0 +1,35 @@
+"""``ecgwatch replay`` off a terminal (as in CI): plain progress lines, no bar, no ``\\r``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.stream import REPO, TopicReader, ecgwatch_env, new_topics
+
+pytestmark = pytest.mark.integration
+
+
+def test_replay_prints_plain_progress_lines(kafka_bootstrap: str, shared_data: Path) -> None:
+    topics = new_topics(kafka_bootstrap, "replaycli", partitions=1)
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "ecgwatch", "replay", "--data", str(shared_data)),
+            *("--bootstrap", kafka_bootstrap, "--topic", topics.windows, "--devices", "3"),
+        ],
+        cwd=REPO,
+        env=ecgwatch_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("[replay]")]
+    assert lines and lines[-1].startswith("[replay] 1000/1000 windows (100%)"), proc.stderr
+    assert "\r" not in proc.stderr and "\x1b[" not in proc.stderr
+    assert "[replay] sent 1000 windows" in proc.stdout
+    with TopicReader(kafka_bootstrap, topics.windows) as reader:
+        assert len(reader.drain()) == 1000
