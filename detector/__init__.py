@@ -18,12 +18,19 @@ from detector.errors import (
     RegistryError,
 )
 from detector.models import build_model, default_params
-from detector.normalise import MinMaxNormaliser
+from detector.normalise import MinMaxNormaliser, WindowNormaliser
 from detector.registry import ModelRegistry
 from detector.threshold import POLICIES, Threshold, fit_threshold
-from detector.validation import REASONS, WINDOW_LENGTH, validate_batch, validate_window
+from detector.validation import (
+    FLAT_WINDOW,
+    REASONS,
+    WINDOW_LENGTH,
+    validate_batch,
+    validate_window,
+)
 
 __all__ = [
+    "FLAT_WINDOW",
     "POLICIES",
     "REASONS",
     "WINDOW_LENGTH",
@@ -42,6 +49,7 @@ __all__ = [
     "NotFittedError",
     "RegistryError",
     "Threshold",
+    "WindowNormaliser",
     "build_model",
     "default_params",
     "fit_threshold",

@@ -29,7 +29,7 @@ from detector.errors import (
     IncompatibleArtifactError,
     MissingArtifactFileError,
 )
-from detector.normalise import MinMaxNormaliser
+from detector.normalise import normaliser_from_dict
 from detector.threshold import Threshold
 
 __all__ = ["SCHEMA_VERSION", "Artifact", "library_versions", "sha256_file", "write_checksums"]
@@ -310,5 +310,10 @@ class Artifact:
                 str(root / MODEL_FILE),
                 f"model input shape {shape} does not match window_length {meta['window_length']}",
             )
-        det.normaliser = MinMaxNormaliser.from_dict(meta["normalisation"])
+        try:
+            det.normaliser = normaliser_from_dict(meta["normalisation"])
+        except (DetectorConfigError, KeyError, TypeError, ValueError) as exc:
+            raise IncompatibleArtifactError(
+                str(root / META_FILE), f"normalisation cannot be used: {exc}"
+            ) from exc
         return cls(det, Threshold.from_dict(meta["threshold"]), meta, root)

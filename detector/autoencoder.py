@@ -7,16 +7,24 @@ from typing import Any
 
 import numpy as np
 
-from detector.errors import DetectorConfigError, NotFittedError
+from detector.align import AlignmentGrid
+from detector.errors import DetectorConfigError, InvalidWindowError, NotFittedError
 from detector.models import build_model, default_params
-from detector.normalise import MinMaxNormaliser
+from detector.normalise import (
+    NORMALISATIONS,
+    MinMaxNormaliser,
+    Normaliser,
+    WindowNormaliser,
+    flat_detail,
+    flat_rows,
+)
 from detector.scoring import (
     check_noise_discount,
     check_score_smoothing,
     noise_level,
     residual_score,
 )
-from detector.validation import WINDOW_LENGTH, validate_batch
+from detector.validation import FLAT_WINDOW, WINDOW_LENGTH, validate_batch
 
 __all__ = [
     "AutoencoderDetector",
@@ -71,6 +79,12 @@ class AutoencoderDetector:
         Divide each smoothed MAE by ``1 + noise_discount * noise / noise_reference`` (the
         beat's own high-frequency level relative to the fitted normal beats'; see
         :mod:`detector.scoring`). Needs ``score_smoothing`` > 0; 0 is off.
+    normalisation : {"minmax_global", "zscore_window"}
+        How raw windows become model input (:mod:`detector.normalise`): the seed's global
+        min–max, or each window z-normalised on its own (any linear units).
+    align : AlignmentGrid, optional
+        With ``zscore_window``: warp each window to the shift/stretch of this grid that best
+        matches the mean fitted beat (:mod:`detector.align`).
     """
 
     def __init__(
@@ -81,6 +95,8 @@ class AutoencoderDetector:
         score_smoothing: float = 0.0,
         noise_discount: float = 0.0,
         noise_reference: float | None = None,
+        normalisation: str = "minmax_global",
+        align: AlignmentGrid | None = None,
     ) -> None:
         self.kind = kind
         self.params = {**default_params(kind), **(params or {})}
@@ -90,7 +106,19 @@ class AutoencoderDetector:
         #: Median :func:`detector.scoring.noise_level` of the fitted normal beats (set by
         #: :meth:`fit` when ``score_smoothing`` > 0, or loaded with an artifact).
         self.noise_reference = noise_reference
-        self.normaliser = MinMaxNormaliser()
+        if normalisation not in NORMALISATIONS:
+            raise DetectorConfigError(
+                f"normalisation: {normalisation!r} is not supported; choose one of "
+                f"{sorted(NORMALISATIONS)}"
+            )
+        if align is not None and normalisation != "zscore_window":
+            raise DetectorConfigError(
+                f"align: needs normalisation 'zscore_window', not {normalisation!r} (the "
+                "template is a z-normalised beat)"
+            )
+        self.normaliser: Normaliser = (
+            WindowNormaliser(align) if normalisation == "zscore_window" else MinMaxNormaliser()
+        )
         self.model: Any = None
         self._forward: Any = None
         #: ``keras`` or ``numpy``: what scores (see :meth:`use_engine`).
@@ -111,6 +139,7 @@ class AutoencoderDetector:
         seed: int = 0,
         verbose: int = 0,
         steps_per_execution: int | None = None,
+        extra_normal: np.ndarray | None = None,
     ) -> FitHistory:
         """Fit the normaliser and train the autoencoder to reconstruct normal beats.
 
@@ -138,6 +167,9 @@ class AutoencoderDetector:
         steps_per_execution : int, optional
             Optimiser steps per compiled call; default: one call per epoch. Results do not
             depend on it (``benchmarks/training.py`` times 1 against the default).
+        extra_normal : ndarray, shape (k, window_length), optional
+            More normal windows to train on (e.g. augmented copies of ``x_normal``); they do
+            not enter the normalisation, the alignment template or the noise reference.
         """
         import keras
 
@@ -155,11 +187,24 @@ class AutoencoderDetector:
         if noise_factor < 0:
             raise DetectorConfigError(f"noise_factor: {noise_factor} must be >= 0")
         seed_everything(seed)
-        self.normaliser.fit(x if normaliser_data is None else validate_batch(normaliser_data))
-        z = self.normaliser.transform(x)
+        scale_data = x if normaliser_data is None else validate_batch(normaliser_data)
+        if isinstance(self.normaliser, WindowNormaliser):
+            self.normaliser.fit(scale_data, template_data=x)
+        else:
+            self.normaliser.fit(scale_data)
+        z = self.normaliser.transform_for_fit(x)
         self.noise_reference = None
         if self.score_smoothing > 0:
             self.noise_reference = float(np.median(noise_level(z, self.score_smoothing)))
+        if extra_normal is not None and len(extra_normal):
+            z = np.concatenate(
+                [
+                    z,
+                    self.normaliser.transform_for_fit(
+                        validate_batch(extra_normal, self.window_length)
+                    ),
+                ]
+            )
         inputs = z
         if noise_factor > 0:
             rng = np.random.default_rng(seed)
@@ -242,6 +287,13 @@ class AutoencoderDetector:
         other.noise_reference = self.noise_reference
         return other
 
+    def without_alignment(self) -> AutoencoderDetector:
+        """A detector sharing this one's model that scores without the alignment step."""
+        other = self.with_scoring(self.score_smoothing, self.noise_discount)
+        if isinstance(self.normaliser, WindowNormaliser):
+            other.normaliser = self.normaliser.without_alignment()
+        return other
+
     # ------------------------------------------------------------------ scoring
     def use_engine(self, engine: str = "auto") -> str:
         """Choose what computes the forward pass; returns the engine in use.
@@ -289,6 +341,14 @@ class AutoencoderDetector:
                 self._forward = lambda a: keras.ops.convert_to_numpy(model(a, training=False))
         return self._forward
 
+    def flat(self, windows: np.ndarray) -> np.ndarray:
+        """Which windows are flat lines (a lead off, a saturated amplifier).
+
+        :meth:`score` refuses them whatever the normalisation: a flat line has no beat shape,
+        and a score for it would be a number about nothing.
+        """
+        return flat_rows(validate_batch(windows, self.window_length))
+
     def reconstruct(self, windows: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         """Reconstructions of ``windows`` in normalised units, shape (n, window_length)."""
         x = validate_batch(windows, self.window_length)
@@ -314,6 +374,12 @@ class AutoencoderDetector:
         x = validate_batch(windows, self.window_length)
         if len(x) == 0:
             return np.empty(0, dtype=np.float32)
+        flat = self.flat(x)
+        if flat.any():
+            row = int(np.flatnonzero(flat)[0])
+            raise InvalidWindowError(
+                FLAT_WINDOW, f"windows[{row}]: {flat_detail(x[row])} (flat() finds them)", row
+            )
         z = self.normaliser.transform(x)
         forward = self._forward_fn()
         out = np.empty(len(z), dtype=np.float32)

@@ -10,12 +10,16 @@ import numpy as np
 
 from detector.errors import InvalidWindowError
 
-__all__ = ["REASONS", "WINDOW_LENGTH", "validate_batch", "validate_window"]
+__all__ = ["FLAT_WINDOW", "REASONS", "WINDOW_LENGTH", "validate_batch", "validate_window"]
 
 #: Samples per ECG5000 beat.
 WINDOW_LENGTH = 140
 
-#: Stable reason codes this module can raise.
+#: A window with no shape to score (a flat line: lead off); raised by the detector's
+#: ``score`` for normalisations that screen (``zscore_window``), not by the checks here.
+FLAT_WINDOW = "flat_window"
+
+#: Stable reason codes the checks here can raise.
 REASONS = ("empty", "wrong_shape", "not_numeric", "wrong_length", "non_finite")
 
 

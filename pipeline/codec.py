@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 import orjson
 
-from detector import WINDOW_LENGTH, InvalidWindowError, validate_window
+from detector import FLAT_WINDOW, WINDOW_LENGTH, InvalidWindowError, validate_window
 from pipeline.errors import InvalidMessageError
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "REJECT_REASONS",
+    "SCORING_ERROR",
+    "SCORING_REASONS",
     "DecodedBatch",
     "decode_batch",
     "decode_window",
@@ -35,7 +37,7 @@ __all__ = [
 #: Messages larger than this are rejected as ``too_large`` (a 140-sample JSON window is ~2 KB).
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 
-#: Every reason code a rejected message can carry.
+#: Every reason code decoding can reject a message with.
 REJECT_REASONS = (
     "empty",
     "too_large",
@@ -50,6 +52,11 @@ REJECT_REASONS = (
     "non_finite",
     "unknown_encoding",
 )
+
+#: Reason codes given after decoding: the detector refused the window (``flat_window``) or
+#: failed on it (``scoring_error``).
+SCORING_ERROR = "scoring_error"
+SCORING_REASONS = (FLAT_WINDOW, SCORING_ERROR)
 
 _REQUIRED = ("device_id", "seq", "ts", "samples")
 

@@ -15,8 +15,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from detector import Artifact
-from pipeline.codec import dlq_record, encode_json
+from detector import FLAT_WINDOW, Artifact, InvalidWindowError
+from detector.normalise import flat_detail
+from pipeline.codec import SCORING_ERROR, dlq_record, encode_json
 from pipeline.decode import decode_records
 from pipeline.metrics import PipelineMetrics, observe_many
 from pipeline.policy import AlertPolicy
@@ -120,7 +121,7 @@ class WindowProcessor:
             zip(index, decoded.device_id, decoded.seq, decoded.ts, scores.tolist(), strict=True)
         ):
             if failed and i in failed:
-                self._reject(result, records[pos], "scoring_error", failed[i], now)
+                self._reject(result, records[pos], *failed[i], now)
                 continue
             anomaly = score > threshold
             record = {
@@ -136,8 +137,8 @@ class WindowProcessor:
             try:
                 value = encode_json(record)
             except Exception as exc:  # one unencodable window must not fail the whole batch
-                failed[i] = f"cannot encode its score: {exc}"
-                self._reject(result, records[pos], "scoring_error", failed[i], now)
+                failed[i] = (SCORING_ERROR, f"cannot encode its score: {exc}")
+                self._reject(result, records[pos], *failed[i], now)
                 continue
             append(OutRecord(topic, records[pos].key, value))
             if anomaly:
@@ -157,7 +158,7 @@ class WindowProcessor:
         result = BatchResult(n_in=len(records))
         now = self.clock()
         for rec in records:
-            self._reject(result, rec, "scoring_error", detail, now)
+            self._reject(result, rec, SCORING_ERROR, detail, now)
         self._count_rejects(result)
         return result
 
@@ -170,21 +171,34 @@ class WindowProcessor:
         for reason in set(result.reject_reasons):
             self.metrics.rejected.labels(reason).inc(result.reject_reasons.count(reason))
 
-    def _score(self, windows: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
-        """One detector call for the batch; per-window retry only if the batch call fails."""
+    def _score(self, windows: np.ndarray) -> tuple[np.ndarray, dict[int, tuple[str, str]]]:
+        """One detector call for the batch; per-window retry only if the batch call fails.
+
+        Returns the scores and, for each window that got none, its (reason, detail): flat
+        windows (``flat_window``, screened by the detector before scoring) and windows the
+        detector failed on (``scoring_error``).
+        """
         t0 = time.perf_counter()
+        detector = self.artifact.detector
+        failed: dict[int, tuple[str, str]] = {}
+        scores = np.zeros(len(windows), dtype=np.float32)
         try:
-            scores = self.artifact.detector.score(windows)
-            failed: dict[int, str] = {}
+            flat = detector.flat(windows)
+            for i in np.flatnonzero(flat).tolist():
+                failed[i] = (FLAT_WINDOW, flat_detail(windows[i]))
+            keep = ~flat
+            scores[keep] = detector.score(windows[keep])
         except Exception as exc:  # a detector bug must not kill the agent or lose windows
             log.exception("batch scoring failed (%s); retrying window by window", exc)
-            scores = np.zeros(len(windows), dtype=np.float32)
-            failed = {}
             for i in range(len(windows)):
+                if i in failed:
+                    continue
                 try:
-                    scores[i] = self.artifact.detector.score(windows[i : i + 1])[0]
+                    scores[i] = detector.score(windows[i : i + 1])[0]
+                except InvalidWindowError as bad:
+                    failed[i] = (bad.reason, str(bad))
                 except Exception as one:
-                    failed[i] = f"the detector failed on this window: {one}"
+                    failed[i] = (SCORING_ERROR, f"the detector failed on this window: {one}")
         self.metrics.scoring_duration.observe(time.perf_counter() - t0)
         self.metrics.batch_size.observe(len(windows))
         return scores, failed

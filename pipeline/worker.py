@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from detector import ArtifactError, ModelRegistry, RegistryError
-from pipeline.codec import REJECT_REASONS
+from pipeline.codec import REJECT_REASONS, SCORING_REASONS
 from pipeline.errors import PipelineError
 from pipeline.metrics import PipelineMetrics, create_metrics
 from pipeline.policy import SEVERITIES, AlertPolicy
@@ -76,7 +76,7 @@ def _zero_series(metrics: PipelineMetrics) -> None:
     # Pre-create every labelled series at 0 so rate() sees 0 rather than "no data".
     for outcome in ("scored", "rejected"):
         metrics.windows.labels(outcome)
-    for reason in (*REJECT_REASONS, "scoring_error"):
+    for reason in (*REJECT_REASONS, *SCORING_REASONS):
         metrics.rejected.labels(reason)
     for severity in SEVERITIES:
         metrics.alerts.labels(severity)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from pipeline.codec import DEFAULT_MAX_MESSAGE_BYTES
 
-__all__ = ["BAD_MESSAGES", "BadMessage", "window_doc"]
+__all__ = ["BAD_MESSAGES", "FLAT_MESSAGES", "BadMessage", "window_doc"]
 
 N = 140
 
@@ -108,3 +108,9 @@ BAD_MESSAGES: tuple[BadMessage, ...] = (
 )
 
 assert len(BAD_MESSAGES[-2].value or b"") > 4 * DEFAULT_MAX_MESSAGE_BYTES
+
+#: Windows that decode but that the detector refuses: flat lines in any units.
+FLAT_MESSAGES: tuple[BadMessage, ...] = (
+    BadMessage("flat_zero", _with(samples=[0.0] * N), "flat_window"),
+    BadMessage("flat_offset", _with(samples=[2048] * N), "flat_window"),
+)

@@ -13,11 +13,17 @@ normal training beats only. 20 % of the normal training beats are held out (for 
 
 Rows: ``seed`` is the seed preset (dense, 20 epochs of batch 512) with 20 % of its normal
 beats held out like every other row; ``recommended`` is that preset as shipped;
-``recommended, no noise discount`` and ``recommended, plain MAE`` are the same fitted model
-(not retrained) scored without the per-beat noise discount (``model.noise_discount: 0``),
-and without it and the residual smoothing (``model.score_smoothing: 0``); the other kinds
-use their default architecture, the recommended scoring and a smaller training budget (see
-``KIND_TRAINING``).
+``recommended, no alignment``, ``recommended, no noise discount`` and ``recommended, plain
+MAE`` are the same fitted model (not retrained) scored without the scoring-time alignment
+(``model.align``), without the per-beat noise discount (``model.noise_discount: 0``), and
+without it and the residual smoothing (``model.score_smoothing: 0``); the other kinds use
+their default architecture, the recommended normalisation and scoring and a smaller training
+budget (see ``KIND_TRAINING``).
+
+Robustness: every seed-split run also scores the test beats perturbed as in
+``training.robustness`` (offset, gain, baseline wander, noise, a window cut early or late, a
+misjudged beat length, one combination; fixed seed), at the config's own label-free
+threshold.
 
 Two repetitions are aggregated as mean ± std: 5 seeds on the seed's split
 (``random_state = 21``), and 5 other splits (``random_state`` 1…5) with the config's seed.
@@ -41,6 +47,7 @@ from training.config import TrainConfig, config_from_dict, load_config
 from training.data import Dataset
 from training.evaluate import detection_metrics
 from training.job import fit_detector
+from training.robustness import measure
 from training.split import make_split
 
 __all__ = [
@@ -88,7 +95,10 @@ def candidates(quick: bool = False) -> list[TrainConfig]:
     smoothed["model"] = {**base["model"], "noise_discount": 0.0}
     plain = {**base, "name": "recommended, plain MAE"}
     plain["model"] = {**base["model"], "score_smoothing": 0.0, "noise_discount": 0.0}
-    out = [load_config("seed"), rec, config_from_dict(smoothed), config_from_dict(plain)]
+    unaligned = {**base, "name": "recommended, no alignment"}
+    unaligned["model"] = {**base["model"], "align": {}}
+    out = [load_config("seed"), rec]
+    out += [config_from_dict(d) for d in (unaligned, smoothed, plain)]
     for kind, params in KIND_PARAMS.items():
         d = {**base, "name": kind, "description": f"{kind} autoencoder"}
         d["model"] = {
@@ -96,6 +106,8 @@ def candidates(quick: bool = False) -> list[TrainConfig]:
             "params": params,
             "score_smoothing": rec.model.score_smoothing,
             "noise_discount": rec.model.noise_discount,
+            "normalisation": rec.model.normalisation,
+            "align": base["model"]["align"],
         }
         d["training"] = {**base["training"], **KIND_TRAINING}
         if kind == "lstm":
@@ -127,6 +139,8 @@ class RunResult:
     metrics: dict[str, dict[str, float]]
     test_scores: np.ndarray | None = None
     test_normal: np.ndarray | None = None
+    #: ``training.robustness.measure`` at the config's own threshold (seed-split runs only).
+    robustness: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def _with_holdout(config: TrainConfig) -> TrainConfig:
@@ -141,7 +155,8 @@ def _fit_key(config: TrainConfig) -> str:
     d = config.to_dict()
     d.pop("name")
     d.pop("description")
-    d["model"] = {**d["model"], "score_smoothing": None, "noise_discount": None}
+    # Alignment only acts at scoring time (the model trains on the beats as cut).
+    d["model"] = {**d["model"], "score_smoothing": None, "noise_discount": None, "align": None}
     return json.dumps(d, sort_keys=True, default=str)
 
 
@@ -150,12 +165,15 @@ def run_once(
     config: TrainConfig,
     keep_scores: bool = False,
     fitted: dict[str, tuple[AutoencoderDetector, float]] | None = None,
+    robustness: bool = False,
 ) -> RunResult:
     """Fit ``config`` once and measure it under every policy of :data:`THRESHOLDS`.
 
     ``fitted`` caches models across calls: a config that differs from an earlier one only in
     ``model.score_smoothing``/``noise_discount`` (and name) reuses that fit instead of
     training the same weights again (its ``train_seconds`` are the original fit's).
+    ``robustness`` also scores the perturbed test beats of :data:`training.robustness.LEVELS`
+    at the config's own threshold.
     """
     config = _with_holdout(config)
     if config.training.validation == "test":
@@ -166,6 +184,8 @@ def run_once(
     if fitted is not None and key in fitted:
         base, seconds = fitted[key]
         det = base.with_scoring(config.model.score_smoothing, config.model.noise_discount)
+        if not config.model.align.enabled:
+            det = det.without_alignment()
     else:
         t0 = time.perf_counter()
         det, _, _ = fit_detector(split, config)
@@ -195,6 +215,15 @@ def run_once(
             "f1": a["f1"],
         }
     y_anom = 1 - split.y_test
+    perturbed: dict[str, dict[str, float]] = {}
+    if robustness:
+        th = config.threshold
+        own = fit_threshold(
+            th.policy,
+            fit_scores if th.fit_on == "train" else hold,
+            **({"k": th.k} if th.policy == "mean_std" else {"q": th.q}),
+        )
+        perturbed = measure(det.score, own.value, split.x_test, split.y_test)
     return RunResult(
         name=config.name,
         kind=config.model.kind,
@@ -209,6 +238,7 @@ def run_once(
         metrics=metrics,
         test_scores=test if keep_scores else None,
         test_normal=split.y_test if keep_scores else None,
+        robustness=perturbed,
     )
 
 
@@ -243,7 +273,13 @@ def compare(
     fitted: dict[str, tuple[AutoencoderDetector, float]] = {}
     for config in configs:
         for i, seed in enumerate(seeds):
-            r = run_once(data, config.replace(seed=int(seed)), keep_scores=i == 0, fitted=fitted)
+            r = run_once(
+                data,
+                config.replace(seed=int(seed)),
+                keep_scores=i == 0,
+                fitted=fitted,
+                robustness=True,
+            )
             result.runs["seeds"].append(r)
             log(f"{config.name} seed {seed}: ROC-AUC {r.roc_auc:.4f} ({r.train_seconds:.1f} s)")
         for state in split_states:

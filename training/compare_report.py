@@ -12,7 +12,14 @@ import training.compare as compare_module
 from training.compare import THRESHOLDS, CompareResult, RunResult
 from training.config import load_config
 
-__all__ = ["TARGET", "aggregate", "write_markdown", "write_roc_plot"]
+__all__ = [
+    "ROBUSTNESS_TARGET",
+    "TARGET",
+    "aggregate",
+    "write_markdown",
+    "write_robustness_plot",
+    "write_roc_plot",
+]
 
 
 def aggregate(runs: Sequence[RunResult]) -> dict[str, dict[str, tuple[float, float]]]:
@@ -124,7 +131,12 @@ def _target_section(runs: Sequence[RunResult]) -> list[str]:
     return [*lines, "", f"Target: {verdict}.", ""]
 
 
-def write_markdown(result: CompareResult, path: Path, roc_png: str | None = None) -> Path:
+def write_markdown(
+    result: CompareResult,
+    path: Path,
+    roc_png: str | None = None,
+    robustness_png: str | None = None,
+) -> Path:
     """Write the comparison as markdown (tables: mean ± std over seeds, then over splits)."""
     seeds, splits = result.runs["seeds"], result.runs["splits"]
     n_seeds = len({r.seed for r in seeds})
@@ -159,6 +171,7 @@ def write_markdown(result: CompareResult, path: Path, roc_png: str | None = None
             *_tables(aggregate(splits), n_splits),
             "",
         ]
+    lines += _robustness_section(seeds, robustness_png)
     if roc_png:
         lines += ["## ROC curves (first seed, seed split)", "", f"![ROC curves]({roc_png})", ""]
     lines += [
@@ -195,5 +208,112 @@ def write_roc_plot(result: CompareResult, path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+#: Issue 12's robustness target for ``recommended`` (mean over the seeds, every level).
+ROBUSTNESS_TARGET = {"false_alarms": 0.03, "detection": 0.97}
+
+
+def _robustness_means(runs: Sequence[RunResult]) -> dict[str, dict[str, dict[str, float]]]:
+    """``name -> level key -> metric -> mean`` over the runs that measured robustness."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name in dict.fromkeys(r.name for r in runs if r.robustness):
+        group = [r.robustness for r in runs if r.name == name and r.robustness]
+        out[name] = {
+            k: {m: float(np.mean([g[k][m] for g in group])) for m in group[0][k]} for k in group[0]
+        }
+    return out
+
+
+def _robustness_section(runs: Sequence[RunResult], png: str | None) -> list[str]:
+    """Every config × perturbation level, and the target check of ``recommended``."""
+    means = _robustness_means(runs)
+    if not means:
+        return []
+    n = len({r.seed for r in runs if r.robustness})
+    lines = [
+        f"## Robustness: perturbed test beats (seed split, mean of {n} seed(s))",
+        "",
+        "Each test beat changed as a feed or another producer's pre-processing would "
+        "(`training/robustness.py`, fixed seed; strengths in z-normalised ECG5000 units or "
+        "samples; a window cut later or longer takes the start of the next beat, modelled "
+        "as this beat's start). Threshold: each config's own, label-free. False alarms = "
+        "normal beats flagged; detection = abnormal beats flagged.",
+        "",
+    ]
+    if png:
+        lines += [f"![false alarms against strength]({png})", ""]
+    lines += [
+        "| model | perturbation | strength | false alarms | detection | accuracy | ROC-AUC |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, levels in means.items():
+        for k, m in levels.items():
+            family, label = k.split("|", 1)
+            lines.append(
+                f"| {name} | {family} | {label} | {m['false_alarms']:.1%} | "
+                f"{m['detection']:.1%} | {m['accuracy']:.4f} | {m['roc_auc']:.4f} |"
+            )
+    rec = means.get("recommended")
+    if rec:
+        fa_max, fa_at = max((m["false_alarms"], k) for k, m in rec.items())
+        det_min, det_at = min((m["detection"], k) for k, m in rec.items())
+        missed = [
+            k
+            for k, m in rec.items()
+            if m["false_alarms"] > ROBUSTNESS_TARGET["false_alarms"]
+            or m["detection"] < ROBUSTNESS_TARGET["detection"]
+        ]
+        lines += [
+            "",
+            f"Robustness target (`recommended`: false alarms <= "
+            f"{ROBUSTNESS_TARGET['false_alarms']:.0%} and detection >= "
+            f"{ROBUSTNESS_TARGET['detection']:.0%} at every level): worst false alarms "
+            f"{fa_max:.1%} ({fa_at}), worst detection {det_min:.1%} ({det_at}); "
+            + (
+                "met." if not missed else f"NOT met at {len(missed)} level(s): {', '.join(missed)}."
+            ),
+        ]
+    return [*lines, ""]
+
+
+def write_robustness_plot(result: CompareResult, path: Path) -> Path | None:
+    """False-alarm rate against strength, one panel per perturbation family (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from training.robustness import FAMILIES, LEVELS, key
+
+    means = _robustness_means(result.runs["seeds"])
+    if not means:
+        return None
+    families = [f for f in FAMILIES if f not in ("none", "combined")]
+    fig, axes = plt.subplots(2, (len(families) + 1) // 2, figsize=(13, 6.5), squeeze=False)
+    for ax, family in zip(axes.ravel(), families, strict=False):
+        levels = sorted(
+            [lv for lv in LEVELS if lv.family == family] + [LEVELS[0]],
+            key=lambda lv: (
+                lv.strength + (1.0 if family in ("gain",) and lv.family == "none" else 0.0)
+            ),
+        )
+        xs = [1.0 if (family == "gain" and lv.family == "none") else lv.strength for lv in levels]
+        for name, m in means.items():
+            ax.plot(xs, [100 * m[key(lv)]["false_alarms"] for lv in levels], "o-", label=name)
+        ax.axhline(100 * ROBUSTNESS_TARGET["false_alarms"], ls=":", c="grey")
+        ax.set_yscale("symlog", linthresh=1)
+        ax.set_title(family)
+        ax.set_xlabel("strength")
+        ax.set_ylabel("false alarms, %")
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(families) :]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return path

@@ -12,10 +12,15 @@ from typing import Any
 
 import yaml
 
+from detector.align import AlignmentGrid
+from detector.errors import DetectorConfigError
+from detector.normalise import NORMALISATIONS
 from detector.scoring import MAX_NOISE_DISCOUNT, max_score_smoothing
 from training.errors import PresetError
 
 __all__ = [
+    "AlignConfig",
+    "AugmentConfig",
     "FitConfig",
     "ModelConfig",
     "SplitConfig",
@@ -36,6 +41,40 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
+class AlignConfig:
+    """Scoring-time alignment (``detector.align``): the bounded shift/stretch search.
+
+    ``max_shift`` 0 and ``max_stretch`` 0 (the default) turn it off.
+    """
+
+    max_shift: int = 0
+    max_stretch: float = 0.0
+    scale_steps: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any candidate other than the identity is searched."""
+        return self.max_shift > 0 or self.max_stretch > 0
+
+    def grid(self) -> AlignmentGrid | None:
+        """The detector's grid, or ``None`` when off."""
+        if not self.enabled:
+            return None
+        return AlignmentGrid(self.max_shift, self.max_stretch, self.scale_steps)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation (``training.augment``); ``copies`` 0 (default) is off."""
+
+    copies: int = 0
+    #: Largest random shift, samples.
+    max_shift: float = 0.0
+    #: Largest random stretch, as a fraction of the beat's length.
+    max_stretch: float = 0.0
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Model kind and architecture parameters (see ``detector.models``)."""
 
@@ -45,6 +84,9 @@ class ModelConfig:
     score_smoothing: float = 0.0
     #: Weight of the per-beat noise discount (``detector.scoring``); 0 = off.
     noise_discount: float = 0.0
+    #: ``minmax_global`` (the seed) or ``zscore_window`` (``detector.normalise``).
+    normalisation: str = "minmax_global"
+    align: AlignConfig = field(default_factory=AlignConfig)
 
 
 @dataclass(frozen=True)
@@ -61,6 +103,7 @@ class FitConfig:
     #: Fraction of the normal training beats held out from fitting (0 = the seed).
     holdout_fraction: float = 0.0
     early_stopping_patience: int | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass(frozen=True)
@@ -100,6 +143,7 @@ _CHOICES = {
     "training.validation": ("test", "holdout", "none"),
     "threshold.policy": ("mean_std", "quantile"),
     "threshold.fit_on": ("train", "holdout"),
+    "model.normalisation": tuple(NORMALISATIONS),
 }
 
 
@@ -183,9 +227,35 @@ def _validate_ranges(cfg: TrainConfig) -> None:
             "0 unless model.score_smoothing > 0 (the noise level is what that low-pass removes)",
         ),
     ]
+    aug = cfg.training.augment
+    checks += [
+        (0 <= aug.copies <= 20, "training.augment.copies", aug.copies, "from 0 (off) to 20"),
+        (
+            0.0 <= aug.max_shift <= 20,
+            "training.augment.max_shift",
+            aug.max_shift,
+            "from 0 to 20 samples",
+        ),
+        (
+            0.0 <= aug.max_stretch <= 0.3,
+            "training.augment.max_stretch",
+            aug.max_stretch,
+            "from 0 to 0.3",
+        ),
+        (
+            not cfg.model.align.enabled or cfg.model.normalisation == "zscore_window",
+            "model.align",
+            cfg.model.align,
+            "off unless model.normalisation is 'zscore_window' (the template is z-normalised)",
+        ),
+    ]
     for ok, key, value, allowed in checks:
         if not ok:
             raise PresetError(f"{key}: {value!r} is not allowed; must be {allowed}")
+    try:
+        cfg.model.align.grid()
+    except DetectorConfigError as exc:
+        raise PresetError(f"model.{exc}") from exc
     needs_holdout = (
         cfg.training.validation == "holdout"
         or cfg.threshold.fit_on == "holdout"

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from detector import Artifact, AutoencoderDetector, ModelRegistry, fit_threshold
+from training.augment import augment
 from training.config import TrainConfig, config_from_dict
 from training.data import Dataset, load_dataset
 from training.errors import PresetError, TrainingError
@@ -67,6 +68,8 @@ def fit_detector(
         params=config.model.params,
         score_smoothing=config.model.score_smoothing,
         noise_discount=config.model.noise_discount,
+        normalisation=config.model.normalisation,
+        align=config.model.align.grid(),
     )
     hist = det.fit(
         split.x_fit,
@@ -80,6 +83,7 @@ def fit_detector(
         seed=config.seed,
         verbose=verbose,
         steps_per_execution=steps_per_execution,
+        extra_normal=augment(split.x_fit, fit_cfg.augment, config.seed),
     )
     th_cfg = config.threshold
     calib = split.x_fit if th_cfg.fit_on == "train" else split.x_holdout

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from ecgwatch.native_logs import quiet_training
     from training import load_dataset
     from training.compare import candidates, compare
-    from training.compare_report import write_markdown, write_roc_plot
+    from training.compare_report import write_markdown, write_robustness_plot, write_roc_plot
     from training.errors import PresetError
 
     configs = candidates(quick=args.quick)
@@ -68,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     png = out.with_name(f"{out.stem}-roc.png")
     write_roc_plot(result, png)
-    write_markdown(result, out, roc_png=os.path.relpath(png, out.parent))
-    print(f"[compare] wrote {out} and {png}")
+    robust = write_robustness_plot(result, out.with_name(f"{out.stem}-robustness.png"))
+    write_markdown(
+        result,
+        out,
+        roc_png=os.path.relpath(png, out.parent),
+        robustness_png=os.path.relpath(robust, out.parent) if robust else None,
+    )
+    print(f"[compare] wrote {out}, {png}" + (f" and {robust}" if robust else ""))
     return 0

@@ -20,7 +20,8 @@ import pytest
 
 from pipeline.codec import DLQ_VALUE_CAP, REJECT_REASONS, encode_window_json
 from pipeline.settings import TopicNames
-from tests.bad_messages import BAD_MESSAGES, BadMessage
+from tests.bad_messages import BAD_MESSAGES as DECODE_FAILURES
+from tests.bad_messages import FLAT_MESSAGES, BadMessage
 from tests.integration.conftest import SeedModel
 from tests.integration.stream import (
     TopicReader,
@@ -29,6 +30,9 @@ from tests.integration.stream import (
     by_window,
     new_topics,
 )
+
+#: Everything the worker must dead-letter: decoding failures and flat windows.
+BAD_MESSAGES = DECODE_FAILURES + FLAT_MESSAGES
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,13 @@ import pytest
 from kafka import KafkaProducer
 
 from pipeline.replay import device_of, replay
-from tests.bad_messages import BAD_MESSAGES
+from tests.bad_messages import BAD_MESSAGES as DECODE_FAILURES
+from tests.bad_messages import FLAT_MESSAGES
 from tests.integration.conftest import SeedModel
 from tests.integration.stream import TopicReader, WorkerPool, by_window, new_topics
+
+#: Everything the worker must dead-letter: decoding failures and flat windows.
+BAD_MESSAGES = DECODE_FAILURES + FLAT_MESSAGES
 
 pytestmark = pytest.mark.integration
 

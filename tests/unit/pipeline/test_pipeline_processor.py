@@ -20,6 +20,7 @@ from tests.bad_messages import BAD_MESSAGES, window_doc
 
 THRESHOLD = 0.5
 POISON = 99.0  # the fake detector fails on any window containing this value
+FLAT = -7.0  # the fake detector calls a window of only this value flat
 
 
 @dataclass
@@ -29,6 +30,9 @@ class FakeDetector:
     batch_fails: bool = False
     calls: list[int] = field(default_factory=list)
     kind: str = "dense"
+
+    def flat(self, windows: np.ndarray) -> np.ndarray:
+        return np.asarray((windows == FLAT).all(axis=1))
 
     def score(self, windows: np.ndarray) -> np.ndarray:
         self.calls.append(len(windows))
@@ -248,3 +252,17 @@ def test_rejects_are_counted_once_when_compute_fails_half_way(
     assert _count(m, "ecg_windows_total", outcome="rejected") == 2
     assert _count(m, "ecg_windows_rejected_total", reason="scoring_error") == 2
     assert _count(m, "ecg_windows_rejected_total", reason="invalid_json") == 0
+
+
+def test_flat_windows_are_dead_lettered_and_the_rest_scored_in_one_call() -> None:
+    det = FakeDetector()
+    proc, m = _processor(det)
+    values = [_window("a", 0, 0.1), _window("a", 1, FLAT), _window("a", 2, 0.7)]
+    res = proc.compute(_records(values))
+    assert det.calls == [2]  # one batch call, without the flat window
+    assert [orjson.loads(r.value)["seq"] for r in res.scores] == [0, 2]
+    [dead] = [orjson.loads(r.value) for r in res.dlq]
+    assert dead["reason"] == "flat_window" and dead["offset"] == 11
+    assert "flat line" in dead["detail"]
+    assert _count(m, "ecg_windows_rejected_total", reason="flat_window") == 1
+    assert _count(m, "ecg_windows_total", outcome="scored") == 2

@@ -34,6 +34,15 @@ def test_seed_preset_is_the_tutorial() -> None:
         ("model: {noise_discount: 11}", "from 0 (off) to 10"),
         ("model: {noise_discount: 1}", "0 unless model.score_smoothing > 0"),
         ("[1, 2]", "config: expected a mapping"),
+        ("model: {normalisation: robust}", "model.normalisation: 'robust' is not allowed"),
+        ("model: {align: {max_shift: 3}}", "off unless model.normalisation is 'zscore_window'"),
+        (
+            "model: {normalisation: zscore_window, align: {max_shift: 40}}",
+            "model.align.max_shift: 40 must be an integer from 0 to 20",
+        ),
+        ("model: {align: {shift: 3}}", "model.align.shift: unknown key"),
+        ("training: {augment: {copies: -1}}", "training.augment.copies: -1 is not allowed"),
+        ("training: {augment: {max_stretch: 0.5}}", "training.augment.max_stretch: 0.5"),
     ],
 )
 def test_bad_config(tmp_path: Path, yaml_text: str, fragment: str) -> None:
@@ -54,3 +63,9 @@ def test_recommended_preset_smooths_the_residual_and_seed_does_not() -> None:
 def test_unknown_preset() -> None:
     with pytest.raises(PresetError, match="neither a preset"):
         load_config("does-not-exist")
+
+
+def test_recommended_normalises_each_window_and_aligns_and_seed_does_not() -> None:
+    rec, seed = load_config("recommended"), load_config("seed")
+    assert rec.model.normalisation == "zscore_window" and rec.model.align.max_shift == 6
+    assert seed.model.normalisation == "minmax_global" and not seed.model.align.enabled

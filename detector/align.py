@@ -1,0 +1,169 @@
+"""Shift and stretch of windows, and their alignment to a template beat (pure NumPy).
+
+A window is treated as one period of a beat-to-beat signal: sampling past its end wraps to its
+start. Beats cut from a continuous ECG at consecutive fiducial points follow each other, so the
+samples a later cut takes from the *next* beat look like the start of this one; that is the
+assumption both the robustness perturbations (``training.robustness``) and the alignment make.
+
+:func:`warp` resamples rows at ``shift + scale * i``. :class:`Aligner` searches a bounded grid
+of ``(shift, scale)`` for the warp whose result correlates best with a template (the mean
+normal beat); correlations of every candidate are one matrix product, because
+``<warp_c(w), t> = <w, W_c^T t>`` with ``W_c`` the (linear) interpolation matrix of candidate
+``c``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from detector.errors import DetectorConfigError
+
+__all__ = ["Aligner", "AlignmentGrid", "warp"]
+
+
+def warp(x: np.ndarray, shift: np.ndarray | float, scale: np.ndarray | float) -> np.ndarray:
+    """Resample each row of ``x`` at positions ``shift + scale * i`` (periodic, linear).
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, m)
+        Windows.
+    shift : float or ndarray, shape (n,)
+        Start position, in samples, of each output row in its input row.
+    scale : float or ndarray, shape (n,)
+        Input samples per output sample (> 1 takes in more of the signal: a window judged too
+        short is stretched back; < 1 takes in less).
+
+    Returns
+    -------
+    ndarray, shape (n, m), float32
+    """
+    arr = np.asarray(x, dtype=np.float32)
+    n, m = arr.shape
+    sh = np.broadcast_to(np.asarray(shift, dtype=np.float64), (n,))
+    sc = np.broadcast_to(np.asarray(scale, dtype=np.float64), (n,))
+    pos = sh[:, None] + sc[:, None] * np.arange(m, dtype=np.float64)[None, :]
+    base = np.floor(pos)
+    frac = (pos - base).astype(np.float32)
+    i0 = base.astype(np.int64) % m
+    i1 = (i0 + 1) % m
+    a = np.take_along_axis(arr, i0, axis=1)
+    b = np.take_along_axis(arr, i1, axis=1)
+    return a + frac * (b - a)
+
+
+@dataclass(frozen=True)
+class AlignmentGrid:
+    """The bounded search: integer shifts in ``[-max_shift, max_shift]`` × scales.
+
+    Parameters
+    ----------
+    max_shift : int
+        Largest shift tried, in samples (0: no shift search).
+    max_stretch : float
+        Scales tried run from ``1 - max_stretch`` to ``1 + max_stretch`` (0: no stretch
+        search).
+    scale_steps : int
+        Number of scales tried (odd, so that 1 is one of them).
+    """
+
+    max_shift: int = 6
+    max_stretch: float = 0.12
+    scale_steps: int = 13
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_shift, int) or not 0 <= self.max_shift <= 20:
+            raise DetectorConfigError(
+                f"align.max_shift: {self.max_shift!r} must be an integer from 0 to 20 samples"
+            )
+        if not 0 <= float(self.max_stretch) <= 0.3:
+            raise DetectorConfigError(
+                f"align.max_stretch: {self.max_stretch!r} must be a number from 0 to 0.3"
+            )
+        steps = self.scale_steps
+        if not isinstance(steps, int) or steps < 1 or steps % 2 == 0 or steps > 41:
+            raise DetectorConfigError(
+                f"align.scale_steps: {steps!r} must be an odd integer from 1 to 41"
+            )
+
+    def candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every ``(shift, scale)`` pair as two flat arrays; ``(0, 1)`` is first."""
+        shifts = np.arange(-self.max_shift, self.max_shift + 1, dtype=np.float64)
+        steps = self.scale_steps if self.max_stretch > 0 else 1
+        scales = np.linspace(1 - self.max_stretch, 1 + self.max_stretch, steps)
+        sh, sc = (a.ravel() for a in np.meshgrid(shifts, scales, indexing="ij"))
+        order = np.argsort((sh != 0) | (np.abs(sc - 1) > 1e-12), kind="stable")
+        return sh[order], sc[order]
+
+    def to_dict(self) -> dict[str, Any]:
+        """As stored in ``detector.json``."""
+        return {
+            "max_shift": int(self.max_shift),
+            "max_stretch": float(self.max_stretch),
+            "scale_steps": int(self.scale_steps),
+        }
+
+
+@dataclass
+class Aligner:
+    """Warp each window to the candidate of :class:`AlignmentGrid` that best matches a template.
+
+    Parameters
+    ----------
+    grid : AlignmentGrid
+        The bounded search.
+    template : ndarray, shape (m,), optional
+        The reference beat (z-normalised); set by :meth:`fit`.
+    """
+
+    grid: AlignmentGrid = field(default_factory=AlignmentGrid)
+    template: np.ndarray | None = None
+    _projections: np.ndarray | None = field(default=None, repr=False)
+    _shifts: np.ndarray | None = field(default=None, repr=False)
+    _scales: np.ndarray | None = field(default=None, repr=False)
+
+    def fit(self, z: np.ndarray) -> Aligner:
+        """Template = the mean of the (z-normalised) normal beats ``z``. Returns ``self``.
+
+        The template is not re-estimated from aligned beats: that lets it drift to a
+        stretched beat, which the next round then prefers.
+        """
+        self.set_template(np.asarray(z, dtype=np.float32).mean(axis=0))
+        return self
+
+    def set_template(self, template: np.ndarray) -> None:
+        """Use ``template`` and precompute the candidate projections ``W_c^T t``."""
+        t = np.asarray(template, dtype=np.float32)
+        m = t.shape[0]
+        t = (t - t.mean()) / max(float(t.std()), 1e-12)
+        shifts, scales = self.grid.candidates()
+        # <warp_c(w), t> = sum_j t[j] * interp(w, pos_j) = w @ p_c, where p_c spreads each
+        # t[j] onto the two input samples that position j interpolates between.
+        proj = np.zeros((len(shifts), m), dtype=np.float64)
+        idx = np.arange(m, dtype=np.float64)
+        for k, (sh, sc) in enumerate(zip(shifts, scales, strict=True)):
+            pos = sh + sc * idx
+            base = np.floor(pos)
+            frac = pos - base
+            i0 = base.astype(np.int64) % m
+            np.add.at(proj[k], i0, t * (1 - frac))
+            np.add.at(proj[k], (i0 + 1) % m, t * frac)
+        self.template = t
+        self._projections = np.ascontiguousarray(proj.T, dtype=np.float32)
+        self._shifts, self._scales = shifts, scales
+
+    def best(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The chosen ``(shift, scale)`` of each row of ``z``."""
+        if self._projections is None or self._shifts is None or self._scales is None:
+            raise DetectorConfigError("Aligner: no template; call fit() or load an artifact")
+        corr = np.asarray(z, dtype=np.float32) @ self._projections
+        k = np.argmax(corr, axis=1)
+        return self._shifts[k], self._scales[k]
+
+    def transform(self, z: np.ndarray) -> np.ndarray:
+        """Rows of ``z`` warped to their best candidate (float32)."""
+        shift, scale = self.best(z)
+        return warp(z, shift, scale)
