@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ecgwatch.errors import EcgwatchError
+from pipeline.settings import DEFAULT_TOPICS
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -191,7 +192,7 @@ def _send_bad(bootstrap: str) -> None:
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     for value in BAD_MESSAGES:
-        producer.send("ecg.windows", key=b"dev-bad", value=value)
+        producer.send(DEFAULT_TOPICS.windows, key=b"dev-bad", value=value)
     producer.flush()
     producer.close()
 
@@ -215,7 +216,8 @@ def _collect(
     deadline = time.monotonic() + opts.timeout_s
     scores: dict[tuple[str, int], dict[str, Any]] = {}
     _say("waiting until every window is scored")
-    for rec in read_records(bootstrap, "ecg.scores", timeout_s=opts.timeout_s, idle_timeout_s=30):
+    topics = DEFAULT_TOPICS
+    for rec in read_records(bootstrap, topics.scores, timeout_s=opts.timeout_s, idle_timeout_s=30):
         scores[(rec["device_id"], rec["seq"])] = rec
         if len(scores) >= n or time.monotonic() > deadline:
             break
@@ -224,13 +226,13 @@ def _collect(
     dlq = list(
         read_records(
             bootstrap,
-            "ecg.windows.dlq",
+            topics.dlq,
             idle_timeout_s=3,
             timeout_s=30,
             max_records=len(BAD_MESSAGES),
         )
     )
-    alerts = list(read_records(bootstrap, "ecg.alerts", idle_timeout_s=3, timeout_s=30))
+    alerts = list(read_records(bootstrap, topics.alerts, idle_timeout_s=3, timeout_s=30))
     pred_normal = np.array(
         [not scores.get(device_of(i, opts.devices), {}).get("anomaly", True) for i in range(n)]
     )

@@ -14,6 +14,7 @@ import numpy as np
 from pipeline.codec import encode_window_json
 from pipeline.errors import PipelineConfigError, PipelineError
 from pipeline.security import KafkaSecurity
+from pipeline.settings import DEFAULT_TOPICS
 
 __all__ = ["PROGRESS_INTERVAL_S", "ReplayStats", "device_of", "replay"]
 
@@ -63,7 +64,7 @@ def replay(
     windows: np.ndarray,
     *,
     bootstrap: str,
-    topic: str = "ecg.windows",
+    topic: str = DEFAULT_TOPICS.windows,
     devices: int = 10,
     rate: float | None = None,
     labels: np.ndarray | None = None,

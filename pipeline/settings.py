@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipeline.errors import PipelineConfigError
+from pipeline.policy import AlertPolicy
 from pipeline.security import KafkaSecurity
 
-__all__ = ["TopicNames", "WorkerSettings"]
+__all__ = ["DEFAULT_BOOTSTRAP", "DEFAULT_TOPICS", "TopicNames", "WorkerSettings"]
+
+#: Where the clients look for Kafka unless told otherwise (the local broker's default port).
+DEFAULT_BOOTSTRAP = "localhost:9092"
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,11 @@ class TopicNames:
     scores: str = "ecg.scores"
     alerts: str = "ecg.alerts"
     dlq: str = "ecg.windows.dlq"
+
+
+#: The four topic names every tool uses unless configured otherwise (the one place they are
+#: spelled out; ``pipeline.topics``, ``pipeline.replay`` and the demo take them from here).
+DEFAULT_TOPICS = TopicNames()
 
 
 @dataclass(frozen=True)
@@ -60,12 +69,12 @@ class WorkerSettings:
         ``docs/configuration.md``.
     """
 
-    bootstrap: str = "localhost:9092"
+    bootstrap: str = DEFAULT_BOOTSTRAP
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
     registry: str = "models"
     model_version: str = "latest"
     group_id: str = "ecgwatch"
-    topics: TopicNames = TopicNames()
+    topics: TopicNames = DEFAULT_TOPICS
     batch_size: int = 1000
     batch_timeout_s: float = 0.05
     max_message_bytes: int = 64 * 1024
@@ -83,6 +92,16 @@ class WorkerSettings:
     #: A crashed worker's partitions move to the others after this long (Faust's default is 60).
     session_timeout_s: float = 10.0
     log_level: str = "info"
+
+    def alert_policy(self) -> AlertPolicy:
+        """The alert policy of ``alerts.cooldown_s`` and ``alerts.critical_ratio``.
+
+        Raises
+        ------
+        PipelineConfigError
+            Naming the setting and its allowed range (checked by :class:`AlertPolicy`).
+        """
+        return AlertPolicy(self.cooldown_s, self.critical_ratio)
 
     def __post_init__(self) -> None:
         checks = [
@@ -108,8 +127,6 @@ class WorkerSettings:
                 "faust or batch",
             ),
             (self.commit_interval_s > 0, "worker.commit_interval_s", self.commit_interval_s, "> 0"),
-            (self.cooldown_s >= 0, "alerts.cooldown_s", self.cooldown_s, ">= 0"),
-            (self.critical_ratio > 1, "alerts.critical_ratio", self.critical_ratio, "> 1"),
             (
                 1 <= self.session_timeout_s <= 300,
                 "kafka.session_timeout_s",
@@ -121,3 +138,4 @@ class WorkerSettings:
         for ok, key, value, allowed in checks:
             if not ok:
                 raise PipelineConfigError(f"{key}: {value!r} is not allowed; must be {allowed}")
+        self.alert_policy()  # the alerts.* checks are the policy's own

@@ -13,14 +13,11 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.security import KafkaSecurity
+from pipeline.settings import DEFAULT_BOOTSTRAP, DEFAULT_TOPICS
 
 __all__ = [
-    "ALERTS_TOPIC",
     "DEFAULT_BOOTSTRAP",
     "DEFAULT_PARTITIONS",
-    "DLQ_TOPIC",
-    "SCORES_TOPIC",
-    "WINDOWS_TOPIC",
     "TopicResult",
     "TopicSpec",
     "create_topics",
@@ -28,12 +25,7 @@ __all__ = [
     "topic_partitions",
 ]
 
-DEFAULT_BOOTSTRAP = "localhost:9092"
 DEFAULT_PARTITIONS = 8
-WINDOWS_TOPIC = "ecg.windows"
-SCORES_TOPIC = "ecg.scores"
-ALERTS_TOPIC = "ecg.alerts"
-DLQ_TOPIC = "ecg.windows.dlq"
 
 _TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
 
@@ -79,10 +71,10 @@ class TopicResult:
 def default_topics(
     partitions: int = DEFAULT_PARTITIONS,
     *,
-    windows: str = WINDOWS_TOPIC,
-    scores: str = SCORES_TOPIC,
-    alerts: str = ALERTS_TOPIC,
-    dlq: str = DLQ_TOPIC,
+    windows: str = DEFAULT_TOPICS.windows,
+    scores: str = DEFAULT_TOPICS.scores,
+    alerts: str = DEFAULT_TOPICS.alerts,
+    dlq: str = DEFAULT_TOPICS.dlq,
 ) -> list[TopicSpec]:
     """The four pipeline topics.
 
@@ -96,7 +88,7 @@ def default_topics(
     partitions : int
         Partitions of the windows and scores topics.
     windows, scores, alerts, dlq : str
-        Topic names.
+        Topic names (default :data:`pipeline.settings.DEFAULT_TOPICS`).
 
     Returns
     -------

@@ -13,7 +13,7 @@ from detector import ArtifactError, ModelRegistry, RegistryError
 from pipeline.codec import REJECT_REASONS, SCORING_REASONS
 from pipeline.errors import PipelineError
 from pipeline.metrics import PipelineMetrics, create_metrics
-from pipeline.policy import SEVERITIES, AlertPolicy
+from pipeline.policy import SEVERITIES
 from pipeline.processor import WindowProcessor
 from pipeline.server import HealthState, MetricsServer
 from pipeline.settings import WorkerSettings
@@ -133,7 +133,7 @@ def run_worker(settings: WorkerSettings) -> int:
         artifact,
         metrics,
         settings.topics,
-        AlertPolicy(settings.cooldown_s, settings.critical_ratio),
+        settings.alert_policy(),
         settings.max_message_bytes,
     )
     if settings.engine == "batch":
