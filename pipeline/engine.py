@@ -1,7 +1,8 @@
 """The ``batch`` consumption engine: aiokafka ``getmany`` micro-batches, manual commits.
 
-Faust hands every message through ~70-100 µs of per-message Python (``docs/performance.md``),
-which caps an agent near 10k windows/s on one core. This engine keeps the worker's batch logic
+Faust runs a stretch of per-message Python for every message before our code sees it, which
+caps what one agent can consume on one core (measured: ``docs/performance.md``, "What was done
+to the hot path"). This engine keeps the worker's batch logic
 (:class:`pipeline.processor.WindowProcessor`) and its delivery contract, but consumes with one
 ``AIOKafkaConsumer.getmany`` per micro-batch and produces with one record batch per partition.
 
@@ -45,8 +46,8 @@ log = logging.getLogger(__name__)
 SHUTDOWN_DELIVERY_TIMEOUT_S = 15.0
 
 #: Batches whose outputs may await their acks while the next one is computed. A produce
-#: round trip (acks=all) took 20-60 ms on the 2-core test machine: with one batch in flight
-#: the worker idled most of the time (docs/performance.md).
+#: round trip with acks=all is long next to computing a batch, so with one batch in flight
+#: the worker mostly waits (measured: docs/performance.md, "Pipelining").
 MAX_IN_FLIGHT = 4
 
 #: Batches up to this size are computed on the event loop itself. Handing a batch to the

@@ -9,10 +9,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 
 __all__ = ["ERROR_BUCKETS", "PipelineMetrics", "create_metrics", "observe_many"]
 
-#: Bounds of ``ecg_reconstruction_error``. Finest where thresholds sit: the ``recommended``
-#: model's scores are small (threshold ~0.005, normal beats mostly below 0.003), the seed
-#: model's larger (threshold ~0.03); buckets that started at 0.005 put every normal beat and
-#: the recommended threshold into the first one.
+#: Bounds of ``ecg_reconstruction_error``. Finest where the shipped presets' thresholds and
+#: their normal beats' scores sit, so the dashboard's quantiles and threshold line resolve
+#: them rather than piling everything into one bucket (figures: docs/operations.md, "Metrics",
+#: and docs/model-quality.md); a training test checks the default model's threshold has
+#: several bounds on each side.
 ERROR_BUCKETS = (
     0.0005,
     0.001,

@@ -63,8 +63,9 @@ def load_model(settings: WorkerSettings) -> Any:
     engine = artifact.detector.use_engine("keras" if on_gpu else "auto")
     if engine == "numpy":
         # Matrices of (1000 x 140) @ (140 x 32) are too small for threads: OpenBLAS's
-        # spinning helper threads cost 3-5x throughput on a busy 2-core machine (measured,
-        # docs/performance.md). Also leaves the other core to Kafka I/O.
+        # spinning helper threads cost far more than they bring, the more so on a busy
+        # machine (measured: docs/performance.md, "Single-threaded BLAS"). Also leaves the
+        # other cores to Kafka I/O.
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1, user_api="blas")
