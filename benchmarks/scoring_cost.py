@@ -7,7 +7,10 @@ the NumPy engine the worker uses, at the batch sizes a worker scores:
 * ``seed``: the seed architecture (140-32-16-8), plain MAE;
 * ``plain``: the recommended architecture (140-128-64-16), plain MAE;
 * ``smoothed``: + the Gaussian low-pass of the residual (``score_smoothing: 2``);
-* ``discounted``: + the per-beat noise discount (``noise_discount: 1.5``) — the preset as shipped.
+* ``discounted``: + the per-beat noise discount (``noise_discount: 1.5``), on the seed's global
+  min–max normalisation (the preset before issue 12);
+* ``z-normalised``: the same on per-window z-normalised beats (``normalisation: zscore_window``);
+* ``aligned``: + the scoring-time alignment (``model.align``) — the preset as shipped.
 
 BLAS runs on one thread, as in the worker. Rounds are interleaved (every variant once per
 round, so machine noise hits all alike); the script prints windows/s per round and the
@@ -42,11 +45,21 @@ def _detectors(data: str | None) -> tuple[dict[str, Any], np.ndarray]:
         params=rec.params, score_smoothing=rec.score_smoothing, noise_discount=rec.noise_discount
     )
     fitted.fit(x, epochs=1, batch_size=256, seed=0)
+    shipped = AutoencoderDetector(
+        params=rec.params,
+        score_smoothing=rec.score_smoothing,
+        noise_discount=rec.noise_discount,
+        normalisation=rec.normalisation,
+        align=rec.align.grid(),
+    )
+    shipped.fit(x, epochs=1, batch_size=256, seed=0)
     dets = {
         "seed": seed,
         "plain": fitted.with_scoring(0.0),
         "smoothed": fitted.with_scoring(rec.score_smoothing),
         "discounted": fitted,
+        "z-normalised": shipped.without_alignment(),
+        "aligned": shipped,
     }
     for det in dets.values():
         if det.use_engine("auto") != "numpy":

@@ -68,11 +68,17 @@ class AlignmentGrid:
         search).
     scale_steps : int
         Number of scales tried (odd, so that 1 is one of them).
+    margin : float
+        A window is moved only when the best candidate's correlation with the template beats
+        the window as cut by more than this (in Pearson-correlation units, 0–1): a beat cut
+        as the model expects stays as it is, so alignment cannot pull an abnormal beat
+        towards the normal template by a sample or two.
     """
 
     max_shift: int = 6
     max_stretch: float = 0.12
     scale_steps: int = 13
+    margin: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_shift, int) or not 0 <= self.max_shift <= 20:
@@ -82,6 +88,10 @@ class AlignmentGrid:
         if not 0 <= float(self.max_stretch) <= 0.3:
             raise DetectorConfigError(
                 f"align.max_stretch: {self.max_stretch!r} must be a number from 0 to 0.3"
+            )
+        if not 0 <= float(self.margin) <= 1:
+            raise DetectorConfigError(
+                f"align.margin: {self.margin!r} must be a number from 0 to 1 (a correlation)"
             )
         steps = self.scale_steps
         if not isinstance(steps, int) or steps < 1 or steps % 2 == 0 or steps > 41:
@@ -104,6 +114,7 @@ class AlignmentGrid:
             "max_shift": int(self.max_shift),
             "max_stretch": float(self.max_stretch),
             "scale_steps": int(self.scale_steps),
+            "margin": float(self.margin),
         }
 
 
@@ -159,8 +170,14 @@ class Aligner:
         """The chosen ``(shift, scale)`` of each row of ``z``."""
         if self._projections is None or self._shifts is None or self._scales is None:
             raise DetectorConfigError("Aligner: no template; call fit() or load an artifact")
-        corr = np.asarray(z, dtype=np.float32) @ self._projections
+        arr = np.asarray(z, dtype=np.float32)
+        corr = arr @ self._projections
         k = np.argmax(corr, axis=1)
+        if self.grid.margin > 0:
+            # Column 0 is the identity (see AlignmentGrid.candidates); correlations are sums
+            # over the window of two unit-variance signals, so m x Pearson.
+            gain = corr[np.arange(len(k)), k] - corr[:, 0]
+            k = np.where(gain > self.grid.margin * arr.shape[1], k, 0)
         return self._shifts[k], self._scales[k]
 
     def transform(self, z: np.ndarray) -> np.ndarray:

@@ -247,7 +247,10 @@ class WindowNormaliser:
         spec = data.get("align")
         if spec is not None:
             grid = AlignmentGrid(
-                int(spec["max_shift"]), float(spec["max_stretch"]), int(spec["scale_steps"])
+                int(spec["max_shift"]),
+                float(spec["max_stretch"]),
+                int(spec["scale_steps"]),
+                float(spec.get("margin", 0.0)),
             )
             aligner = Aligner(grid)
             aligner.set_template(np.asarray(spec["template"], dtype=np.float32))

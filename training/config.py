@@ -50,6 +50,8 @@ class AlignConfig:
     max_shift: int = 0
     max_stretch: float = 0.0
     scale_steps: int = 1
+    #: Correlation gain a candidate needs over the window as cut (``AlignmentGrid.margin``).
+    margin: float = 0.0
 
     @property
     def enabled(self) -> bool:
@@ -60,7 +62,7 @@ class AlignConfig:
         """The detector's grid, or ``None`` when off."""
         if not self.enabled:
             return None
-        return AlignmentGrid(self.max_shift, self.max_stretch, self.scale_steps)
+        return AlignmentGrid(self.max_shift, self.max_stretch, self.scale_steps, self.margin)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,14 @@ from benchmarks.scoring_cost import bench_scoring_cost, main
 def test_every_variant_at_every_batch_size(shared_data: Path) -> None:
     lines: list[str] = []
     res = bench_scoring_cost(rounds=2, min_s=0.01, data=str(shared_data), log=lines.append)
-    assert list(res["median"]) == ["seed", "plain", "smoothed", "discounted"]
+    assert list(res["median"]) == [
+        "seed",
+        "plain",
+        "smoothed",
+        "discounted",
+        "z-normalised",
+        "aligned",
+    ]
     assert len(lines) == 2
     for name, by_batch in res["rounds"].items():
         assert list(by_batch) == ["1", "32", "256", "4096"]
@@ -25,5 +32,5 @@ def test_command_line_prints_the_table(
 ) -> None:
     assert main(["--rounds", "1", "--min-s", "0.01", "--data", str(shared_data)]) == 0
     out = capsys.readouterr().out
-    assert "| batch | seed | plain | smoothed | discounted |" in out
+    assert "| batch | seed | plain | smoothed | discounted | z-normalised | aligned |" in out
     assert "| 4096 |" in out

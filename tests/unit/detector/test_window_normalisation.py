@@ -63,6 +63,24 @@ def test_aligner_undoes_a_late_or_early_cut(beats: tuple) -> None:
         assert np.mean(shift[ok] == base[ok] - k) > 0.99
 
 
+def test_margin_keeps_a_beat_cut_as_expected_and_moves_a_grossly_shifted_one(
+    beats: tuple,
+) -> None:
+    fit, x = beats
+    template = zscore_rows(fit).mean(axis=0)
+    eager, calm = Aligner(AlignmentGrid(6, 0.0, 1)), Aligner(AlignmentGrid(6, 0.0, 1, 0.05))
+    eager.set_template(template)
+    calm.set_template(template)
+    z = zscore_rows(x)
+    assert (eager.best(z)[0] != 0).mean() > 0.2  # without a margin many beats move a little
+    assert (calm.best(z)[0] != 0).mean() < (eager.best(z)[0] != 0).mean() / 2
+    late = zscore_rows(np.roll(x, -5, axis=1))
+    # A 5-sample late cut is still undone (to within the beats' own jitter of a sample).
+    assert np.mean(np.abs(calm.best(late)[0] + 5) <= 1) > 0.9
+    with pytest.raises(DetectorConfigError, match="align.margin"):
+        AlignmentGrid(margin=2.0)
+
+
 def test_alignment_grid_names_the_bad_setting() -> None:
     with pytest.raises(DetectorConfigError, match="max_shift"):
         AlignmentGrid(max_shift=50)

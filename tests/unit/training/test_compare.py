@@ -26,6 +26,15 @@ def test_compare_quick_writes_table_and_roc(shared_data: Path, tmp_path: Path) -
     png = out.with_name("model-quality-roc.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert "model-quality-roc.png" in text
+    # The robustness table: every config at every perturbation level, and its plot.
+    from training.robustness import LEVELS
+
+    assert "## Robustness: perturbed test beats" in text
+    for name in ("seed", "recommended", "conv1d", "lstm", "vae"):
+        for level in LEVELS:
+            assert f"| {name} | {level.family} | {level.label} |" in text, (name, level.label)
+    assert "Robustness target (`recommended`" in text
+    assert out.with_name("model-quality-robustness.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_compare_rejects_unknown_kind(tmp_path: Path) -> None:
