@@ -302,7 +302,7 @@ def dlq_record(
     value: bytes | None,
     rejected_at: float,
 ) -> dict[str, Any]:
-    """The dead-letter record for one rejected message (DESIGN.md's format)."""
+    """The dead-letter record for one rejected message (format: ``docs/messages.md``)."""
     import hashlib
 
     raw = value or b""

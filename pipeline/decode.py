@@ -38,14 +38,9 @@ def _content_type(headers: Sequence[tuple[str, bytes]] | None) -> bytes:
 
 
 def _decoders() -> dict[bytes, Any]:
-    decoders: dict[bytes, Any] = {JSON_CONTENT_TYPE: decode_batch}
-    try:  # the binary codec is optional (pipeline.binary)
-        from pipeline.binary import BINARY_CONTENT_TYPE, decode_binary_batch
+    from pipeline.binary import BINARY_CONTENT_TYPE, decode_binary_batch
 
-        decoders[BINARY_CONTENT_TYPE] = decode_binary_batch
-    except ImportError:
-        pass
-    return decoders
+    return {JSON_CONTENT_TYPE: decode_batch, BINARY_CONTENT_TYPE: decode_binary_batch}
 
 
 _DECODERS = _decoders()

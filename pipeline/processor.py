@@ -1,6 +1,7 @@
 """Transport-agnostic micro-batch logic: raw messages in, score/alert/dead-letter records out.
 
-The Faust agent (``pipeline.app``) feeds it batches; tests feed it lists. ``compute`` is pure
+Both engines (``pipeline.engine``, the default, and the Faust agent in ``pipeline.app``) feed
+it batches; tests feed it lists. ``compute`` is pure
 CPU work (decode, validate, one detector call, encode) and runs in a worker thread so the
 event loop stays free; ``alerts`` touches the per-device alert state and runs on the loop.
 """
