@@ -37,6 +37,7 @@ REJECT_REASONS = frozenset(
         "too_large",
         "invalid_value",
         "unknown_encoding",
+        "flat_window",
         "scoring_error",
     }
 )
