@@ -16,6 +16,7 @@ from detector.align import AlignmentGrid
 from detector.errors import DetectorConfigError
 from detector.normalise import NORMALISATIONS
 from detector.scoring import MAX_NOISE_DISCOUNT, max_score_smoothing
+from detector.threshold import POLICIES
 from training.errors import PresetError
 
 __all__ = [
@@ -143,7 +144,7 @@ class TrainConfig:
 
 _CHOICES = {
     "training.validation": ("test", "holdout", "none"),
-    "threshold.policy": ("mean_std", "quantile"),
+    "threshold.policy": POLICIES,
     "threshold.fit_on": ("train", "holdout"),
     "model.normalisation": tuple(NORMALISATIONS),
 }

