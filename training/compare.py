@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
-from detector import AutoencoderDetector, fit_threshold
+from detector import AutoencoderDetector, default_params, fit_threshold
 from detector.threshold import fit_best_f1_threshold
 from training.config import TrainConfig, config_from_dict, load_config
 from training.data import Dataset
@@ -51,6 +51,7 @@ from training.robustness import measure
 from training.split import make_split
 
 __all__ = [
+    "OTHER_KINDS",
     "THRESHOLDS",
     "CompareResult",
     "RunResult",
@@ -68,12 +69,9 @@ THRESHOLDS: tuple[tuple[str, str, dict[str, float], str], ...] = (
 )
 LABEL_FREE = tuple(t[0] for t in THRESHOLDS if t[1] != "best_f1")
 
-#: Architecture parameters of the other kinds in the comparison.
-KIND_PARAMS: dict[str, dict[str, Any]] = {
-    "conv1d": {"filters": [32, 16], "kernel_size": 7, "latent_dim": 16},
-    "lstm": {"units": 32, "latent_dim": 16, "step": 7},
-    "vae": {"encoder_widths": [32, 16], "latent_dim": 8, "kl_weight": 1e-3},
-}
+#: The other kinds in the comparison, each with its registered default architecture
+#: (``detector.models.default_params``).
+OTHER_KINDS: tuple[str, ...] = ("conv1d", "lstm", "vae")
 #: Training budget of those kinds: 60 epochs of batch 64 (~2,200 optimiser steps, 10x the
 #: seed's), with the recommended preset's hold-out. The comparison runs 10 fits of every
 #: row on a shared 2-core machine, so the other kinds get a smaller budget than the
@@ -99,11 +97,11 @@ def candidates(quick: bool = False) -> list[TrainConfig]:
     unaligned["model"] = {**base["model"], "align": {}}
     out = [load_config("seed"), rec]
     out += [config_from_dict(d) for d in (unaligned, smoothed, plain)]
-    for kind, params in KIND_PARAMS.items():
+    for kind in OTHER_KINDS:
         d = {**base, "name": kind, "description": f"{kind} autoencoder"}
         d["model"] = {
             "kind": kind,
-            "params": params,
+            "params": default_params(kind),
             "score_smoothing": rec.model.score_smoothing,
             "noise_discount": rec.model.noise_discount,
             "normalisation": rec.model.normalisation,
