@@ -183,6 +183,7 @@ class WindowProcessor:
         detector = self.artifact.detector
         failed: dict[int, tuple[str, str]] = {}
         scores = np.zeros(len(windows), dtype=np.float32)
+        flat = np.zeros(len(windows), dtype=bool)
         try:
             flat = detector.flat(windows)
             for i in np.flatnonzero(flat).tolist():
@@ -201,7 +202,7 @@ class WindowProcessor:
                 except Exception as one:
                     failed[i] = (SCORING_ERROR, f"the detector failed on this window: {one}")
         self.metrics.scoring_duration.observe(time.perf_counter() - t0)
-        self.metrics.batch_size.observe(len(windows))
+        self.metrics.batch_size.observe(len(windows) - int(flat.sum()))  # windows scored
         return scores, failed
 
     def _reject(

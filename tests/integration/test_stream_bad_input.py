@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.codec import DLQ_VALUE_CAP, REJECT_REASONS, encode_window_json
+from pipeline.codec import DLQ_VALUE_CAP, REJECT_REASONS, SCORING_REASONS, encode_window_json
 from pipeline.settings import TopicNames
 from tests.bad_messages import BAD_MESSAGES as DECODE_FAILURES
 from tests.bad_messages import FLAT_MESSAGES, BadMessage
@@ -172,7 +172,7 @@ def test_metrics_match_what_was_sent(run: Run, seed_model: SeedModel) -> None:
     assert _value(m, "ecg_windows_total", outcome="scored") == n_valid
     assert _value(m, "ecg_windows_total", outcome="rejected") == n_bad
     want = Counter(b.reason for b in BAD_MESSAGES)
-    for reason in (*REJECT_REASONS, "scoring_error"):
+    for reason in (*REJECT_REASONS, *SCORING_REASONS):
         got = _value(m, "ecg_windows_rejected_total", reason=reason)
         assert got == want.get(reason, 0), reason
     anomalies = sum(r["anomaly"] for r in run.scores.values())
@@ -194,7 +194,8 @@ def test_worker_keeps_running(run: Run, kafka_bootstrap: str, shared_data: Path)
     assert run.worker.probe("/healthz") == 200
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     try:
-        value = encode_window_json("dev-after", 0, time.time(), np.zeros(140))
+        beat = np.sin(np.arange(140) / 7.0)  # any beat-shaped window (a flat one is refused)
+        value = encode_window_json("dev-after", 0, time.time(), beat)
         producer.send(run.topics.windows, key=b"dev-after", value=value).get(timeout=30)
     finally:
         producer.close()

@@ -266,3 +266,4 @@ def test_flat_windows_are_dead_lettered_and_the_rest_scored_in_one_call() -> Non
     assert "flat line" in dead["detail"]
     assert _count(m, "ecg_windows_rejected_total", reason="flat_window") == 1
     assert _count(m, "ecg_windows_total", outcome="scored") == 2
+    assert _count(m, "ecg_scoring_batch_size_sum") == 2  # what the detector scored
