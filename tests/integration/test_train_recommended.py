@@ -1,11 +1,13 @@
-"""Train the default (``recommended``) preset through the CLI and check issue 6's target.
+"""Train the default (``recommended``) preset through the CLI and check its targets.
 
-Target (seed protocol split, threshold chosen without test labels): accuracy >= 0.985,
-anomaly F1 >= 0.985, ROC-AUC >= 0.995, training under 120 s on the 2-core dev machine.
-One seed is trained here; the target is a mean over 5 seeds, which docs/model-quality.md's
-"Target" section checks (`ecgwatch compare`). The floors asserted here sit just below the
-worst of those 5 seeds (accuracy 0.982, F1 0.979), so one unlucky seed does not fail CI
-while a real regression does.
+Issue 6's clean target (seed protocol split, threshold chosen without test labels):
+accuracy >= 0.985, anomaly F1 >= 0.985, ROC-AUC >= 0.995, training under 120 s on the 2-core
+dev machine. One seed is trained here; the target is a mean over 5 seeds, which
+docs/model-quality.md's "Target" section checks (`ecgwatch compare`). The floors asserted
+here sit just below the worst of those 5 seeds, so one unlucky seed does not fail CI while a
+real regression does. Since issue 12 (per-window z-normalisation and scoring-time alignment)
+the preset is *below* the clean target (docs/model-quality.md says by how much): the floors
+follow the measured seeds, and the robustness test below checks what the trade bought.
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ import pytest
 pytestmark = pytest.mark.slow
 
 TARGET = {"accuracy": 0.985, "f1": 0.985, "roc_auc": 0.995, "train_seconds": 120.0}
-#: Floors this test enforces (measured: see docs/model-quality.md, "recommended" row).
-FLOOR = {"accuracy": 0.98, "f1": 0.975, "roc_auc": 0.995}
+#: Floors this test enforces (measured: see docs/model-quality.md's "Target" section; worst
+#: of the 5 seeds: accuracy 0.980, F1 0.9765, ROC-AUC 0.9934).
+FLOOR = {"accuracy": 0.978, "f1": 0.974, "roc_auc": 0.993}
+#: Perturbation families the shipped preset holds to issue 12's robustness target (false
+#: alarms <= 3 %, detection >= 97 %) at every strength (docs/model-quality.md, "Robustness").
+ROBUST_FAMILIES = ("offset", "gain", "wander", "shift")
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +90,22 @@ def test_recommended_metrics_against_target(trained: Path) -> None:
         assert got[key] >= floor, f"{key}: {got[key]:.4f} < floor {floor} (target {TARGET[key]})"
     assert got["train_seconds"] < TARGET["train_seconds"]
     assert m["n"] == 1000 and set(m) >= {"normal_positive", "anomaly_positive", "threshold"}
+
+
+def test_default_model_is_robust_to_units_wander_and_cut(trained: Path, shared_data: Path) -> None:
+    from detector import Artifact
+    from training import load_dataset
+    from training.config import load_config
+    from training.robustness import LEVELS, key, measure
+    from training.split import make_split
+
+    artifact = Artifact.load(trained)
+    meta = artifact.metadata
+    assert meta["normalisation"]["kind"] == "zscore_window"
+    split = make_split(load_dataset(shared_data), load_config("recommended"))
+    got = measure(artifact.score, artifact.threshold.value, split.x_test, split.y_test)
+    for level in LEVELS:
+        if level.family in ROBUST_FAMILIES:
+            m = got[key(level)]
+            assert m["false_alarms"] <= 0.03, (key(level), m)
+            assert m["detection"] >= 0.97, (key(level), m)
