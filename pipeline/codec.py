@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from detector import FLAT_WINDOW, WINDOW_LENGTH, InvalidWindowError, validate_window
+from detector import FLAT_WINDOW, REASONS, WINDOW_LENGTH, InvalidWindowError, validate_window
 from pipeline.errors import InvalidMessageError
 
 __all__ = [
@@ -37,20 +37,17 @@ __all__ = [
 #: Messages larger than this are rejected as ``too_large`` (a 140-sample JSON window is ~2 KB).
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 
-#: Every reason code decoding can reject a message with.
+#: Every reason code decoding can reject a message with: the transport's and message's own,
+#: then the window checks' (``detector.REASONS``, defined once there).
 REJECT_REASONS = (
-    "empty",
     "too_large",
     "not_utf8",
     "invalid_json",
     "wrong_type",
     "missing_field",
     "invalid_value",
-    "wrong_shape",
-    "not_numeric",
-    "wrong_length",
-    "non_finite",
     "unknown_encoding",
+    *REASONS,
 )
 
 #: Reason codes given after decoding: the detector refused the window (``flat_window``) or

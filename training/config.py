@@ -15,7 +15,7 @@ import yaml
 from detector.align import AlignmentGrid
 from detector.errors import DetectorConfigError
 from detector.normalise import NORMALISATIONS
-from detector.scoring import MAX_NOISE_DISCOUNT, max_score_smoothing
+from detector.scoring import check_noise_discount, check_score_smoothing
 from detector.threshold import POLICIES
 from training.errors import PresetError
 
@@ -211,24 +211,6 @@ def _validate_ranges(cfg: TrainConfig) -> None:
             "in [0, 1)",
         ),
         (0.0 < cfg.threshold.q < 1.0, "threshold.q", cfg.threshold.q, "in (0, 1)"),
-        (
-            0.0 <= cfg.model.score_smoothing <= max_score_smoothing(),
-            "model.score_smoothing",
-            cfg.model.score_smoothing,
-            f"from 0 (plain MAE) to {max_score_smoothing():g} samples",
-        ),
-        (
-            0.0 <= cfg.model.noise_discount <= MAX_NOISE_DISCOUNT,
-            "model.noise_discount",
-            cfg.model.noise_discount,
-            f"from 0 (off) to {MAX_NOISE_DISCOUNT:g}",
-        ),
-        (
-            cfg.model.noise_discount == 0 or cfg.model.score_smoothing > 0,
-            "model.noise_discount",
-            cfg.model.noise_discount,
-            "0 unless model.score_smoothing > 0 (the noise level is what that low-pass removes)",
-        ),
     ]
     aug = cfg.training.augment
     checks += [
@@ -255,7 +237,9 @@ def _validate_ranges(cfg: TrainConfig) -> None:
     for ok, key, value, allowed in checks:
         if not ok:
             raise PresetError(f"{key}: {value!r} is not allowed; must be {allowed}")
-    try:
+    try:  # the detector's own checks: one definition of each range
+        check_score_smoothing(cfg.model.score_smoothing)
+        check_noise_discount(cfg.model.noise_discount, cfg.model.score_smoothing)
         cfg.model.align.grid()
     except DetectorConfigError as exc:
         raise PresetError(f"model.{exc}") from exc
