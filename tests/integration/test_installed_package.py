@@ -114,6 +114,20 @@ def _clean_env(home: Path, **extra: str) -> dict[str, str]:
     return {**env, "HOME": str(home), **extra}
 
 
+def _ecgwatch(
+    python: Path, cwd: Path, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``ecgwatch`` command line with ``args``."""
+    return subprocess.run(
+        [str(python), "-m", "ecgwatch", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def _probe(python: Path, cwd: Path, env: dict[str, str]) -> dict[str, object]:
     out = subprocess.run(
         [str(python), "-c", _PROBE], cwd=cwd, env=env, check=True, capture_output=True, text=True
@@ -154,24 +168,10 @@ def test_installed_tooling_uses_existing_jars_through_the_override(
     assert got["is_fetched"], "the installed pom differs from the one the jars were fetched with"
     # The installed command line finds them too, without running Maven.
     env["PATH"] = "/nonexistent"  # no mvn: a fetch would fail
-    proc = subprocess.run(
-        [str(installed), "-m", "ecgwatch", "broker", "fetch"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _ecgwatch(installed, tmp_path, env, "broker", "fetch")
     assert proc.returncode == 0, proc.stderr
     assert f"Kafka jars in {kdir / 'lib'}" in proc.stdout
     data = tmp_path / "broker-data"
     env["ECGWATCH_BROKER_DATA_DIR"] = str(data)
-    proc = subprocess.run(
-        [str(installed), "-m", "ecgwatch", "broker", "status"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = _ecgwatch(installed, tmp_path, env, "broker", "status")
     assert proc.returncode == 1 and f"not running; data {data}" in proc.stdout, proc.stdout
