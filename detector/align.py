@@ -45,14 +45,21 @@ def warp(x: np.ndarray, shift: np.ndarray | float, scale: np.ndarray | float) ->
     n, m = arr.shape
     sh = np.broadcast_to(np.asarray(shift, dtype=np.float64), (n,))
     sc = np.broadcast_to(np.asarray(scale, dtype=np.float64), (n,))
-    pos = sh[:, None] + sc[:, None] * np.arange(m, dtype=np.float64)[None, :]
-    base = np.floor(pos)
-    frac = (pos - base).astype(np.float32)
-    i0 = base.astype(np.int64) % m
-    i1 = (i0 + 1) % m
+    i0, i1, frac = _neighbours(sh[:, None], sc[:, None], m)
     a = np.take_along_axis(arr, i0, axis=1)
     b = np.take_along_axis(arr, i1, axis=1)
-    return a + frac * (b - a)
+    return a + frac.astype(np.float32) * (b - a)
+
+
+def _neighbours(
+    shift: np.ndarray | float, scale: np.ndarray | float, m: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For positions ``shift + scale * i`` (i < m): the two samples around each (periodic)
+    and the weight of the second."""
+    pos = shift + scale * np.arange(m, dtype=np.float64)
+    base = np.floor(pos)
+    i0 = base.astype(np.int64) % m
+    return i0, (i0 + 1) % m, pos - base
 
 
 @dataclass(frozen=True)
@@ -154,14 +161,10 @@ class Aligner:
         # <warp_c(w), t> = sum_j t[j] * interp(w, pos_j) = w @ p_c, where p_c spreads each
         # t[j] onto the two input samples that position j interpolates between.
         proj = np.zeros((len(shifts), m), dtype=np.float64)
-        idx = np.arange(m, dtype=np.float64)
         for k, (sh, sc) in enumerate(zip(shifts, scales, strict=True)):
-            pos = sh + sc * idx
-            base = np.floor(pos)
-            frac = pos - base
-            i0 = base.astype(np.int64) % m
+            i0, i1, frac = _neighbours(sh, sc, m)
             np.add.at(proj[k], i0, t * (1 - frac))
-            np.add.at(proj[k], (i0 + 1) % m, t * frac)
+            np.add.at(proj[k], i1, t * frac)
         self.template = t
         self._projections = np.ascontiguousarray(proj.T, dtype=np.float32)
         self._shifts, self._scales = shifts, scales
