@@ -374,7 +374,7 @@ class AutoencoderDetector:
         x = validate_batch(windows, self.window_length)
         if len(x) == 0:
             return np.empty(0, dtype=np.float32)
-        flat = self.flat(x)
+        flat = flat_rows(x)  # x is validated already; flat() would validate it again
         if flat.any():
             row = int(np.flatnonzero(flat)[0])
             raise InvalidWindowError(

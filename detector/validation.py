@@ -16,7 +16,7 @@ __all__ = ["FLAT_WINDOW", "REASONS", "WINDOW_LENGTH", "validate_batch", "validat
 WINDOW_LENGTH = 140
 
 #: A window with no shape to score (a flat line: lead off); raised by the detector's
-#: ``score`` for normalisations that screen (``zscore_window``), not by the checks here.
+#: ``score`` (``detector.normalise.flat_rows``), not by the checks here.
 FLAT_WINDOW = "flat_window"
 
 #: Stable reason codes the checks here can raise.
