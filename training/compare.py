@@ -219,7 +219,7 @@ def run_once(
         own = fit_threshold(
             th.policy,
             fit_scores if th.fit_on == "train" else hold,
-            **({"k": th.k} if th.policy == "mean_std" else {"q": th.q}),
+            **th.params(),
         )
         perturbed = measure(det.score, own.value, split.x_test, split.y_test)
     return RunResult(

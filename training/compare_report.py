@@ -82,9 +82,8 @@ def _shipped_threshold_row() -> str | None:
     # The THRESHOLDS row that is the recommended preset's own threshold.
     th = load_config("recommended").threshold
     for name, policy, params, on in THRESHOLDS:
-        want = {"k": th.k} if policy == "mean_std" else {"q": th.q}
         shipped_on = "fit" if th.fit_on == "train" else "holdout"
-        if policy == th.policy and params == want and on == shipped_on:
+        if policy == th.policy and params == th.params() and on == shipped_on:
             return name
     return None
 

@@ -120,6 +120,10 @@ class ThresholdConfig:
     #: or ``holdout`` (held-out normal beats).
     fit_on: str = "train"
 
+    def params(self) -> dict[str, float]:
+        """The policy's own parameter, as ``detector.fit_threshold`` takes it."""
+        return {"k": self.k} if self.policy == "mean_std" else {"q": self.q}
+
 
 @dataclass(frozen=True)
 class TrainConfig:

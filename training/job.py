@@ -87,8 +87,7 @@ def fit_detector(
     )
     th_cfg = config.threshold
     calib = split.x_fit if th_cfg.fit_on == "train" else split.x_holdout
-    params = {"k": th_cfg.k} if th_cfg.policy == "mean_std" else {"q": th_cfg.q}
-    threshold = fit_threshold(th_cfg.policy, det.score(calib), **params)
+    threshold = fit_threshold(th_cfg.policy, det.score(calib), **th_cfg.params())
     return det, threshold, {"loss": hist.loss, "val_loss": hist.val_loss}
 
 
