@@ -1,9 +1,10 @@
-"""The autoencoder kinds beyond the seed's dense one: ``conv1d``, ``lstm`` and ``vae``.
+"""The built-in autoencoder kinds: ``dense`` (the seed's), ``conv1d``, ``lstm`` and ``vae``.
 
-Every builder registers itself with :func:`detector.models.register_kind` when this module is
-imported (``detector.models`` imports it last), and imports Keras inside the builder so that
-``import detector`` stays free of Keras. The one custom layer (the VAE's sampling layer, which
-also adds the KL term) is defined lazily by :func:`custom_objects` and registered as
+Every builder registers itself with :func:`detector.kinds.register_kind` when this module is
+imported, and imports Keras inside the builder so that ``import detector`` stays free of Keras.
+This module depends on the registry, never the other way round; :mod:`detector.models`
+imports it so that every kind is registered. The one custom layer (the VAE's sampling layer,
+which also adds the KL term) is defined lazily by :func:`custom_objects` and registered as
 serializable under the ``ecgwatch`` package, so ``model.keras`` files load in safe mode.
 """
 
@@ -15,21 +16,27 @@ from typing import Any
 import numpy as np
 
 from detector.errors import DetectorConfigError
-from detector.models import _widths, register_kind
+from detector.kinds import non_negative_float, positive_int, positive_ints, register_kind
 
 __all__ = ["custom_objects"]
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise DetectorConfigError(f"model.params.{name}: {value!r} must be a positive integer")
-    return int(value)
+# --------------------------------------------------------------------------- dense
+@register_kind("dense", {"encoder_widths": [32, 16, 8], "activation": "relu"})
+def _dense(window_length: int, encoder_widths: list[int], activation: str) -> Any:
+    """The seed's autoencoder: 140-32-16-8-16-32-140, relu inside, sigmoid output."""
+    import keras
+    from keras import layers
 
-
-def _non_negative_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise DetectorConfigError(f"model.params.{name}: {value!r} must be a number >= 0")
-    return float(value)
+    widths = positive_ints("encoder_widths", encoder_widths)
+    inputs = keras.Input(shape=(window_length,), name="window")
+    x = inputs
+    for i, w in enumerate(widths):
+        x = layers.Dense(w, activation=activation, name=f"enc_{i}")(x)
+    for i, w in enumerate(reversed(widths[:-1])):
+        x = layers.Dense(w, activation=activation, name=f"dec_{i}")(x)
+    outputs = layers.Dense(window_length, activation="sigmoid", name="reconstruction")(x)
+    return keras.Model(inputs, outputs, name="dense_autoencoder")
 
 
 # --------------------------------------------------------------------------- conv1d
@@ -51,8 +58,8 @@ def _conv1d(
     import keras
     from keras import layers
 
-    widths = _widths("filters", filters)
-    k = _positive_int("kernel_size", kernel_size)
+    widths = positive_ints("filters", filters)
+    k = positive_int("kernel_size", kernel_size)
     latent = int(latent_dim)
     if latent < 0 or isinstance(latent_dim, bool):
         raise DetectorConfigError(f"model.params.latent_dim: {latent_dim!r} must be >= 0")
@@ -96,9 +103,9 @@ def _lstm(window_length: int, units: int, latent_dim: int, step: int) -> Any:
     import keras
     from keras import layers
 
-    u = _positive_int("units", units)
-    latent = _positive_int("latent_dim", latent_dim)
-    k = _positive_int("step", step)
+    u = positive_int("units", units)
+    latent = positive_int("latent_dim", latent_dim)
+    k = positive_int("step", step)
     if window_length % k:
         raise DetectorConfigError(
             f"model.params.step: {step} does not divide window_length {window_length}; "
@@ -182,9 +189,9 @@ def _vae(
     import keras
     from keras import layers
 
-    widths = _widths("encoder_widths", encoder_widths)
-    latent = _positive_int("latent_dim", latent_dim)
-    beta = _non_negative_float("kl_weight", kl_weight)
+    widths = positive_ints("encoder_widths", encoder_widths)
+    latent = positive_int("latent_dim", latent_dim)
+    beta = non_negative_float("kl_weight", kl_weight)
     sampling = custom_objects()["VAESampling"]
     inputs = keras.Input(shape=(window_length,), name="window")
     x = inputs
