@@ -32,7 +32,7 @@ __all__ = ["bench_scoring_cost", "main"]
 
 
 def _detectors(data: str | None) -> tuple[dict[str, Any], np.ndarray]:
-    from detector import AutoencoderDetector
+    from detector import AutoencoderDetector, FitOptions
     from training.config import load_config
     from training.data import load_dataset
 
@@ -40,11 +40,11 @@ def _detectors(data: str | None) -> tuple[dict[str, Any], np.ndarray]:
     x = ds.x[ds.normal == 1][:512]
     rec = load_config("recommended").model
     seed = AutoencoderDetector(params=load_config("seed").model.params)
-    seed.fit(x, epochs=1, batch_size=256, seed=0)
+    seed.fit(x, FitOptions(epochs=1, batch_size=256, seed=0))
     fitted = AutoencoderDetector(
         params=rec.params, score_smoothing=rec.score_smoothing, noise_discount=rec.noise_discount
     )
-    fitted.fit(x, epochs=1, batch_size=256, seed=0)
+    fitted.fit(x, FitOptions(epochs=1, batch_size=256, seed=0))
     shipped = AutoencoderDetector(
         params=rec.params,
         score_smoothing=rec.score_smoothing,
@@ -52,7 +52,7 @@ def _detectors(data: str | None) -> tuple[dict[str, Any], np.ndarray]:
         normalisation=rec.normalisation,
         align=rec.align.grid(),
     )
-    shipped.fit(x, epochs=1, batch_size=256, seed=0)
+    shipped.fit(x, FitOptions(epochs=1, batch_size=256, seed=0))
     dets = {
         "seed": seed,
         "plain": fitted.with_scoring(0.0),

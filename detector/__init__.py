@@ -5,7 +5,13 @@ code does so lazily when a model is built, trained or loaded.
 """
 
 from detector.artifact import Artifact
-from detector.autoencoder import AutoencoderDetector, FitHistory, seed_everything
+from detector.autoencoder import (
+    AutoencoderDetector,
+    EpochCallback,
+    FitHistory,
+    FitOptions,
+    seed_everything,
+)
 from detector.errors import (
     ArtifactError,
     ChecksumMismatchError,
@@ -40,7 +46,9 @@ __all__ = [
     "ChecksumMismatchError",
     "DetectorConfigError",
     "DetectorError",
+    "EpochCallback",
     "FitHistory",
+    "FitOptions",
     "IncompatibleArtifactError",
     "InvalidWindowError",
     "MinMaxNormaliser",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,9 @@ from detector.validation import FLAT_WINDOW, WINDOW_LENGTH, validate_batch
 
 __all__ = [
     "AutoencoderDetector",
+    "EpochCallback",
     "FitHistory",
+    "FitOptions",
     "seed_everything",
 ]
 
@@ -45,6 +48,54 @@ def seed_everything(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+@dataclass(frozen=True)
+class FitOptions:
+    """How :meth:`AutoencoderDetector.fit` trains (the data are ``fit``'s own arguments).
+
+    Parameters
+    ----------
+    epochs, batch_size, learning_rate : training hyper-parameters (Adam, MAE loss).
+    noise_factor : float, default 0
+        Denoising training: inputs get ``noise_factor * N(0, 1)`` added (clipped to
+        [0, 1]) while the target stays clean.
+    early_stopping_patience : int, optional
+        Stop when validation loss has not improved for this many epochs and restore the
+        best weights (needs ``fit``'s ``validation_data``).
+    seed : int
+        Seeds every random source before the model is built.
+    verbose : int
+        Keras progress output (0 silent, 1 progress bar, 2 one line per epoch).
+    steps_per_execution : int, optional
+        Optimiser steps per compiled call; default: one call per epoch. Results do not
+        depend on it (``benchmarks/training.py`` times 1 against the default).
+    """
+
+    epochs: int = 20
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+    noise_factor: float = 0.0
+    early_stopping_patience: int | None = None
+    seed: int = 0
+    verbose: int = 0
+    steps_per_execution: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise DetectorConfigError(
+                f"epochs/batch_size: got {self.epochs}/{self.batch_size}; both must be >= 1"
+            )
+        if self.steps_per_execution is not None and self.steps_per_execution < 1:
+            raise DetectorConfigError(
+                f"steps_per_execution: got {self.steps_per_execution}; must be >= 1 (or None)"
+            )
+        if self.noise_factor < 0:
+            raise DetectorConfigError(f"noise_factor: {self.noise_factor} must be >= 0")
+
+
+#: ``on_epoch(done, epochs, logs)`` of :meth:`AutoencoderDetector.fit`.
+EpochCallback = Callable[[int, int, dict[str, float]], None]
+
+
 @dataclass
 class FitHistory:
     """Per-epoch losses of one :meth:`AutoencoderDetector.fit` call."""
@@ -52,6 +103,44 @@ class FitHistory:
     loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     epochs_run: int = 0
+
+    @classmethod
+    def from_keras(cls, history: dict[str, list[Any]]) -> FitHistory:
+        """From a Keras ``History.history`` dict."""
+        loss = [float(v) for v in history.get("loss", [])]
+        val_loss = [float(v) for v in history.get("val_loss", [])]
+        return cls(loss=loss, val_loss=val_loss, epochs_run=len(loss))
+
+
+def _with_noise(z: np.ndarray, noise_factor: float, seed: int) -> np.ndarray:
+    """Denoising inputs: ``z`` plus seeded Gaussian noise, clipped to [0, 1] (0: ``z`` itself)."""
+    if noise_factor <= 0:
+        return z
+    noise = np.random.default_rng(seed).standard_normal(z.shape).astype(np.float32)
+    return np.clip(z + np.float32(noise_factor) * noise, 0.0, 1.0)
+
+
+def _callbacks(opts: FitOptions, on_epoch: EpochCallback | None) -> list[Any]:
+    """The Keras callbacks of one fit: early stopping, and the ``on_epoch`` report."""
+    import keras
+
+    callbacks: list[Any] = []
+    if opts.early_stopping_patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=int(opts.early_stopping_patience),
+                restore_best_weights=True,
+            )
+        )
+    if on_epoch is not None:
+        report = on_epoch
+
+        def epoch_end(epoch: int, logs: dict[str, Any] | None) -> None:
+            report(epoch + 1, opts.epochs, {k: float(v) for k, v in (logs or {}).items()})
+
+        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=epoch_end))
+    return callbacks
 
 
 class AutoencoderDetector:
@@ -128,18 +217,12 @@ class AutoencoderDetector:
     def fit(
         self,
         x_normal: np.ndarray,
+        options: FitOptions | None = None,
         *,
         normaliser_data: np.ndarray | None = None,
         validation_data: np.ndarray | None = None,
-        epochs: int = 20,
-        batch_size: int = 512,
-        learning_rate: float = 1e-3,
-        noise_factor: float = 0.0,
-        early_stopping_patience: int | None = None,
-        seed: int = 0,
-        verbose: int = 0,
-        steps_per_execution: int | None = None,
         extra_normal: np.ndarray | None = None,
+        on_epoch: EpochCallback | None = None,
     ) -> FitHistory:
         """Fit the normaliser and train the autoencoder to reconstruct normal beats.
 
@@ -147,46 +230,60 @@ class AutoencoderDetector:
         ----------
         x_normal : ndarray, shape (n, window_length)
             Normal beats in original units.
+        options : FitOptions, optional
+            How to train (epochs, batch size, learning rate, seed, ...); default
+            ``FitOptions()``.
         normaliser_data : ndarray, optional
             Data whose global min/max define the scaling (the seed uses the whole training
             split); defaults to ``x_normal``.
         validation_data : ndarray, optional
             Windows whose reconstruction loss is reported per epoch (and monitored when
-            ``early_stopping_patience`` is set).
-        epochs, batch_size, learning_rate : training hyper-parameters (Adam, MAE loss).
-        noise_factor : float, default 0
-            Denoising training: inputs get ``noise_factor * N(0, 1)`` added (clipped to
-            [0, 1]) while the target stays clean.
-        early_stopping_patience : int, optional
-            Stop when validation loss has not improved for this many epochs and restore
-            the best weights.
-        seed : int
-            Seeds every random source before the model is built.
-        verbose : int
-            Keras progress output (0 silent, 1 progress bar, 2 one line per epoch).
-        steps_per_execution : int, optional
-            Optimiser steps per compiled call; default: one call per epoch. Results do not
-            depend on it (``benchmarks/training.py`` times 1 against the default).
+            ``options.early_stopping_patience`` is set).
         extra_normal : ndarray, shape (k, window_length), optional
             More normal windows to train on (e.g. augmented copies of ``x_normal``); they do
             not enter the normalisation, the alignment template or the noise reference.
+        on_epoch : callable, optional
+            Called after every epoch as ``on_epoch(done, epochs, logs)``: epochs completed so
+            far, ``options.epochs``, and that epoch's losses (``loss``, and ``val_loss`` with
+            validation data) as floats. For progress display; it does not change training.
         """
-        import keras
-
+        opts = FitOptions() if options is None else options
         x = validate_batch(x_normal, self.window_length)
         if len(x) == 0:
             raise DetectorConfigError("x_normal: no training windows given")
-        if epochs < 1 or batch_size < 1:
+        if opts.early_stopping_patience is not None and validation_data is None:
             raise DetectorConfigError(
-                f"epochs/batch_size: got {epochs}/{batch_size}; both must be >= 1"
+                "early_stopping_patience: needs validation_data (held-out normal beats)"
             )
-        if steps_per_execution is not None and steps_per_execution < 1:
-            raise DetectorConfigError(
-                f"steps_per_execution: got {steps_per_execution}; must be >= 1 (or None)"
-            )
-        if noise_factor < 0:
-            raise DetectorConfigError(f"noise_factor: {noise_factor} must be >= 0")
-        seed_everything(seed)
+        seed_everything(opts.seed)
+        targets = self._fit_normaliser(x, normaliser_data, extra_normal)
+        inputs = _with_noise(targets, opts.noise_factor, opts.seed)
+        val = None
+        if validation_data is not None:
+            zv = self.normaliser.transform(validate_batch(validation_data, self.window_length))
+            val = (zv, zv)
+        self.model = self._compiled_model(opts, n_fit=len(x))
+        hist = self.model.fit(
+            inputs,
+            targets,
+            epochs=int(opts.epochs),
+            batch_size=int(opts.batch_size),
+            validation_data=val,
+            shuffle=True,
+            callbacks=_callbacks(opts, on_epoch),
+            verbose=opts.verbose,
+        )
+        self._forward = None
+        self.engine = "keras"
+        return FitHistory.from_keras(hist.history)
+
+    def _fit_normaliser(
+        self,
+        x: np.ndarray,
+        normaliser_data: np.ndarray | None,
+        extra_normal: np.ndarray | None,
+    ) -> np.ndarray:
+        """Fit the normaliser (and the noise reference); the normalised training targets."""
         scale_data = x if normaliser_data is None else validate_batch(normaliser_data)
         if isinstance(self.normaliser, WindowNormaliser):
             self.normaliser.fit(scale_data, template_data=x)
@@ -197,65 +294,27 @@ class AutoencoderDetector:
         if self.score_smoothing > 0:
             self.noise_reference = float(np.median(noise_level(z, self.score_smoothing)))
         if extra_normal is not None and len(extra_normal):
-            z = np.concatenate(
-                [
-                    z,
-                    self.normaliser.transform_for_fit(
-                        validate_batch(extra_normal, self.window_length)
-                    ),
-                ]
-            )
-        inputs = z
-        if noise_factor > 0:
-            rng = np.random.default_rng(seed)
-            noise = rng.standard_normal(z.shape).astype(np.float32)
-            inputs = np.clip(z + np.float32(noise_factor) * noise, 0.0, 1.0)
-        val = None
-        if validation_data is not None:
-            zv = self.normaliser.transform(validate_batch(validation_data, self.window_length))
-            val = (zv, zv)
-        self.model = build_model(self.kind, self.window_length, self.params)
+            extra = validate_batch(extra_normal, self.window_length)
+            z = np.concatenate([z, self.normaliser.transform_for_fit(extra)])
+        return z
+
+    def _compiled_model(self, opts: FitOptions, n_fit: int) -> Any:
+        """A freshly built model of this detector's kind, compiled for ``opts`` (Adam, MAE)."""
+        import keras
+
+        model = build_model(self.kind, self.window_length, self.params)
         # One compiled call per epoch instead of one per batch: for these small networks the
         # per-step Python/graph overhead costs more than the arithmetic (the recommended
         # preset trains 1.7x faster: benchmarks/training.py); the weights are bit-identical.
-        if steps_per_execution is None:
-            steps_per_execution = -(-len(x) // int(batch_size))
-        self.model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
+        steps = opts.steps_per_execution
+        if steps is None:
+            steps = -(-n_fit // int(opts.batch_size))
+        model.compile(
+            optimizer=keras.optimizers.Adam(opts.learning_rate),
             loss="mae",
-            steps_per_execution=int(steps_per_execution),
+            steps_per_execution=int(steps),
         )
-        callbacks = []
-        if early_stopping_patience is not None:
-            if val is None:
-                raise DetectorConfigError(
-                    "early_stopping_patience: needs validation_data (held-out normal beats)"
-                )
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss",
-                    patience=int(early_stopping_patience),
-                    restore_best_weights=True,
-                )
-            )
-        hist = self.model.fit(
-            inputs,
-            z,
-            epochs=int(epochs),
-            batch_size=int(batch_size),
-            validation_data=val,
-            shuffle=True,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
-        self._forward = None
-        self.engine = "keras"
-        h = hist.history
-        return FitHistory(
-            loss=[float(v) for v in h.get("loss", [])],
-            val_loss=[float(v) for v in h.get("val_loss", [])],
-            epochs_run=len(h.get("loss", [])),
-        )
+        return model
 
     def with_scoring(
         self, score_smoothing: float, noise_discount: float = 0.0

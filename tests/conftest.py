@@ -51,11 +51,13 @@ def ecg_arrays(shared_data: Path) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="session")
 def small_artifact(tmp_path_factory: pytest.TempPathFactory, ecg_arrays: tuple) -> Path:
     """A quickly trained (3 epochs) dense detector saved as an artifact folder."""
-    from detector import Artifact, AutoencoderDetector, fit_threshold
+    from detector import Artifact, AutoencoderDetector, FitOptions, fit_threshold
 
     x, y = ecg_arrays
     det = AutoencoderDetector()
-    det.fit(x[y == 1][:1000], normaliser_data=x[:2000], epochs=3, batch_size=256, seed=1)
+    det.fit(
+        x[y == 1][:1000], FitOptions(epochs=3, batch_size=256, seed=1), normaliser_data=x[:2000]
+    )
     thr = fit_threshold("mean_std", det.score(x[y == 1][:1000]))
     path = tmp_path_factory.mktemp("artifacts") / "small"
     Artifact(det, thr, {"model_version": "test-small"}).save(path)

@@ -12,7 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from detector import Artifact, AutoencoderDetector, ModelRegistry, fit_threshold
+from detector import (
+    Artifact,
+    AutoencoderDetector,
+    EpochCallback,
+    FitOptions,
+    ModelRegistry,
+    fit_threshold,
+)
 from training.augment import augment
 from training.config import TrainConfig, config_from_dict
 from training.data import Dataset, load_dataset
@@ -49,11 +56,13 @@ def fit_detector(
     config: TrainConfig,
     verbose: int = 0,
     steps_per_execution: int | None = None,
+    on_epoch: EpochCallback | None = None,
 ) -> tuple[AutoencoderDetector, Any, dict[str, list[float]]]:
     """Fit a detector and its threshold on one split (no test label is looked at).
 
-    ``steps_per_execution`` is passed to :meth:`AutoencoderDetector.fit` (default: one
-    compiled call per epoch; ``benchmarks/training.py`` times 1 against it).
+    ``steps_per_execution`` and ``on_epoch`` are passed to :meth:`AutoencoderDetector.fit`
+    (default: one compiled call per epoch, ``benchmarks/training.py`` times 1 against it;
+    no per-epoch report).
 
     Returns
     -------
@@ -71,10 +80,7 @@ def fit_detector(
         normalisation=config.model.normalisation,
         align=config.model.align.grid(),
     )
-    hist = det.fit(
-        split.x_fit,
-        normaliser_data=split.x_train,  # the seed's global min-max of the training split
-        validation_data=validation,
+    options = FitOptions(
         epochs=fit_cfg.epochs,
         batch_size=fit_cfg.batch_size,
         learning_rate=fit_cfg.learning_rate,
@@ -83,7 +89,14 @@ def fit_detector(
         seed=config.seed,
         verbose=verbose,
         steps_per_execution=steps_per_execution,
+    )
+    hist = det.fit(
+        split.x_fit,
+        options,
+        normaliser_data=split.x_train,  # the seed's global min-max of the training split
+        validation_data=validation,
         extra_normal=augment(split.x_fit, fit_cfg.augment, config.seed),
+        on_epoch=on_epoch,
     )
     th_cfg = config.threshold
     calib = split.x_fit if th_cfg.fit_on == "train" else split.x_holdout
@@ -109,6 +122,7 @@ def train(
     seed: int | None = None,
     verbose: int = 0,
     log: Callable[[str], None] = lambda _m: None,
+    on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
     """Run the whole training job and (when ``registry`` is given) publish the artifact.
 
@@ -126,6 +140,8 @@ def train(
         Keras progress output level.
     log : callable
         Receives one-line progress messages.
+    on_epoch : callable, optional
+        Called after every training epoch (see :meth:`detector.AutoencoderDetector.fit`).
     """
     if seed is not None:
         config = config.replace(seed=int(seed))
@@ -136,7 +152,7 @@ def train(
         f"beats, testing on {len(split.x_test)}"
     )
     t0 = time.perf_counter()
-    det, threshold, history = fit_detector(split, config, verbose=verbose)
+    det, threshold, history = fit_detector(split, config, verbose=verbose, on_epoch=on_epoch)
     seconds = time.perf_counter() - t0
     test_scores = det.score(split.x_test)
     metrics = detection_metrics(test_scores, split.y_test, threshold.value)

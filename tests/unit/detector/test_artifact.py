@@ -40,11 +40,11 @@ def test_load_gives_identical_scores(small_artifact: Path, ecg_arrays: tuple) ->
 
 
 def test_saved_scores_equal_in_memory_scores(ecg_arrays: tuple, tmp_path: Path) -> None:
-    from detector import AutoencoderDetector, fit_threshold
+    from detector import AutoencoderDetector, FitOptions, fit_threshold
 
     x, y = ecg_arrays
     det = AutoencoderDetector(params={"encoder_widths": [16, 8]})
-    det.fit(x[y == 1][:300], epochs=1, batch_size=128, seed=3)
+    det.fit(x[y == 1][:300], FitOptions(epochs=1, batch_size=128, seed=3))
     thr = fit_threshold("quantile", det.score(x[y == 1][300:600]), q=0.9)
     path = Artifact(det, thr, {"model_version": "v1"}).save(tmp_path / "a")
     loaded = Artifact.load(path)

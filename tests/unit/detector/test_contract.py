@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector import Artifact, AutoencoderDetector, fit_threshold
+from detector import Artifact, AutoencoderDetector, FitOptions, fit_threshold
 from detector.models import MODEL_KINDS
 
 N_FIT = 256
@@ -20,7 +20,7 @@ N_FIT = 256
 
 def _fit(kind: str, x: np.ndarray, seed: int = 7) -> AutoencoderDetector:
     det = AutoencoderDetector(kind=kind)
-    det.fit(x, epochs=2, batch_size=64, seed=seed)
+    det.fit(x, FitOptions(epochs=2, batch_size=64, seed=seed))
     return det
 
 
@@ -79,26 +79,26 @@ def test_one_compiled_call_per_epoch_trains_exactly_like_one_per_step(
     # fit() runs a whole epoch per compiled call by default (the speed-up measured by
     # benchmarks/training.py); the weights must be those of the step-by-step loop.
     det = AutoencoderDetector(kind=kind)
-    det.fit(beats[0], epochs=2, batch_size=64, seed=7, steps_per_execution=1)
+    det.fit(beats[0], FitOptions(epochs=2, batch_size=64, seed=7, steps_per_execution=1))
     np.testing.assert_array_equal(det.score(beats[1]), fitted[kind].score(beats[1]))
 
 
 def test_steps_per_execution_must_be_positive(beats: tuple) -> None:
     with pytest.raises(ValueError, match="steps_per_execution: got 0"):
-        AutoencoderDetector().fit(beats[0], epochs=1, steps_per_execution=0)
+        AutoencoderDetector().fit(beats[0], FitOptions(epochs=1, steps_per_execution=0))
 
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)
 def test_denoising_option_works_for_every_kind(kind: str, beats: tuple) -> None:
     det = AutoencoderDetector(kind=kind)
-    hist = det.fit(beats[0][:128], epochs=1, batch_size=64, noise_factor=0.05, seed=1)
+    hist = det.fit(beats[0][:128], FitOptions(epochs=1, batch_size=64, noise_factor=0.05, seed=1))
     assert hist.epochs_run == 1 and np.isfinite(hist.loss).all()
     assert np.isfinite(det.score(beats[1][:10])).all()
 
 
 def test_vae_adds_its_kl_term_and_scores_the_mean_decode(beats: tuple) -> None:
     det = AutoencoderDetector(kind="vae", params={"kl_weight": 1.0})
-    det.fit(beats[0][:128], epochs=1, batch_size=128, seed=2)
+    det.fit(beats[0][:128], FitOptions(epochs=1, batch_size=128, seed=2))
     z = det.normaliser.transform(beats[1][:8]).astype(np.float32)
     det.model(z, training=True)
     assert len(det.model.losses) == 1 and float(det.model.losses[0]) > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector import AutoencoderDetector, DetectorConfigError
+from detector import AutoencoderDetector, DetectorConfigError, FitOptions
 
 
 def test_stops_early_and_restores_the_best_epoch(ecg_arrays: tuple) -> None:
@@ -16,12 +16,10 @@ def test_stops_early_and_restores_the_best_epoch(ecg_arrays: tuple) -> None:
     # A high learning rate makes the held-out loss stall within a few epochs.
     hist = det.fit(
         fit,
+        FitOptions(
+            epochs=200, batch_size=64, learning_rate=0.02, early_stopping_patience=3, seed=0
+        ),
         validation_data=hold,
-        epochs=200,
-        batch_size=64,
-        learning_rate=0.02,
-        early_stopping_patience=3,
-        seed=0,
     )
     assert hist.epochs_run < 200
     best = int(np.argmin(hist.val_loss))
@@ -36,4 +34,4 @@ def test_needs_held_out_beats() -> None:
     det = AutoencoderDetector()
     x = np.random.default_rng(0).random((32, 140))
     with pytest.raises(DetectorConfigError, match="early_stopping_patience: needs validation"):
-        det.fit(x, epochs=2, early_stopping_patience=2)
+        det.fit(x, FitOptions(epochs=2, early_stopping_patience=2))

@@ -15,6 +15,7 @@ from detector import (
     Artifact,
     AutoencoderDetector,
     DetectorConfigError,
+    FitOptions,
     IncompatibleArtifactError,
     fit_threshold,
 )
@@ -32,7 +33,7 @@ def trained(ecg_arrays: tuple) -> tuple[AutoencoderDetector, np.ndarray, np.ndar
     x, y = ecg_arrays
     det = AutoencoderDetector(score_smoothing=2.0, noise_discount=1.5)
     fitted = x[y == 1][:300]
-    det.fit(fitted, normaliser_data=x[:1000], epochs=2, batch_size=64, seed=3)
+    det.fit(fitted, FitOptions(epochs=2, batch_size=64, seed=3), normaliser_data=x[:1000])
     return det, fitted, x[:64]
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector import AutoencoderDetector, DetectorConfigError
+from detector import AutoencoderDetector, DetectorConfigError, FitOptions
 
 
 @pytest.fixture(scope="module")
 def detector() -> AutoencoderDetector:
     rng = np.random.default_rng(0)
     det = AutoencoderDetector("dense")
-    det.fit(rng.random((64, 140)).astype(np.float32), epochs=1, batch_size=32)
+    det.fit(rng.random((64, 140)).astype(np.float32), FitOptions(epochs=1, batch_size=32))
     return det
 
 

@@ -15,6 +15,7 @@ from detector import (
     Artifact,
     AutoencoderDetector,
     DetectorConfigError,
+    FitOptions,
     IncompatibleArtifactError,
     fit_threshold,
 )
@@ -27,7 +28,7 @@ from tests.reference import gaussian_smooth
 def trained(ecg_arrays: tuple) -> tuple[AutoencoderDetector, np.ndarray]:
     x, y = ecg_arrays
     det = AutoencoderDetector()
-    det.fit(x[y == 1][:300], normaliser_data=x[:1000], epochs=2, batch_size=64, seed=3)
+    det.fit(x[y == 1][:300], FitOptions(epochs=2, batch_size=64, seed=3), normaliser_data=x[:1000])
     return det, x[:64]
 
 

@@ -12,6 +12,7 @@ from detector import (
     Artifact,
     AutoencoderDetector,
     DetectorConfigError,
+    FitOptions,
     InvalidWindowError,
     WindowNormaliser,
     fit_threshold,
@@ -105,7 +106,7 @@ def test_every_kind_scores_shape_not_units_and_survives_save_load(
 ) -> None:
     fit, x = beats
     det = AutoencoderDetector(kind=kind, normalisation="zscore_window", align=AlignmentGrid(6))
-    det.fit(fit, epochs=2, batch_size=64, seed=3)
+    det.fit(fit, FitOptions(epochs=2, batch_size=64, seed=3))
     s = det.score(x)
     np.testing.assert_allclose(det.score(x * 0.004 - 2.5), s, rtol=1e-3, atol=1e-5)
     # A window cut 2 samples late (the next beat's start enters at the end) scores the same.
@@ -124,7 +125,7 @@ def test_every_kind_scores_shape_not_units_and_survives_save_load(
 
 def test_score_refuses_a_flat_window_naming_it(beats: tuple) -> None:
     det = AutoencoderDetector(normalisation="zscore_window")
-    det.fit(beats[0], epochs=1, batch_size=128, seed=1)
+    det.fit(beats[0], FitOptions(epochs=1, batch_size=128, seed=1))
     x = beats[1][:5].copy()
     x[2] = 512.0
     assert det.flat(x).tolist() == [False, False, True, False, False]

@@ -80,12 +80,13 @@ def test_training_under_quiet_training_prints_no_tensorflow_op_definition_error(
         "import sys, numpy as np\n"
         "from ecgwatch.native_logs import import_tensorflow_quietly, quiet_training\n"
         "import_tensorflow_quietly()\n"
-        "from detector import AutoencoderDetector\n"
+        "from detector import AutoencoderDetector, FitOptions\n"
         "x = np.random.default_rng(0).normal(size=(64, 140)).astype('float32')\n"
         "ctx = quiet_training() if sys.argv[1] == 'quiet' else __import__('contextlib')"
         ".nullcontext()\n"
         "with ctx:\n"
-        "    AutoencoderDetector().fit(x, epochs=1, batch_size=32, validation_data=x[:16])\n"
+        "    opts = FitOptions(epochs=1, batch_size=32)\n"
+        "    AutoencoderDetector().fit(x, opts, validation_data=x[:16])\n"
         "print('fitted', file=sys.stderr)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
