@@ -82,6 +82,67 @@ def _schema() -> dict[str, Any]:
     return dict(json.loads(text))
 
 
+def _read_sums(root: Path) -> dict[str, str]:
+    """``SHA256SUMS`` of an artifact folder as ``{relative name: hex digest}``."""
+    sums = root / SUMS_FILE
+    if not sums.is_file():
+        raise MissingArtifactFileError(str(sums), "missing; the artifact is incomplete")
+    listed: dict[str, str] = {}
+    for n, line in enumerate(sums.read_text(errors="replace").splitlines(), 1):
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64:
+            raise IncompatibleArtifactError(str(sums), f"line {n} is malformed: {line!r}")
+        listed[name] = digest
+    for required in (MODEL_FILE, META_FILE):
+        if not (root / required).is_file():
+            raise MissingArtifactFileError(str(root / required), "missing from the artifact")
+        if required not in listed:
+            raise IncompatibleArtifactError(
+                str(sums), f"has no checksum for {required}; the file list is truncated"
+            )
+    return listed
+
+
+def _check_sums(root: Path, listed: dict[str, str]) -> None:
+    """Every listed file exists and has its listed checksum."""
+    for name, digest in listed.items():
+        f = root / name
+        if not f.is_file():
+            raise MissingArtifactFileError(str(f), "listed in SHA256SUMS but missing")
+        actual = sha256_file(f)
+        if actual != digest:
+            raise ChecksumMismatchError(
+                str(f),
+                f"checksum mismatch: SHA256SUMS says {digest[:12]}…, file has "
+                f"{actual[:12]}…; the file was modified or truncated",
+            )
+
+
+def _read_metadata(root: Path) -> dict[str, Any]:
+    """``detector.json``, parsed and checked against the schema and its version."""
+    import jsonschema
+
+    meta_path = root / META_FILE
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IncompatibleArtifactError(str(meta_path), f"not valid JSON: {exc}") from exc
+    try:
+        jsonschema.validate(meta, _schema())
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise IncompatibleArtifactError(
+            str(meta_path), f"fails the schema at {where}: {exc.message}"
+        ) from exc
+    if meta["schema_version"] != SCHEMA_VERSION:
+        raise IncompatibleArtifactError(
+            str(meta_path),
+            f"schema_version {meta['schema_version']} is not supported (this ecgwatch "
+            f"reads {SCHEMA_VERSION}); retrain or upgrade ecgwatch",
+        )
+    return dict(meta)
+
+
 @dataclass
 class Artifact:
     """A fitted detector together with its threshold and metadata.
@@ -205,8 +266,6 @@ class Artifact:
         ------
         MissingArtifactFileError, ChecksumMismatchError, IncompatibleArtifactError
         """
-        import jsonschema
-
         root = Path(path)
         if not root.is_dir():
             raise MissingArtifactFileError(
@@ -214,53 +273,8 @@ class Artifact:
                 "no such artifact folder; train one "
                 "with `ecgwatch train` or check --model/--registry",
             )
-        sums = root / SUMS_FILE
-        if not sums.is_file():
-            raise MissingArtifactFileError(str(sums), "missing; the artifact is incomplete")
-        listed: dict[str, str] = {}
-        for n, line in enumerate(sums.read_text(errors="replace").splitlines(), 1):
-            digest, sep, name = line.partition("  ")
-            if not sep or len(digest) != 64:
-                raise IncompatibleArtifactError(str(sums), f"line {n} is malformed: {line!r}")
-            listed[name] = digest
-        for required in (MODEL_FILE, META_FILE):
-            if not (root / required).is_file():
-                raise MissingArtifactFileError(str(root / required), "missing from the artifact")
-            if required not in listed:
-                raise IncompatibleArtifactError(
-                    str(sums), f"has no checksum for {required}; the file list is truncated"
-                )
-        for name, digest in listed.items():
-            f = root / name
-            if not f.is_file():
-                raise MissingArtifactFileError(str(f), "listed in SHA256SUMS but missing")
-            actual = sha256_file(f)
-            if actual != digest:
-                raise ChecksumMismatchError(
-                    str(f),
-                    f"checksum mismatch: SHA256SUMS says {digest[:12]}…, file has "
-                    f"{actual[:12]}…; the file was modified or truncated",
-                )
-        try:
-            meta = json.loads((root / META_FILE).read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise IncompatibleArtifactError(
-                str(root / META_FILE), f"not valid JSON: {exc}"
-            ) from exc
-        try:
-            jsonschema.validate(meta, _schema())
-        except jsonschema.ValidationError as exc:
-            where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
-            raise IncompatibleArtifactError(
-                str(root / META_FILE), f"fails the schema at {where}: {exc.message}"
-            ) from exc
-        if meta["schema_version"] != SCHEMA_VERSION:
-            raise IncompatibleArtifactError(
-                str(root / META_FILE),
-                f"schema_version {meta['schema_version']} is not supported (this ecgwatch "
-                f"reads {SCHEMA_VERSION}); retrain or upgrade ecgwatch",
-            )
-        return dict(meta)
+        _check_sums(root, _read_sums(root))
+        return _read_metadata(root)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Artifact:

@@ -45,6 +45,19 @@ def validate_window(samples: Any, window_length: int = WINDOW_LENGTH) -> np.ndar
     """
     if isinstance(samples, np.ndarray):
         return _check_array(samples, window_length, index=None)
+    _check_sequence(samples, window_length)
+    for i, value in enumerate(samples):
+        _check_sample(i, value, window_length)
+    if len(samples) != window_length:
+        raise InvalidWindowError(
+            "wrong_length",
+            f"samples: got {len(samples)} values, expected exactly {window_length}",
+        )
+    return _as_float32(samples)
+
+
+def _check_sequence(samples: Any, window_length: int) -> None:
+    """A non-empty sequence (not a string, bytes or mapping)."""
     if (
         samples is None
         or isinstance(samples, (str, bytes, dict))
@@ -58,28 +71,30 @@ def validate_window(samples: Any, window_length: int = WINDOW_LENGTH) -> np.ndar
         raise InvalidWindowError(
             "empty", f"samples: the list is empty; send {window_length} numbers"
         )
-    for i, value in enumerate(samples):
-        # bool is an int subclass in Python but is never a sample value.
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            if isinstance(value, (list, tuple, dict)):
-                raise InvalidWindowError(
-                    "wrong_shape",
-                    f"samples[{i}]: nested {type(value).__name__}; samples must be a flat "
-                    f"list of {window_length} numbers",
-                )
+
+
+def _check_sample(i: int, value: Any, window_length: int) -> None:
+    """One element: a finite int or float (bool, nested lists and strings are refused)."""
+    # bool is an int subclass in Python but is never a sample value.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, (list, tuple, dict)):
             raise InvalidWindowError(
-                "not_numeric",
-                f"samples[{i}]: {value!r} is not a number; send only ints or floats",
+                "wrong_shape",
+                f"samples[{i}]: nested {type(value).__name__}; samples must be a flat "
+                f"list of {window_length} numbers",
             )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidWindowError(
-                "non_finite", f"samples[{i}]: {value!r} is not finite; send finite numbers only"
-            )
-    if len(samples) != window_length:
         raise InvalidWindowError(
-            "wrong_length",
-            f"samples: got {len(samples)} values, expected exactly {window_length}",
+            "not_numeric",
+            f"samples[{i}]: {value!r} is not a number; send only ints or floats",
         )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidWindowError(
+            "non_finite", f"samples[{i}]: {value!r} is not finite; send finite numbers only"
+        )
+
+
+def _as_float32(samples: Sequence[int | float]) -> np.ndarray:
+    """Checked numbers as float32, refusing those beyond its range (huge ints, 1e300)."""
     try:
         arr = np.asarray(samples, dtype=np.float64)
     except OverflowError:  # an integer literal beyond float64 (e.g. 10**400)
