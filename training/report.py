@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,57 +13,49 @@ import numpy as np
 __all__ = ["write_report"]
 
 
-def _plt() -> Any:
+@contextlib.contextmanager
+def _figure(path: Path, xlabel: str = "", ylabel: str = "", title: str = "") -> Iterator[Any]:
+    """Axes of a 6 x 4 inch figure; after the block: labels, legend, saved to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a display
     import matplotlib.pyplot as plt
 
-    return plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    try:
+        yield ax
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def _loss_plot(path: Path, loss: list[float], val_loss: list[float]) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(range(1, len(loss) + 1), loss, label="training loss")
-    if val_loss:
-        ax.plot(range(1, len(val_loss) + 1), val_loss, label="validation loss")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("MAE")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _figure(path, "epoch", "MAE") as ax:
+        ax.plot(range(1, len(loss) + 1), loss, label="training loss")
+        if val_loss:
+            ax.plot(range(1, len(val_loss) + 1), val_loss, label="validation loss")
+        ax.grid(alpha=0.3)
 
 
 def _histogram(path: Path, scores: np.ndarray, normal: np.ndarray, threshold: float) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    bins = np.linspace(0, float(np.quantile(scores, 0.995)) * 1.1, 60)
-    ax.hist(scores[normal == 1], bins=bins, alpha=0.6, label="normal")
-    ax.hist(scores[normal == 0], bins=bins, alpha=0.6, label="abnormal")
-    ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.4f}")
-    ax.set_xlabel("reconstruction error (MAE)")
-    ax.set_ylabel("beats")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _figure(path, "reconstruction error (MAE)", "beats") as ax:
+        bins = np.linspace(0, float(np.quantile(scores, 0.995)) * 1.1, 60)
+        ax.hist(scores[normal == 1], bins=bins, alpha=0.6, label="normal")
+        ax.hist(scores[normal == 0], bins=bins, alpha=0.6, label="abnormal")
+        ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.4f}")
 
 
 def _reconstruction(path: Path, x: np.ndarray, recon: np.ndarray, title: str) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    t = np.arange(len(x))
-    ax.plot(t, x, "b", label="input")
-    ax.plot(t, recon, "r", label="reconstruction")
-    ax.fill_between(t, recon, x, color="lightcoral", label="error")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with _figure(path, title=title) as ax:
+        t = np.arange(len(x))
+        ax.plot(t, x, "b", label="input")
+        ax.plot(t, recon, "r", label="reconstruction")
+        ax.fill_between(t, recon, x, color="lightcoral", label="error")
 
 
 def write_report(
