@@ -1,32 +1,13 @@
 """Model-quality comparison: every model kind × threshold policy, over seeds and splits.
 
-Protocol (the seed's): all beats merged, ``train_test_split(test_size=0.2)``, the model fits
-normal training beats only. 20 % of the normal training beats are held out (for the
-``quantile`` threshold and the label-free validation loss). No test label steers anything:
-
-* label-free thresholds: ``mean_std`` (k = 1 on the fitted beats, the seed) and ``quantile``
-  (q = 0.98 / 0.99 on the held-out normal beats);
-* ``best_f1`` uses *labelled validation beats from the training split* (held-out normals +
-  the abnormal training beats, which the autoencoder never sees) and is reported apart;
-* model selection uses ``val_roc_auc`` on the same validation beats (training split only)
-  and the held-out normal MAE; test metrics are only ever reported.
-
-Rows: ``seed`` is the seed preset (dense, 20 epochs of batch 512) with 20 % of its normal
-beats held out like every other row; ``recommended`` is that preset as shipped;
-``recommended, no alignment``, ``recommended, no noise discount`` and ``recommended, plain
-MAE`` are the same fitted model (not retrained) scored without the scoring-time alignment
-(``model.align``), without the per-beat noise discount (``model.noise_discount: 0``), and
-without it and the residual smoothing (``model.score_smoothing: 0``); the other kinds use
-their default architecture, the recommended normalisation and scoring and a smaller training
-budget (see ``KIND_TRAINING``).
-
-Robustness: every seed-split run also scores the test beats perturbed as in
-``training.robustness`` (offset, gain, baseline wander, noise, a window cut early or late, a
-misjudged beat length, one combination; fixed seed), at the config's own label-free
-threshold.
-
-Two repetitions are aggregated as mean ± std: 5 seeds on the seed's split
-(``random_state = 21``), and 5 other splits (``random_state`` 1…5) with the config's seed.
+:func:`candidates` lists the configs compared (the ``seed`` and ``recommended`` presets, the
+recommended model scored without each of its scoring steps, and the other kinds),
+:func:`run_once` fits one config on one split and measures it under every policy of
+:data:`THRESHOLDS` (test metrics, validation ROC-AUC on labelled beats of the training split,
+and optionally the perturbed test beats of :mod:`training.robustness`), and :func:`compare`
+repeats that over seeds and splits. :mod:`training.compare_report` writes the result as
+``docs/model-quality.md``; the protocol it prints for readers is defined there
+(:data:`training.compare_report.PROTOCOL`).
 """
 
 from __future__ import annotations
@@ -48,9 +29,11 @@ from training.data import Dataset
 from training.evaluate import detection_metrics
 from training.job import fit_detector
 from training.robustness import measure
-from training.split import make_split
+from training.split import Split, make_split
 
 __all__ = [
+    "KIND_EPOCHS",
+    "KIND_TRAINING",
     "OTHER_KINDS",
     "THRESHOLDS",
     "CompareResult",
@@ -77,6 +60,9 @@ OTHER_KINDS: tuple[str, ...] = ("conv1d", "lstm", "vae")
 #: row on a shared 2-core machine, so the other kinds get a smaller budget than the
 #: recommended preset; the seed and recommended rows run exactly as their presets.
 KIND_TRAINING: dict[str, Any] = {"epochs": 60, "batch_size": 64}
+#: Epochs that differ from :data:`KIND_TRAINING`'s: recurrent steps are sequential (~4x a
+#: conv1d epoch on CPU), so ``lstm`` gets half.
+KIND_EPOCHS: dict[str, int] = {"lstm": KIND_TRAINING["epochs"] // 2}
 
 
 def candidates(quick: bool = False) -> list[TrainConfig]:
@@ -108,9 +94,7 @@ def candidates(quick: bool = False) -> list[TrainConfig]:
             "align": base["model"]["align"],
         }
         d["training"] = {**base["training"], **KIND_TRAINING}
-        if kind == "lstm":
-            # Recurrent steps are sequential: ~4x a conv1d epoch on CPU; halve its epochs.
-            d["training"]["epochs"] = KIND_TRAINING["epochs"] // 2
+        d["training"]["epochs"] = KIND_EPOCHS.get(kind, KIND_TRAINING["epochs"])
         out.append(config_from_dict(d))
     if quick:
         out = [
@@ -141,13 +125,6 @@ class RunResult:
     robustness: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def _with_holdout(config: TrainConfig) -> TrainConfig:
-    # Every policy needs held-out normal beats; the seed preset has none, so add 20 %.
-    if config.training.holdout_fraction > 0:
-        return config
-    return config.replace(training=dataclasses.replace(config.training, holdout_fraction=0.2))
-
-
 def _fit_key(config: TrainConfig) -> str:
     # Everything that decides the fitted weights; smoothing and noise discount only score.
     d = config.to_dict()
@@ -156,6 +133,101 @@ def _fit_key(config: TrainConfig) -> str:
     # Alignment only acts at scoring time (the model trains on the beats as cut).
     d["model"] = {**d["model"], "score_smoothing": None, "noise_discount": None, "align": None}
     return json.dumps(d, sort_keys=True, default=str)
+
+
+def _comparable(config: TrainConfig) -> TrainConfig:
+    """``config`` with 20 % held-out normals (every policy needs them) and no test loss."""
+    if config.training.holdout_fraction <= 0:
+        # The seed preset holds out none.
+        config = config.replace(training=dataclasses.replace(config.training, holdout_fraction=0.2))
+    if config.training.validation == "test":
+        # The seed plots test loss; it never steers training, but keep test data out anyway.
+        config = config.replace(training=dataclasses.replace(config.training, validation="none"))
+    return config
+
+
+def _fit_or_reuse(
+    split: Split,
+    config: TrainConfig,
+    fitted: dict[str, tuple[AutoencoderDetector, float]] | None,
+) -> tuple[AutoencoderDetector, float]:
+    """The detector of ``config`` and its training seconds: from ``fitted`` when the same
+    weights were fitted before (rescored with ``config``'s scoring), else fitted now."""
+    key = _fit_key(config)
+    if fitted is not None and key in fitted:
+        base, seconds = fitted[key]
+        det = base.with_scoring(config.model.score_smoothing, config.model.noise_discount)
+        if not config.model.align.enabled:
+            det = det.without_alignment()
+        return det, seconds
+    t0 = time.perf_counter()
+    det, _, _ = fit_detector(split, config)
+    seconds = time.perf_counter() - t0
+    if fitted is not None:
+        fitted[key] = (det, seconds)
+    return det, seconds
+
+
+@dataclass
+class _Scores:
+    """One detector's scores on every part of one split."""
+
+    fit: np.ndarray
+    holdout: np.ndarray
+    #: Labelled validation beats of the training split: the held-out normals, then the
+    #: abnormal training beats; ``validation_normal`` is 1 for the former.
+    validation: np.ndarray
+    validation_normal: np.ndarray
+    test: np.ndarray
+    #: Scoring cost of one batched ``score`` call over the test beats, per window.
+    us_per_window: float
+
+
+def _score_split(det: AutoencoderDetector, split: Split) -> _Scores:
+    det.score(split.x_test[:8])  # build the compiled forward pass before timing it
+    t0 = time.perf_counter()
+    test = det.score(split.x_test)
+    us = (time.perf_counter() - t0) / len(split.x_test) * 1e6
+    hold = det.score(split.x_holdout)
+    abnormal_train = split.x_train[split.y_train == 0]
+    return _Scores(
+        fit=det.score(split.x_fit),
+        holdout=hold,
+        validation=np.concatenate([hold, det.score(abnormal_train)]),
+        validation_normal=np.r_[np.ones(len(hold), int), np.zeros(len(abnormal_train), int)],
+        test=test,
+        us_per_window=us,
+    )
+
+
+def _policy_metrics(scores: _Scores, y_test: np.ndarray) -> dict[str, dict[str, float]]:
+    """Test accuracy and anomaly precision/recall/F1 at each threshold of :data:`THRESHOLDS`."""
+    metrics: dict[str, dict[str, float]] = {}
+    for name, policy, params, on in THRESHOLDS:
+        if policy == "best_f1":
+            value = fit_best_f1_threshold(scores.validation, scores.validation_normal).value
+        else:
+            calibration = scores.fit if on == "fit" else scores.holdout
+            value = fit_threshold(policy, calibration, **params).value
+        m = detection_metrics(scores.test, y_test, value)
+        a = m["anomaly_positive"]
+        metrics[name] = {
+            "accuracy": m["normal_positive"]["accuracy"],
+            "precision": a["precision"],
+            "recall": a["recall"],
+            "f1": a["f1"],
+        }
+    return metrics
+
+
+def _robustness(
+    det: AutoencoderDetector, config: TrainConfig, scores: _Scores, split: Split
+) -> dict[str, dict[str, float]]:
+    """:func:`training.robustness.measure` at ``config``'s own (label-free) threshold."""
+    th = config.threshold
+    calibration = scores.fit if th.fit_on == "train" else scores.holdout
+    own = fit_threshold(th.policy, calibration, **th.params())
+    return measure(det.score, own.value, split.x_test, split.y_test)
 
 
 def run_once(
@@ -168,75 +240,31 @@ def run_once(
     """Fit ``config`` once and measure it under every policy of :data:`THRESHOLDS`.
 
     ``fitted`` caches models across calls: a config that differs from an earlier one only in
-    ``model.score_smoothing``/``noise_discount`` (and name) reuses that fit instead of
-    training the same weights again (its ``train_seconds`` are the original fit's).
+    ``model.score_smoothing``/``noise_discount``/``align`` (and name) reuses that fit instead
+    of training the same weights again (its ``train_seconds`` are the original fit's).
     ``robustness`` also scores the perturbed test beats of :data:`training.robustness.LEVELS`
     at the config's own threshold.
     """
-    config = _with_holdout(config)
-    if config.training.validation == "test":
-        # The seed plots test loss; it never steers training, but keep test data out anyway.
-        config = config.replace(training=dataclasses.replace(config.training, validation="none"))
+    config = _comparable(config)
     split = make_split(data, config)
-    key = _fit_key(config)
-    if fitted is not None and key in fitted:
-        base, seconds = fitted[key]
-        det = base.with_scoring(config.model.score_smoothing, config.model.noise_discount)
-        if not config.model.align.enabled:
-            det = det.without_alignment()
-    else:
-        t0 = time.perf_counter()
-        det, _, _ = fit_detector(split, config)
-        seconds = time.perf_counter() - t0
-        if fitted is not None:
-            fitted[key] = (det, seconds)
-    det.score(split.x_test[:8])  # build the compiled forward pass before timing it
-    t0 = time.perf_counter()
-    test = det.score(split.x_test)
-    us = (time.perf_counter() - t0) / len(split.x_test) * 1e6
-    fit_scores, hold = det.score(split.x_fit), det.score(split.x_holdout)
-    abnormal_train = split.x_train[split.y_train == 0]
-    val_scores = np.concatenate([hold, det.score(abnormal_train)])
-    val_normal = np.r_[np.ones(len(hold), int), np.zeros(len(abnormal_train), int)]
-    metrics: dict[str, dict[str, float]] = {}
-    for name, policy, params, on in THRESHOLDS:
-        if policy == "best_f1":
-            value = fit_best_f1_threshold(val_scores, val_normal).value
-        else:
-            value = fit_threshold(policy, fit_scores if on == "fit" else hold, **params).value
-        m = detection_metrics(test, split.y_test, value)
-        a = m["anomaly_positive"]
-        metrics[name] = {
-            "accuracy": m["normal_positive"]["accuracy"],
-            "precision": a["precision"],
-            "recall": a["recall"],
-            "f1": a["f1"],
-        }
+    det, seconds = _fit_or_reuse(split, config, fitted)
+    scores = _score_split(det, split)
     y_anom = 1 - split.y_test
-    perturbed: dict[str, dict[str, float]] = {}
-    if robustness:
-        th = config.threshold
-        own = fit_threshold(
-            th.policy,
-            fit_scores if th.fit_on == "train" else hold,
-            **th.params(),
-        )
-        perturbed = measure(det.score, own.value, split.x_test, split.y_test)
     return RunResult(
         name=config.name,
         kind=config.model.kind,
         seed=config.seed,
         random_state=config.split.random_state,
         train_seconds=seconds,
-        score_us_per_window=us,
-        holdout_mae=float(np.mean(hold)),
-        val_roc_auc=float(skm.roc_auc_score(1 - val_normal, val_scores)),
-        roc_auc=float(skm.roc_auc_score(y_anom, test)),
-        pr_auc=float(skm.average_precision_score(y_anom, test)),
-        metrics=metrics,
-        test_scores=test if keep_scores else None,
+        score_us_per_window=scores.us_per_window,
+        holdout_mae=float(np.mean(scores.holdout)),
+        val_roc_auc=float(skm.roc_auc_score(1 - scores.validation_normal, scores.validation)),
+        roc_auc=float(skm.roc_auc_score(y_anom, scores.test)),
+        pr_auc=float(skm.average_precision_score(y_anom, scores.test)),
+        metrics=_policy_metrics(scores, split.y_test),
+        test_scores=scores.test if keep_scores else None,
         test_normal=split.y_test if keep_scores else None,
-        robustness=perturbed,
+        robustness=_robustness(det, config, scores, split) if robustness else {},
     )
 
 
@@ -257,8 +285,17 @@ def compare(
     split_states: Sequence[int] = (1, 2, 3, 4, 5),
     quick: bool = False,
     log: Callable[[str], None] = lambda _m: None,
+    progress: Callable[[int, int], None] = lambda _done, _total: None,
 ) -> CompareResult:
     """Run every config over ``seeds`` (seed split) and over ``split_states`` (other splits).
+
+    Parameters
+    ----------
+    log : callable
+        Called with one line per run (its ROC-AUC and training time).
+    progress : callable
+        Called as ``progress(done, total)`` after each run (a fit, or a rescoring of an
+        earlier fit), ``total`` = configs x (seeds + split states).
 
     Returns
     -------
@@ -269,6 +306,13 @@ def compare(
     result = CompareResult(quick=quick, source=data.source)
     result.runs = {"seeds": [], "splits": []}
     fitted: dict[str, tuple[AutoencoderDetector, float]] = {}
+    total = len(configs) * (len(seeds) + len(split_states))
+
+    def record(repetition: str, r: RunResult, where: str) -> None:
+        result.runs[repetition].append(r)
+        log(f"{r.name} {where}: ROC-AUC {r.roc_auc:.4f} ({r.train_seconds:.1f} s)")
+        progress(len(result.runs["seeds"]) + len(result.runs["splits"]), total)
+
     for config in configs:
         for i, seed in enumerate(seeds):
             r = run_once(
@@ -278,11 +322,8 @@ def compare(
                 fitted=fitted,
                 robustness=True,
             )
-            result.runs["seeds"].append(r)
-            log(f"{config.name} seed {seed}: ROC-AUC {r.roc_auc:.4f} ({r.train_seconds:.1f} s)")
+            record("seeds", r, f"seed {seed}")
         for state in split_states:
             cfg = config.replace(split=dataclasses.replace(config.split, random_state=int(state)))
-            r = run_once(data, cfg, fitted=fitted)
-            result.runs["splits"].append(r)
-            log(f"{config.name} split {state}: ROC-AUC {r.roc_auc:.4f} ({r.train_seconds:.1f} s)")
+            record("splits", run_once(data, cfg, fitted=fitted), f"split {state}")
     return result

@@ -1,25 +1,94 @@
-"""The ``ecgwatch compare`` report: aggregated tables, the target check and the ROC plot."""
+"""The ``ecgwatch compare`` report: aggregated tables, the target check and the ROC plot.
+
+The report is generated, except its *hand-written* sections: each is kept verbatim, from
+the file being replaced, every time the report is regenerated (:func:`hand_written_sections`).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from sklearn import metrics as skm
 
-import training.compare as compare_module
-from training.compare import THRESHOLDS, CompareResult, RunResult
+from training.compare import KIND_EPOCHS, KIND_TRAINING, THRESHOLDS, CompareResult, RunResult
 from training.config import load_config
+from training.errors import TrainingError
 
 __all__ = [
+    "CLOSING_NOTE",
+    "PROTOCOL",
+    "QUICK_NOTE",
+    "ROBUSTNESS_INTRO",
     "ROBUSTNESS_TARGET",
     "TARGET",
     "aggregate",
+    "hand_written_sections",
     "write_markdown",
     "write_robustness_plot",
     "write_roc_plot",
 ]
+
+#: The protocol, as the report states it after its header (markdown). ``{kind_training}``
+#: and ``{repetitions}`` are filled in from :data:`training.compare.KIND_TRAINING` and the
+#: runs themselves.
+PROTOCOL = """\
+Protocol (the seed's): all beats merged, `train_test_split(test_size=0.2)`, the model fits
+normal training beats only. 20 % of the normal training beats are held out (for the
+`quantile` threshold and the label-free validation loss). No test label steers anything:
+
+* label-free thresholds: `mean_std` (k = 1 on the fitted beats, the seed) and `quantile`
+  (q = 0.98 / 0.99 on the held-out normal beats);
+* `best_f1` uses *labelled validation beats from the training split* (held-out normals +
+  the abnormal training beats, which the autoencoder never sees) and is reported apart;
+* model selection uses `val_roc_auc` on the same validation beats (training split only)
+  and the held-out normal MAE; test metrics are only ever reported.
+
+Rows: `seed` is the seed preset (dense, 20 epochs of batch 512) with 20 % of its normal
+beats held out like every other row; `recommended` is that preset as shipped;
+`recommended, no alignment`, `recommended, no noise discount` and `recommended, plain
+MAE` are the same fitted model (not retrained) scored without the scoring-time alignment
+(`model.align`), without the per-beat noise discount (`model.noise_discount: 0`), and
+without it and the residual smoothing (`model.score_smoothing: 0`); the other kinds use
+their default architecture, the recommended normalisation and scoring and a smaller training
+budget ({kind_training}).
+
+Robustness: every seed-split run also scores the test beats perturbed as in
+`training.robustness` (offset, gain, baseline wander, noise, a window cut early or late, a
+misjudged beat length, one combination; fixed seed), at the config's own label-free
+threshold.
+
+{repetitions}"""
+
+#: Under the header of a ``--quick`` report.
+QUICK_NOTE = (
+    "> **Quick run** (CI smoke test): 2 epochs, one seed, one split. These numbers say "
+    "the comparison works, not how good the models are; run `ecgwatch compare` for "
+    "the real table."
+)
+
+#: Above the robustness table.
+ROBUSTNESS_INTRO = (
+    "Each test beat changed as a feed or another producer's pre-processing would "
+    "(`training/robustness.py`, fixed seed; strengths in z-normalised ECG5000 units or "
+    "samples; a window cut later or longer takes the start of the next beat, modelled "
+    "as this beat's start). Threshold: each config's own, label-free. False alarms = "
+    "normal beats flagged; detection = abnormal beats flagged."
+)
+
+#: The last paragraph of the generated part.
+CLOSING_NOTE = (
+    "`best_f1` looks at labels (of validation beats from the training split, never the "
+    "test split); it shows what a labelled threshold could add and is never used by a "
+    "preset. Training time and scoring cost were measured on the machine that ran the "
+    "comparison (scoring: one batched `score` call over the test split, per window)."
+)
+
+#: The first line of a hand-written section: ``<!-- hand-written: NAME ... -->``; its last
+#: line is ``<!-- end hand-written: NAME -->``.
+_HAND_WRITTEN = re.compile(r"^<!-- hand-written: ([\w-]+)\b.*-->$", re.MULTILINE)
 
 
 def aggregate(runs: Sequence[RunResult]) -> dict[str, dict[str, tuple[float, float]]]:
@@ -130,56 +199,131 @@ def _target_section(runs: Sequence[RunResult]) -> list[str]:
     return [*lines, "", f"Target: {verdict}.", ""]
 
 
-def write_markdown(
-    result: CompareResult,
-    path: Path,
-    roc_png: str | None = None,
-    robustness_png: str | None = None,
-) -> Path:
-    """Write the comparison as markdown (tables: mean ± std over seeds, then over splits)."""
-    seeds, splits = result.runs["seeds"], result.runs["splits"]
+def hand_written_sections(path: Path) -> list[str]:
+    """The hand-written sections of the report at ``path`` (none if there is no file yet).
+
+    Each runs from its ``<!-- hand-written: NAME ... -->`` line to its
+    ``<!-- end hand-written: NAME -->`` line, both included; :func:`write_markdown` puts them
+    back, verbatim, after the generated part.
+
+    Raises
+    ------
+    TrainingError
+        A section has no end line (regenerating would lose what follows it).
+    """
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    sections, pos = [], 0
+    while begin := _HAND_WRITTEN.search(text, pos):
+        end_line = f"<!-- end hand-written: {begin.group(1)} -->"
+        stop = text.find(end_line, begin.end())
+        if stop < 0:
+            raise TrainingError(
+                f"{path}: hand-written section {begin.group(1)!r} has no {end_line!r} line; "
+                "add it before regenerating the report"
+            )
+        pos = stop + len(end_line)
+        sections.append(text[begin.start() : pos])
+    return sections
+
+
+def _span(values: Sequence[int]) -> str:
+    """``1…5`` for a run of consecutive integers, else ``1, 3, 7``."""
+    v = sorted(values)
+    if len(v) > 2 and v == list(range(v[0], v[-1] + 1)):
+        return f"{v[0]}…{v[-1]}"
+    return ", ".join(str(x) for x in v)
+
+
+def _protocol(seeds: Sequence[RunResult], splits: Sequence[RunResult]) -> str:
+    """:data:`PROTOCOL` with the other kinds' budget and this report's repetitions."""
+    kind_training = f"{KIND_TRAINING['epochs']} epochs of batch {KIND_TRAINING['batch_size']}"
+    kind_training += "".join(f", `{kind}` {n} epochs" for kind, n in KIND_EPOCHS.items())
     n_seeds = len({r.seed for r in seeds})
-    n_splits = len({r.random_state for r in splits})
+    on_seed_split = (
+        f"{n_seeds} seed{'s' if n_seeds != 1 else ''} on the seed's split "
+        f"(`random_state = {_span(sorted({r.random_state for r in seeds}))}`)"
+    )
+    states = sorted({r.random_state for r in splits})
+    if states:
+        repetitions = (
+            f"Two repetitions are aggregated as mean ± std: {on_seed_split}, and "
+            f"{len(states)} other splits (`random_state` {_span(states)}) with the config's seed."
+        )
+    else:
+        repetitions = f"Aggregated as mean ± std: {on_seed_split}; no other split."
+    return PROTOCOL.format(kind_training=kind_training, repetitions=repetitions)
+
+
+def _header(result: CompareResult, hand_written: bool) -> list[str]:
+    command = "ecgwatch compare" + (" --quick" if result.quick else "")
+    keep = (
+        ", except its hand-written sections (after the generated part), which regenerating "
+        "keeps as they are"
+        if hand_written
+        else ""
+    )
     lines = [
         "# Model quality",
         "",
-        "Generated by `ecgwatch compare" + (" --quick" if result.quick else "") + "` "
-        f"on {result.source}. Do not edit by hand.",
+        f"Generated by `{command}` on {result.source}. Do not edit by hand{keep}.",
         "",
     ]
     if result.quick:
-        lines += [
-            "> **Quick run** (CI smoke test): 2 epochs, one seed, one split. These numbers say "
-            "the comparison works, not how good the models are; run `ecgwatch compare` for "
-            "the real table.",
-            "",
-        ]
-    lines += [(compare_module.__doc__ or "").split("\n\n", 1)[1].strip(), ""]
-    lines += _target_section(seeds)
-    lines += [
+        lines += [QUICK_NOTE, ""]
+    return lines
+
+
+def _repetition_sections(seeds: Sequence[RunResult], splits: Sequence[RunResult]) -> list[str]:
+    """The tables of the seed split's seeds, then of the other splits."""
+    n_seeds = len({r.seed for r in seeds})
+    lines = [
         f"## Seed protocol split (random_state 21), {n_seeds} seeds",
         "",
         *_tables(aggregate(seeds), n_seeds),
         "",
     ]
     if splits:
+        states = sorted({r.random_state for r in splits})
         lines += [
-            f"## {n_splits} other random splits (random_state "
-            f"{', '.join(str(s) for s in sorted({r.random_state for r in splits}))})",
+            f"## {len(states)} other random splits (random_state "
+            f"{', '.join(str(s) for s in states)})",
             "",
-            *_tables(aggregate(splits), n_splits),
+            *_tables(aggregate(splits), len(states)),
             "",
         ]
-    lines += _robustness_section(seeds, robustness_png)
+    return lines
+
+
+def write_markdown(
+    result: CompareResult,
+    path: Path,
+    roc_png: str | None = None,
+    robustness_png: str | None = None,
+    hand_written: Sequence[str] | None = None,
+) -> Path:
+    """Write the comparison as markdown (tables: mean ± std over seeds, then over splits).
+
+    ``hand_written`` sections (default: those of the file at ``path``,
+    :func:`hand_written_sections`) follow the generated part, verbatim.
+    """
+    if hand_written is None:
+        hand_written = hand_written_sections(path)
+    seeds, splits = result.runs["seeds"], result.runs["splits"]
+    lines = [
+        *_header(result, bool(hand_written)),
+        _protocol(seeds, splits),
+        "",
+        *_target_section(seeds),
+        *_repetition_sections(seeds, splits),
+        *_robustness_section(seeds, robustness_png),
+    ]
     if roc_png:
         lines += ["## ROC curves (first seed, seed split)", "", f"![ROC curves]({roc_png})", ""]
-    lines += [
-        "`best_f1` looks at labels (of validation beats from the training split, never the "
-        "test split); it shows what a labelled threshold could add and is never used by a "
-        "preset. Training time and scoring cost were measured on the machine that ran the "
-        "comparison (scoring: one batched `score` call over the test split, per window).",
-        "",
-    ]
+    lines += [CLOSING_NOTE, ""]
+    for section in hand_written:
+        lines += [section, ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     return path
@@ -235,11 +379,7 @@ def _robustness_section(runs: Sequence[RunResult], png: str | None) -> list[str]
     lines = [
         f"## Robustness: perturbed test beats (seed split, mean of {n} seed(s))",
         "",
-        "Each test beat changed as a feed or another producer's pre-processing would "
-        "(`training/robustness.py`, fixed seed; strengths in z-normalised ECG5000 units or "
-        "samples; a window cut later or longer takes the start of the next beat, modelled "
-        "as this beat's start). Threshold: each config's own, label-free. False alarms = "
-        "normal beats flagged; detection = abnormal beats flagged.",
+        ROBUSTNESS_INTRO,
         "",
     ]
     if png:

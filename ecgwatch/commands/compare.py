@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 __all__ = ["register"]
 
@@ -38,12 +43,33 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
+@contextlib.contextmanager
+def _progress_stream() -> Iterator[TextIO]:
+    """Where the progress goes: this process's stderr, through a descriptor of its own, since
+    :func:`~ecgwatch.native_logs.quiet_training` holds descriptor 2 back until training ends.
+    ``sys.stderr`` itself when it has no descriptor (a test's capture)."""
+    try:
+        fd = os.dup(sys.stderr.fileno())
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        yield sys.stderr
+        return
+    sys.stderr.flush()
+    with os.fdopen(fd, "w") as stream:
+        yield stream
+
+
 def run(args: argparse.Namespace) -> int:
     """Execute ``ecgwatch compare``."""
+    from ecgwatch.cli_common import progress_display
     from ecgwatch.native_logs import quiet_training
     from training import load_dataset
     from training.compare import candidates, compare
-    from training.compare_report import write_markdown, write_robustness_plot, write_roc_plot
+    from training.compare_report import (
+        hand_written_sections,
+        write_markdown,
+        write_robustness_plot,
+        write_roc_plot,
+    )
     from training.errors import PresetError
 
     configs = candidates(quick=args.quick)
@@ -54,9 +80,16 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise PresetError(f"--kinds: {unknown} not known; choose from {known}")
         configs = [c for c in configs if c.name in wanted]
+    out = Path(args.out)
+    # Read before the long work: a broken hand-written section fails now, not in an hour.
+    hand_written = hand_written_sections(out)
     data = load_dataset(args.data)
     seeds, states = ((0,), ()) if args.quick else ((0, 1, 2, 3, 4), (1, 2, 3, 4, 5))
-    with quiet_training():
+    with (
+        _progress_stream() as stream,
+        progress_display("compare", "runs", stream) as progress,
+        quiet_training(),
+    ):
         result = compare(
             data,
             configs,
@@ -64,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
             split_states=states,
             quick=args.quick,
             log=lambda m: print(f"[compare] {m}", flush=True),
+            progress=progress,
         )
-    out = Path(args.out)
     png = out.with_name(f"{out.stem}-roc.png")
     write_roc_plot(result, png)
     robust = write_robustness_plot(result, out.with_name(f"{out.stem}-robustness.png"))
@@ -74,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         out,
         roc_png=os.path.relpath(png, out.parent),
         robustness_png=os.path.relpath(robust, out.parent) if robust else None,
+        hand_written=hand_written,
     )
     print(f"[compare] wrote {out}, {png}" + (f" and {robust}" if robust else ""))
     return 0

@@ -11,12 +11,18 @@ import pytest
 from detector.models import MODEL_KINDS
 
 
-def test_compare_quick_writes_table_and_roc(shared_data: Path, tmp_path: Path) -> None:
+def test_compare_quick_writes_table_and_roc(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ecgwatch.cli import main
+    from training.compare import candidates
 
     out = tmp_path / "docs" / "model-quality.md"
     rc = main(["compare", "--quick", "--data", str(shared_data), "--out", str(out)])
     assert rc == 0
+    # Progress over the runs (one seed, no other split in --quick): plain lines off a terminal.
+    n = len(candidates(quick=True))
+    assert f"[compare] {n}/{n} runs (100%)" in capsys.readouterr().err
     text = out.read_text()
     assert "Quick run" in text
     for name in ("seed", "recommended", *(k for k in MODEL_KINDS if k != "dense")):
@@ -145,3 +151,91 @@ def test_scoring_only_variants_reuse_the_fit(
     assert unaligned.robustness["shift|+5 samples"] != discounted.robustness["shift|+5 samples"]
     assert discounted.holdout_mae < smoothed.holdout_mae  # each score is divided by >= 1
     assert smoothed.holdout_mae < plain.holdout_mae  # the low-pass removes residual noise
+
+
+def _synthetic_result() -> Any:
+    from training.compare import CompareResult
+
+    runs = [_run("recommended", 0, 0.990, 0.997), _run("recommended", 1, 0.981, 0.997)]
+    return CompareResult({"seeds": runs, "splits": []}, source="synthetic")
+
+
+def test_compare_reports_progress_once_per_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import training.compare as cmp
+
+    def fake_run_once(data: Any, config: Any, **_kw: Any) -> Any:
+        return _run(config.name, config.seed, 0.9, 0.9)
+
+    monkeypatch.setattr(cmp, "run_once", fake_run_once)
+    configs = cmp.candidates(quick=True)[:3]
+    calls: list[tuple[int, int]] = []
+    result = cmp.compare(
+        types.SimpleNamespace(source="x"),  # type: ignore[arg-type]
+        configs,
+        seeds=(0, 1),
+        split_states=(7,),
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    runs = len(result.runs["seeds"]) + len(result.runs["splits"])
+    assert runs == 3 * (2 + 1)
+    assert calls == [(i, runs) for i in range(1, runs + 1)]
+
+
+@pytest.mark.parametrize("docstring", ["Summary.\n\nONLY IN THE DOCSTRING.", None])
+def test_report_prose_is_not_the_module_docstring(
+    docstring: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.compare as cmp
+    from training.compare_report import write_markdown
+
+    monkeypatch.setattr(cmp, "__doc__", docstring)  # None: as under python -OO
+    body = write_markdown(_synthetic_result(), tmp_path / "m.md").read_text()
+    assert "ONLY IN THE DOCSTRING" not in body
+    assert "Protocol (the seed's): all beats merged" in body
+    assert "60 epochs of batch 64, `lstm` 30 epochs" in body
+    assert "2 seeds on the seed's split (`random_state = 21`); no other split." in body
+
+
+def test_preset_history_survives_regeneration(tmp_path: Path) -> None:
+    from training.compare_report import hand_written_sections, write_markdown
+
+    repo = Path(__file__).resolve().parents[3]
+    shipped = repo / "docs" / "model-quality.md"
+    kept = hand_written_sections(shipped)
+    assert len(kept) == 1 and "\n## How the recommended preset was chosen\n" in kept[0]
+    assert "| dense [128, 64, 16] | 0.9936 ± 0.0018 |" in kept[0]  # a figure of the history
+    out = tmp_path / "model-quality.md"
+    out.write_text(shipped.read_text())
+    body = write_markdown(_synthetic_result(), out).read_text()
+    assert "on synthetic" in body and "| **mean** | 0.9855 |" in body  # regenerated
+    assert body.endswith(kept[0] + "\n") and body.count(kept[0]) == 1
+    assert "except its hand-written sections" in body
+    # Regenerating the regenerated file changes nothing.
+    assert write_markdown(_synthetic_result(), out).read_text() == body
+
+
+def test_preset_comments_link_to_the_history() -> None:
+    repo = Path(__file__).resolve().parents[3]
+    preset = (repo / "training" / "presets" / "recommended.yaml").read_text()
+    assert "docs/model-quality.md#how-the-recommended-preset-was-chosen" in preset
+    # The history is in the doc; the preset keeps short comments, no selection tables.
+    assert "±" not in preset and "<- chosen" not in preset
+
+
+def test_unclosed_hand_written_section_stops_compare_before_it_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ecgwatch.cli import main
+    from training.compare_report import hand_written_sections
+    from training.errors import TrainingError
+
+    out = tmp_path / "m.md"
+    out.write_text("# old\n\n<!-- hand-written: notes -->\n## Notes\n")
+    with pytest.raises(TrainingError, match="'notes' has no"):
+        hand_written_sections(out)
+    # --data names no data set: the section check fails first, before any data is read.
+    assert main(["compare", "--quick", "--data", str(tmp_path / "none"), "--out", str(out)]) == 2
+    assert "hand-written section 'notes'" in capsys.readouterr().err
+    assert out.read_text().startswith("# old")
