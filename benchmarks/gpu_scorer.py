@@ -11,25 +11,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["main"]
+from benchmarks.scorer import BATCH_SIZES, bare_numpy, rate
 
-BATCH_SIZES = (1, 32, 256, 4096)
+__all__ = ["main"]
 
 
 def _rate(fn: Any, x: np.ndarray, min_s: float) -> float:
-    fn(x)
-    fn(x)  # warm-up: compilation / cuDNN autotuning
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < min_s:
-        fn(x)
-        n += 1
-    return n * len(x) / (time.perf_counter() - t0)
+    fn(x)  # a second warm-up before the one in rate(): compilation / cuDNN autotuning
+    return rate(fn, x, min_s)
 
 
 def _scorer(model_path: Path, device: str, lo: float, hi: float) -> Any:
@@ -85,19 +79,19 @@ def _has_gpu() -> bool:
     return any(d.platform == "gpu" for d in jax.devices())
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the check; returns 0 when every engine agrees with NumPy to 1e-5."""
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--registry", default=".ecgwatch/models")
     p.add_argument("--version", default="latest")
     p.add_argument("--min-seconds", type=float, default=1.0)
     p.add_argument("--out", default=None, help="write the results as JSON here")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def _measure(root: Path, min_s: float) -> dict[str, Any]:
+    """Windows/s per batch size of NumPy and of each device, and each device's diff to NumPy."""
     import keras
 
-    from benchmarks.scorer import bare_numpy
-
-    root = Path(args.registry) / args.version
     meta = json.loads((root / "detector.json").read_text())
     lo, hi = float(meta["normalisation"]["min"]), float(meta["normalisation"]["max"])
     model_path = root / "model.keras"
@@ -116,17 +110,17 @@ def main(argv: list[str] | None = None) -> int:
         "max_abs_diff_vs_numpy": {},
     }
     expected = ref(x[:256])
-    results["windows_per_s"]["numpy"] = {
-        str(b): _rate(ref, x[:b], args.min_seconds) for b in BATCH_SIZES
-    }
+    results["windows_per_s"]["numpy"] = {str(b): _rate(ref, x[:b], min_s) for b in BATCH_SIZES}
     for dev in devices:
         fn = _scorer(model_path, dev, lo, hi)
         results["max_abs_diff_vs_numpy"][dev] = float(np.abs(fn(x[:256]) - expected).max())
-        results["windows_per_s"][dev] = {
-            str(b): _rate(fn, x[:b], args.min_seconds) for b in BATCH_SIZES
-        }
+        results["windows_per_s"][dev] = {str(b): _rate(fn, x[:b], min_s) for b in BATCH_SIZES}
+    return results
+
+
+def _print_table(results: dict[str, Any]) -> None:
     gpu_name = ""
-    if "gpu" in devices and results["backend"] == "torch":
+    if "gpu" in results["devices"] and results["backend"] == "torch":
         import torch
 
         gpu_name = torch.cuda.get_device_name(0)
@@ -136,8 +130,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<12}" + "".join(f"{row[str(b)]:>14,.0f}" for b in BATCH_SIZES))
     for dev, diff in results["max_abs_diff_vs_numpy"].items():
         print(f"max |score - numpy| on {dev}: {diff:.2e}")
-    if "gpu" not in devices:
+    if "gpu" not in results["devices"]:
         print("no GPU visible to the backend: CPU rows only")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the check and print its table.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments (default: ``sys.argv[1:]``): ``--registry``, ``--version``,
+        ``--min-seconds``, ``--out``.
+
+    Returns
+    -------
+    int
+        0 when every engine agrees with NumPy to 1e-5, else 1.
+    """
+    args = _parse(argv)
+    results = _measure(Path(args.registry) / args.version, args.min_seconds)
+    _print_table(results)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     ok = all(d <= 1e-5 for d in results["max_abs_diff_vs_numpy"].values())

@@ -9,7 +9,8 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from benchmarks.scorer import bench_scorer
 from benchmarks.worker_runs import Worker, measure_latency
 
 __all__ = ["BenchOptions", "run_bench"]
+
+#: The pre-filled input topics, by encoding; the latency runs have topics of their own.
+_INPUTS = ("json", "binary")
 
 
 @dataclass(frozen=True)
@@ -38,17 +42,70 @@ class BenchOptions:
     partitions: int = 8
 
 
+@dataclass(frozen=True)
+class _Bench:
+    """What every measurement of one run shares: broker, model, topic names, peak RSS seen."""
+
+    tmp: Path
+    bootstrap: str
+    registry: str
+    run: str
+    windows: int
+    rss: list[float] = field(default_factory=list)
+
+    def topic(self, name: str) -> str:
+        """This run's topic or output prefix ``name`` (such as ``json0``, ``json0.scores``)."""
+        return f"bench.{self.run}.{name}"
+
+    def windows_topic(self, name: str) -> str:
+        """This run's input topic ``name`` (``json``, ``binary``, ``latency``, ``floor``)."""
+        return self.topic(f"windows.{name}")
+
+
+#: ``(bench, input topic, output prefix) -> windows/s`` over all ``bench.windows`` windows.
+_Measure = Callable[[_Bench, str, str], float]
+
+
+@dataclass(frozen=True)
+class _Contender:
+    """One throughput row of the report, measured once per round on a pre-filled topic.
+
+    Attributes
+    ----------
+    key : str
+        Its key in the report's ``windows_per_s`` and ``runs``.
+    source : str
+        The input topic it reads, one of ``_INPUTS``.
+    measure : _Measure
+        How it is timed; called with the output prefix ``bench.RUN.TAGi`` in round ``i``.
+    tag : str or None
+        Stem of its per-round output topics (``.scores``, ``.alerts``, ``.dlq``); None when
+        it writes nothing.
+    faust : bool
+        Whether it runs the Faust engine (skipped with ``--no-faust``).
+    """
+
+    key: str
+    source: str
+    measure: _Measure
+    tag: str | None = None
+    faust: bool = False
+
+
 def _say(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def _shared_data() -> str | None:
+    """The checkout's ``shared/data`` folder when it holds ECG5000, else None."""
+    shared = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+    return str(shared) if (shared / "ECG5000_TEST.tsv").is_file() else None
 
 
 def _dataset(data: str | None) -> np.ndarray:
     from training import load_dataset
 
-    if data is None:
-        shared = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-        data = str(shared) if (shared / "ECG5000_TEST.tsv").is_file() else None
-    return np.asarray(load_dataset(data).x, dtype=np.float64)
+    return np.asarray(load_dataset(_shared_data() if data is None else data).x, dtype=np.float64)
 
 
 def _registry(opts: BenchOptions, tmp: Path) -> str:
@@ -59,75 +116,172 @@ def _registry(opts: BenchOptions, tmp: Path) -> str:
         return opts.registry
     reg = tmp / "models"
     _say("training the seed model into a throwaway registry (~20 s)")
-    cmd = [
-        sys.executable,
-        "-m",
-        "ecgwatch",
-        "train",
-        "--preset",
-        "seed",
-        "--registry",
-        str(reg),
-        "--quiet",
-    ]
-    shared = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-    if opts.data or (shared / "ECG5000_TEST.tsv").is_file():
-        cmd += ["--data", opts.data or str(shared)]
+    cmd = [sys.executable, "-m", "ecgwatch", "train", "--preset", "seed"]
+    cmd += ["--registry", str(reg), "--quiet"]
+    data = opts.data or _shared_data()
+    if data:
+        cmd += ["--data", data]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return str(reg)
 
 
-def _worker_rate(
-    tmp: Path,
-    bootstrap: str,
-    registry: str,
-    windows_topic: str,
-    prefix: str,
-    n: int,
-    engine: str,
-    rss: list[float],
-) -> float:
+def _worker_rate(b: _Bench, topic: str, prefix: str, engine: str) -> float:
     """Windows/s of one worker: first batch consumed → last score record appended."""
-    w = Worker(tmp, bootstrap, registry, windows_topic, prefix, engine)
+    w = Worker(b.tmp, b.bootstrap, b.registry, topic, prefix, engine)
     try:
-        wait_committed(bootstrap, prefix, windows_topic, n, timeout_s=900)
-        rss.append(w.rss_mb())
+        wait_committed(b.bootstrap, prefix, topic, b.windows, timeout_s=900)
+        b.rss.append(w.rss_mb())
     finally:
         w.stop()
-    got, last = read_score_times(bootstrap, w.scores, n, timeout_s=60)
-    if got < n or w.first_at is None:
-        raise RuntimeError(f"worker {prefix} scored {got}/{n} windows:\n{w.tail()}")
-    return n / max(last - w.first_at, 1e-6)
+    got, last = read_score_times(b.bootstrap, w.scores, b.windows, timeout_s=60)
+    if got < b.windows or w.first_at is None:
+        raise RuntimeError(f"worker {prefix} scored {got}/{b.windows} windows:\n{w.tail()}")
+    return b.windows / max(last - w.first_at, 1e-6)
 
 
-def _naive(bootstrap: str, topic: str, registry: str, n: int, tmp: Path) -> float:
-    out = tmp / "naive.json"
+def _raw(b: _Bench, topic: str, prefix: str) -> float:
+    return raw_consume(b.bootstrap, topic, b.windows)
+
+
+def _batch_worker(b: _Bench, topic: str, prefix: str) -> float:
+    return _worker_rate(b, topic, prefix, "batch")
+
+
+def _faust_worker(b: _Bench, topic: str, prefix: str) -> float:
+    return _worker_rate(b, topic, prefix, "faust")
+
+
+#: Every throughput contender, in the order each round runs them.
+_CONTENDERS = (
+    _Contender("raw", "json", _raw),
+    _Contender("ecgwatch_json", "json", _batch_worker, tag="json"),
+    _Contender("ecgwatch_binary", "binary", _batch_worker, tag="binary"),
+    _Contender("faust_json", "json", _faust_worker, tag="faust", faust=True),
+)
+
+
+def _contenders(opts: BenchOptions) -> list[_Contender]:
+    return [c for c in _CONTENDERS if opts.faust_engine or not c.faust]
+
+
+def _create_topics(b: _Bench, opts: BenchOptions) -> None:
+    """Inputs, the two latency topics and the outputs of every worker in every round."""
+    inputs = [b.windows_topic(name) for name in (*_INPUTS, "latency", "floor")]
+    tags = [f"{c.tag}{i}" for c in _contenders(opts) if c.tag for i in range(opts.repeats)]
+    outs = [
+        b.topic(f"{tag}.{kind}") for tag in (*tags, "lat") for kind in ("scores", "alerts", "dlq")
+    ]
+    names = {t: opts.partitions for t in (*inputs, *outs)}
+    create_topics(b.bootstrap, names, {o for o in outs if o.endswith(".scores")})
+
+
+def _fill_inputs(b: _Bench, data: np.ndarray) -> None:
+    from pipeline.binary import binary_message
+    from pipeline.codec import encode_window_json
+
+    _say(f"filling {b.windows:,} JSON and {b.windows:,} binary windows")
+    fill(
+        b.bootstrap,
+        b.windows_topic("json"),
+        data,
+        lambda d, s, t, x: (encode_window_json(d, s, t, x), []),
+    )
+    fill(b.bootstrap, b.windows_topic("binary"), data, binary_message)
+
+
+def _rounds(b: _Bench, opts: BenchOptions) -> dict[str, list[float]]:
+    """Windows/s of every contender in every round, by report key."""
+    runs: dict[str, list[float]] = {c.key: [] for c in _CONTENDERS}
+    for i in range(opts.repeats):  # interleaved, so drift hits every contender alike
+        _say(f"round {i + 1}/{opts.repeats}: raw, worker json, worker binary")
+        for c in _contenders(opts):
+            prefix = b.topic(f"{c.tag}{i}") if c.tag else ""
+            runs[c.key].append(c.measure(b, b.windows_topic(c.source), prefix))
+    return runs
+
+
+def _naive(b: _Bench, n: int) -> float:
+    """Windows/s of the tutorial-style Faust worker (``benchmarks.naive_worker``) on ``n``."""
+    out = b.tmp / "naive.json"
+    cmd = [sys.executable, "-m", "benchmarks.naive_worker", b.bootstrap, b.windows_topic("json")]
+    cmd += [b.registry, str(n), str(out)]
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.naive_worker",
-            bootstrap,
-            topic,
-            registry,
-            str(n),
-            str(out),
-        ],
-        check=True,
-        timeout=900,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        cmd, check=True, timeout=900, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     r = json.loads(out.read_text())
     return float(r["windows"] / r["seconds"])
 
 
+def _latencies(
+    b: _Bench, beats: np.ndarray, opts: BenchOptions
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The broker's floor (produce -> consume, no worker), then a worker's latency."""
+    rate = opts.latency_rate
+    _say(f"latency floor: produce -> consume at {rate:,.0f}/s, no worker")
+    floor_topic = b.windows_topic("floor")
+    floor = measure_latency(
+        b.bootstrap, floor_topic, floor_topic, beats, rate, min(opts.latency_s, 10.0)
+    )
+    _say(f"latency at {rate:,.0f}/s for {opts.latency_s:.0f} s")
+    windows = b.windows_topic("latency")
+    w = Worker(b.tmp, b.bootstrap, b.registry, windows, b.topic("lat"), "batch")
+    try:
+        lat = measure_latency(b.bootstrap, windows, w.scores, beats, rate, opts.latency_s)
+        b.rss.append(w.rss_mb())
+    finally:
+        w.stop()
+    return floor, lat
+
+
+def _throughput(opts: BenchOptions, runs: dict[str, list[float]], naive: float) -> dict[str, Any]:
+    """The report's throughput part: medians over the rounds and the ratios of the targets."""
+    med = {k: statistics.median(v) for k, v in runs.items() if v}
+    med["naive"] = naive
+    ratio = {
+        "json_vs_raw": med["ecgwatch_json"] / med["raw"],
+        "binary_vs_raw": med["ecgwatch_binary"] / med["raw"],
+        "json_vs_naive": med["ecgwatch_json"] / naive,
+        "binary_vs_naive": med["ecgwatch_binary"] / naive,
+    }
+    if "faust_json" in med:
+        ratio["faust_json_vs_raw"] = med["faust_json"] / med["raw"]
+    return {
+        "windows": opts.windows,
+        "repeats": opts.repeats,
+        "windows_per_s": med,
+        "runs": runs,
+        "ratio": ratio,
+    }
+
+
+def _scorer_fields(scorer: dict[str, Any]) -> dict[str, Any]:
+    """The report's scorer part, from :func:`benchmarks.scorer.bench_scorer`."""
+    return {
+        "scorer_windows_per_s": scorer["detector"],
+        "keras_windows_per_s": scorer["keras"],
+        "numpy_windows_per_s": scorer["numpy"],
+        "scorer_engine": scorer["engine"],
+        "scorer_max_abs_diff": scorer["max_abs_diff_vs_numpy"],
+    }
+
+
 def run_bench(opts: BenchOptions) -> dict[str, Any]:
-    """Run every measurement and return the report (see ``docs/performance.md``)."""
+    """Run every measurement and return the report (see ``docs/performance.md``).
+
+    Parameters
+    ----------
+    opts : BenchOptions
+        Sizes, rates, and which broker, registry and data to use.
+
+    Returns
+    -------
+    dict
+        The report: windows/s of every contender (medians and every round), their ratios,
+        latency percentiles (worker and broker floor), scorer windows/s per batch size,
+        the worker's peak RSS and the run's seconds; JSON-serialisable.
+    """
     from benchmarks.broker import broker_for
     from detector import ModelRegistry
-    from pipeline.binary import binary_message
-    from pipeline.codec import encode_window_json
 
     t_start = time.perf_counter()
     run = uuid.uuid4().hex[:8]
@@ -136,118 +290,21 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
         broker_for(opts.bootstrap, Path(td)) as bootstrap,
     ):
         tmp = Path(td)
-        registry = _registry(opts, tmp)
+        b = _Bench(tmp, bootstrap, _registry(opts, tmp), run, opts.windows)
         beats = _dataset(opts.data)
-        data = np.resize(beats, (opts.windows, beats.shape[1]))
-        topics = {
-            "json": f"bench.{run}.windows.json",
-            "binary": f"bench.{run}.windows.binary",
-            "latency": f"bench.{run}.windows.latency",
-            "floor": f"bench.{run}.windows.floor",
-        }
-        names = {t: opts.partitions for t in topics.values()}
-        outs = []
-        tags = [f"{enc}{i}" for enc in ("json", "binary") for i in range(opts.repeats)]
-        tags += [f"faust{i}" for i in range(opts.repeats if opts.faust_engine else 0)] + ["lat"]
-        for tag in tags:
-            for kind in ("scores", "alerts", "dlq"):
-                outs.append(f"bench.{run}.{tag}.{kind}")
-        names.update({o: opts.partitions for o in outs})
-        create_topics(bootstrap, names, {o for o in outs if o.endswith(".scores")})
-        _say(f"filling {opts.windows:,} JSON and {opts.windows:,} binary windows")
-        fill(
-            bootstrap, topics["json"], data, lambda d, s, t, x: (encode_window_json(d, s, t, x), [])
-        )
-        fill(bootstrap, topics["binary"], data, binary_message)
-        res: dict[str, list[float]] = {
-            k: [] for k in ("raw", "ecgwatch_json", "ecgwatch_binary", "faust_json")
-        }
-        rss: list[float] = []
-        for i in range(opts.repeats):  # interleaved, so drift hits every contender alike
-            _say(f"round {i + 1}/{opts.repeats}: raw, worker json, worker binary")
-            res["raw"].append(raw_consume(bootstrap, topics["json"], opts.windows))
-            res["ecgwatch_json"].append(
-                _worker_rate(
-                    tmp,
-                    bootstrap,
-                    registry,
-                    topics["json"],
-                    f"bench.{run}.json{i}",
-                    opts.windows,
-                    "batch",
-                    rss,
-                )
-            )
-            res["ecgwatch_binary"].append(
-                _worker_rate(
-                    tmp,
-                    bootstrap,
-                    registry,
-                    topics["binary"],
-                    f"bench.{run}.binary{i}",
-                    opts.windows,
-                    "batch",
-                    rss,
-                )
-            )
-            if opts.faust_engine:
-                res["faust_json"].append(
-                    _worker_rate(
-                        tmp,
-                        bootstrap,
-                        registry,
-                        topics["json"],
-                        f"bench.{run}.faust{i}",
-                        opts.windows,
-                        "faust",
-                        rss,
-                    )
-                )
+        _create_topics(b, opts)
+        _fill_inputs(b, np.resize(beats, (opts.windows, beats.shape[1])))
+        runs = _rounds(b, opts)
         _say(f"naive baseline on {opts.naive_windows} windows")
-        naive = _naive(bootstrap, topics["json"], registry, opts.naive_windows, tmp)
-        _say(f"latency floor: produce -> consume at {opts.latency_rate:,.0f}/s, no worker")
-        floor = measure_latency(
-            bootstrap,
-            topics["floor"],
-            topics["floor"],
-            beats,
-            opts.latency_rate,
-            min(opts.latency_s, 10.0),
-        )
-        _say(f"latency at {opts.latency_rate:,.0f}/s for {opts.latency_s:.0f} s")
-        w = Worker(tmp, bootstrap, registry, topics["latency"], f"bench.{run}.lat", "batch")
-        try:
-            lat = measure_latency(
-                bootstrap, topics["latency"], w.scores, beats, opts.latency_rate, opts.latency_s
-            )
-            rss.append(w.rss_mb())
-        finally:
-            w.stop()
+        naive = _naive(b, opts.naive_windows)
+        floor, lat = _latencies(b, beats, opts)
         _say("scorer alone")
-        scorer = bench_scorer(ModelRegistry(registry).load("latest"), beats[:4096])
-    med = {k: statistics.median(v) for k, v in res.items() if v}
-    med["naive"] = naive
+        scorer = bench_scorer(ModelRegistry(b.registry).load("latest"), beats[:4096])
     return {
-        "windows": opts.windows,
-        "repeats": opts.repeats,
-        "windows_per_s": med,
-        "runs": res,
-        "ratio": {
-            "json_vs_raw": med["ecgwatch_json"] / med["raw"],
-            "binary_vs_raw": med["ecgwatch_binary"] / med["raw"],
-            "json_vs_naive": med["ecgwatch_json"] / naive,
-            "binary_vs_naive": med["ecgwatch_binary"] / naive,
-            **(
-                {"faust_json_vs_raw": med["faust_json"] / med["raw"]} if "faust_json" in med else {}
-            ),
-        },
+        **_throughput(opts, runs, naive),
         "latency_ms": {**lat, "rate": opts.latency_rate, "seconds": opts.latency_s},
         "latency_floor_ms": floor,
-        "scorer_windows_per_s": scorer["detector"],
-        "keras_windows_per_s": scorer["keras"],
-        "numpy_windows_per_s": scorer["numpy"],
-        "scorer_engine": scorer["engine"],
-        "scorer_max_abs_diff": scorer["max_abs_diff_vs_numpy"],
-        "worker_peak_rss_mb": max(rss) if rss else None,
+        **_scorer_fields(scorer),
+        "worker_peak_rss_mb": max(b.rss) if b.rss else None,
         "seconds": time.perf_counter() - t_start,
     }

@@ -11,7 +11,9 @@ import numpy as np
 
 __all__ = ["create_topics", "fill", "raw_consume", "read_score_times", "wait_committed"]
 
-Encoder = Callable[[str, int, float, np.ndarray], tuple[bytes, list[tuple[str, bytes]]]]
+#: ``(device_id, seq, ts, window) -> (value, headers)``. The window is a NumPy row; typed
+#: ``Any`` because the codecs declare ``Sequence[float]``, which NumPy arrays are not to mypy.
+Encoder = Callable[[str, int, float, Any], tuple[bytes, list[tuple[str, bytes]]]]
 
 
 def create_topics(bootstrap: str, names: dict[str, int], log_append: set[str]) -> None:

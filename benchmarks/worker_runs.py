@@ -8,10 +8,13 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.kafka_io import device_of
 
 __all__ = ["Worker", "measure_latency"]
 
@@ -107,23 +110,87 @@ class Worker:
         return "\n".join(self.lines[-n:])
 
 
-async def _latency(
-    bootstrap: str,
-    windows_topic: str,
-    scores_topic: str,
-    data: np.ndarray,
-    rate: float,
-    seconds: float,
-    devices: int,
-) -> list[float]:
+@dataclass(frozen=True)
+class _Stream:
+    """One latency measurement: where windows go, where scores come back, and how fast."""
+
+    bootstrap: str
+    windows_topic: str
+    scores_topic: str
+    data: np.ndarray
+    rate: float
+    seconds: float
+    devices: int
+
+    def window(self, i: int, seq: int) -> tuple[bytes, bytes]:
+        """Key and JSON value of the ``i``-th window, stamped now (latency counts from here)."""
+        from pipeline.codec import encode_window_json
+
+        device_id, _ = device_of(i, self.devices)
+        value = encode_window_json(device_id, seq, time.time(), self.data[i % len(self.data)])
+        return device_id.encode(), value
+
+
+async def _from_the_end(consumer: Any, producer: Any, topic: str) -> None:
+    """Assign every partition of ``topic`` and resolve its end: only new scores are timed."""
+    from aiokafka import TopicPartition
+
+    parts = sorted(await producer.partitions_for(topic))
+    tps = [TopicPartition(topic, p) for p in parts]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:
+        await consumer.position(tp)
+
+
+async def _warm_up(producer: Any, consumer: Any, s: _Stream, n: int = 20) -> None:
+    """Send ``n`` windows one by one and wait (up to 120 s) for as many scores.
+
+    Then the worker has joined its group and scored something, so its start-up is not timed.
+    """
+    for i in range(n):
+        key, value = s.window(i, i)
+        await producer.send_and_wait(s.windows_topic, value, key=key)
+    seen, deadline = 0, time.monotonic() + 120
+    while seen < n and time.monotonic() < deadline:
+        for msgs in (await consumer.getmany(timeout_ms=200)).values():
+            seen += len(msgs)
+
+
+async def _collect(consumer: Any, n: int, lat: list[float], done: asyncio.Event) -> None:
+    """Append ``now - ts`` of each score record until ``n`` are in, then set ``done``."""
     import orjson
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-    from pipeline.codec import encode_window_json
+    while len(lat) < n:
+        got = await consumer.getmany(timeout_ms=100)
+        now = time.time()
+        for msgs in got.values():
+            for m in msgs:
+                lat.append(now - orjson.loads(m.value)["ts"])
+    done.set()
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=0)
+
+async def _produce_steadily(producer: Any, s: _Stream, n: int) -> None:
+    """Send ``n`` windows at ``s.rate``: every 5 ms what is due by then (a steady stream)."""
+    tick = 0.005
+    t0 = time.perf_counter()
+    sent = 0
+    while sent < n:
+        due = int(min(n, (time.perf_counter() - t0) * s.rate + 1))
+        while sent < due:
+            key, value = s.window(sent, 10**9 + sent // s.devices)
+            await producer.send(s.windows_topic, value, key=key)
+            sent += 1
+        await asyncio.sleep(tick)
+
+
+async def _latency(s: _Stream) -> list[float]:
+    """Seconds from produce to score record for every window of the timed stream."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap.split(","), acks="all", linger_ms=0)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap.split(","),
+        bootstrap_servers=s.bootstrap.split(","),
         group_id=None,
         enable_auto_commit=False,
         fetch_max_wait_ms=5,
@@ -132,48 +199,12 @@ async def _latency(
     await consumer.start()
     lat: list[float] = []
     try:
-        parts = sorted(await producer.partitions_for(scores_topic))
-        tps = [TopicPartition(scores_topic, p) for p in parts]
-        consumer.assign(tps)
-        await consumer.seek_to_end(*tps)
-        for tp in tps:
-            await consumer.position(tp)
-        n = int(rate * seconds)
+        await _from_the_end(consumer, producer, s.scores_topic)
+        n = int(s.rate * s.seconds)
         done = asyncio.Event()
-
-        async def read() -> None:
-            while len(lat) < n:
-                got = await consumer.getmany(timeout_ms=100)
-                now = time.time()
-                for msgs in got.values():
-                    for m in msgs:
-                        lat.append(now - orjson.loads(m.value)["ts"])
-            done.set()
-
-        # Warm-up: the worker has joined its group and scored something before timing.
-        for i in range(20):
-            dev = f"dev-{i % devices:04d}"
-            value = encode_window_json(dev, i, time.time(), data[i % len(data)])
-            await producer.send_and_wait(windows_topic, value, key=dev.encode())
-        deadline = time.monotonic() + 120
-        while len(lat) < 20 and time.monotonic() < deadline:
-            for msgs in (await consumer.getmany(timeout_ms=200)).values():
-                lat.extend(0.0 for _ in msgs)
-        lat.clear()
-        reader = asyncio.ensure_future(read())
-        t0 = time.perf_counter()
-        tick = 0.005  # send every 5 ms what the rate asks for (a steady stream)
-        sent = 0
-        while sent < n:
-            due = int(min(n, (time.perf_counter() - t0) * rate + 1))
-            while sent < due:
-                dev = f"dev-{sent % devices:04d}"
-                value = encode_window_json(
-                    dev, 10**9 + sent // devices, time.time(), data[sent % len(data)]
-                )
-                await producer.send(windows_topic, value, key=dev.encode())
-                sent += 1
-            await asyncio.sleep(tick)
+        await _warm_up(producer, consumer, s)
+        reader = asyncio.ensure_future(_collect(consumer, n, lat, done))
+        await _produce_steadily(producer, s, n)
         try:
             await asyncio.wait_for(done.wait(), 30)
         except TimeoutError:
@@ -184,19 +215,8 @@ async def _latency(
     return lat
 
 
-def measure_latency(
-    bootstrap: str,
-    windows_topic: str,
-    scores_topic: str,
-    data: np.ndarray,
-    rate: float,
-    seconds: float,
-    devices: int = 100,
-) -> dict[str, Any]:
-    """Produce at ``rate`` for ``seconds``; percentiles of score-available − produced (ms)."""
-    lat = asyncio.run(
-        _latency(bootstrap, windows_topic, scores_topic, data, rate, seconds, devices)
-    )
+def _percentiles_ms(lat: list[float]) -> dict[str, Any]:
+    """``n``, p50/p95/p99 and max of ``lat`` (seconds) in ms; None each when it is empty."""
     arr = np.asarray(lat) * 1000.0
     if not len(arr):
         return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
@@ -208,3 +228,40 @@ def measure_latency(
         "p99": float(p[2]),
         "max": float(arr.max()),
     }
+
+
+def measure_latency(
+    bootstrap: str,
+    windows_topic: str,
+    scores_topic: str,
+    data: np.ndarray,
+    rate: float,
+    seconds: float,
+    devices: int = 100,
+) -> dict[str, Any]:
+    """Produce at ``rate`` for ``seconds``; percentiles of score-available − produced (ms).
+
+    Parameters
+    ----------
+    bootstrap : str
+        Kafka bootstrap servers, comma-separated.
+    windows_topic, scores_topic : str
+        Where the windows go and where their score records are read back (the same topic
+        measures the broker alone: produce -> consume).
+    data : np.ndarray
+        Windows to send, cycled, one per row.
+    rate : float
+        Windows per second.
+    seconds : float
+        How long the timed stream lasts (after a warm-up of 20 windows).
+    devices : int
+        Distinct device ids (message keys) the windows are spread over.
+
+    Returns
+    -------
+    dict
+        ``n`` (score records seen) and ``p50``, ``p95``, ``p99``, ``max`` in ms (None when
+        no score came back).
+    """
+    stream = _Stream(bootstrap, windows_topic, scores_topic, data, rate, seconds, devices)
+    return _percentiles_ms(asyncio.run(_latency(stream)))

@@ -1,0 +1,148 @@
+"""``run_bench`` with the broker, the workers and every measurement faked: which topics it
+creates, in which order each round runs the contenders, and the report it builds."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import benchmarks.broker
+import benchmarks.harness as harness
+import detector
+import training
+from benchmarks.harness import BenchOptions, run_bench
+
+RUN = "abcdef12"
+
+
+class _FakeWorker:
+    def __init__(self, log: list[tuple[Any, ...]], topic: str, prefix: str, engine: str) -> None:
+        log.append(("worker", topic, prefix, engine))
+        self.scores = f"{prefix}.scores"
+        self.first_at = 0.0
+
+    def rss_mb(self) -> float:
+        return 300.0
+
+    def stop(self) -> None:
+        pass
+
+    def tail(self) -> str:
+        return ""
+
+
+@pytest.fixture
+def log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Fake every outside call of ``run_bench``; what it was asked to do is appended here."""
+    calls: list[tuple[Any, ...]] = []
+
+    @contextlib.contextmanager
+    def broker_for(bootstrap: str | None, tmp: Path) -> Iterator[str]:
+        yield "fake:9092"
+
+    class Registry:
+        def __init__(self, path: str) -> None:
+            pass
+
+        def load(self, version: str) -> str:
+            return "artifact"
+
+    def naive(cmd: list[str], **kwargs: Any) -> None:
+        calls.append(("naive", cmd[3:7]))
+        Path(cmd[-1]).write_text(json.dumps({"windows": 100, "seconds": 10.0}))
+
+    def latency(bootstrap: str, windows: str, scores: str, *args: Any) -> dict[str, Any]:
+        calls.append(("latency", windows, scores))
+        return {"n": 1, "p50": 1.0, "p95": 2.0, "p99": 3.0, "max": 4.0}
+
+    scorer = {"detector": {}, "keras": {}, "numpy": {}, "engine": "numpy"}
+    m = monkeypatch
+    m.setattr(benchmarks.broker, "broker_for", broker_for)
+    m.setattr(detector, "ModelRegistry", Registry)
+    m.setattr(training, "load_dataset", lambda data: type("DS", (), {"x": np.ones((5, 140))}))
+    m.setattr(uuid, "uuid4", lambda: uuid.UUID(RUN + "0" * 24))
+    m.setattr(subprocess, "run", naive)
+    m.setattr(
+        harness, "create_topics", lambda b, names, log_append: calls.append(("topics", names))
+    )
+    m.setattr(harness, "fill", lambda b, topic, data, enc: calls.append(("fill", topic, len(data))))
+    m.setattr(harness, "raw_consume", lambda b, topic, n: calls.append(("raw", topic)) or 2000.0)
+    m.setattr(harness, "Worker", lambda tmp, b, reg, *a: _FakeWorker(calls, *a))
+    m.setattr(harness, "wait_committed", lambda *a, **kw: True)
+    m.setattr(harness, "read_score_times", lambda b, topic, n, timeout_s: (n, n / 2000))
+    m.setattr(harness, "measure_latency", latency)
+    m.setattr(harness, "bench_scorer", lambda art, w: {**scorer, "max_abs_diff_vs_numpy": 0.0})
+    return calls
+
+
+def _t(name: str) -> str:
+    return f"bench.{RUN}.{name}"
+
+
+def test_every_round_runs_every_contender_on_its_own_topics(log: list[tuple[Any, ...]]) -> None:
+    report = run_bench(BenchOptions(windows=50, repeats=2, registry="reg", partitions=3))
+    topics = next(c[1] for c in log if c[0] == "topics")
+    inputs = [_t(f"windows.{k}") for k in ("json", "binary", "latency", "floor")]
+    tags = ["json0", "json1", "binary0", "binary1", "faust0", "faust1", "lat"]
+    outs = [_t(f"{tag}.{kind}") for tag in tags for kind in ("scores", "alerts", "dlq")]
+    assert topics == {t: 3 for t in (*inputs, *outs)}
+    assert list(topics) == [*inputs, *outs]
+    assert [c for c in log if c[0] == "fill"] == [
+        ("fill", _t("windows.json"), 50),
+        ("fill", _t("windows.binary"), 50),
+    ]
+    rounds = [c for c in log if c[0] in ("raw", "worker") and c[1] != _t("windows.latency")]
+    assert rounds == [
+        step
+        for i in range(2)
+        for step in [
+            ("raw", _t("windows.json")),
+            ("worker", _t("windows.json"), _t(f"json{i}"), "batch"),
+            ("worker", _t("windows.binary"), _t(f"binary{i}"), "batch"),
+            ("worker", _t("windows.json"), _t(f"faust{i}"), "faust"),
+        ]
+    ]
+    assert [c for c in log if c[0] in ("naive", "latency")] == [
+        ("naive", ["fake:9092", _t("windows.json"), "reg", "300"]),
+        ("latency", _t("windows.floor"), _t("windows.floor")),
+        ("latency", _t("windows.latency"), _t("lat.scores")),
+    ]
+    assert report["runs"] == {k: [pytest.approx(2000.0)] * 2 for k in report["runs"]}
+    assert report["windows_per_s"] == pytest.approx(
+        {
+            "raw": 2000,
+            "ecgwatch_json": 2000,
+            "ecgwatch_binary": 2000,
+            "faust_json": 2000,
+            "naive": 10,
+        }
+    )
+    assert report["ratio"] == pytest.approx(
+        {
+            "json_vs_raw": 1,
+            "binary_vs_raw": 1,
+            "json_vs_naive": 200,
+            "binary_vs_naive": 200,
+            "faust_json_vs_raw": 1,
+        }
+    )
+    assert report["latency_ms"]["seconds"] == 30.0
+    assert report["worker_peak_rss_mb"] == 300.0
+
+
+def test_without_faust_its_row_stays_empty(log: list[tuple[Any, ...]]) -> None:
+    report = run_bench(BenchOptions(windows=50, repeats=1, registry="reg", faust_engine=False))
+    topics = next(c[1] for c in log if c[0] == "topics")
+    assert not [t for t in topics if ".faust" in t]
+    assert not [c for c in log if c[0] == "worker" and c[3] == "faust"]
+    assert report["runs"]["faust_json"] == []
+    assert "faust_json" not in report["windows_per_s"]
+    assert "faust_json_vs_raw" not in report["ratio"]

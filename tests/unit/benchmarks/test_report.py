@@ -1,0 +1,74 @@
+"""``format_report``: the rows shown follow what the report holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.report import format_report
+
+SCORER = {"1": 1_000.0, "32": 20_000.0, "256": 100_000.0, "4096": 200_000.0}
+
+
+def _report(**changes: Any) -> dict[str, Any]:
+    r: dict[str, Any] = {
+        "windows": 20_000,
+        "repeats": 1,
+        "seconds": 61.0,
+        "windows_per_s": {
+            "raw": 100_000.0,
+            "ecgwatch_json": 60_000.0,
+            "ecgwatch_binary": 80_000.0,
+            "naive": 500.0,
+        },
+        "ratio": {
+            "json_vs_raw": 0.6,
+            "binary_vs_raw": 0.8,
+            "json_vs_naive": 120.0,
+            "binary_vs_naive": 160.0,
+        },
+        "latency_ms": {"n": 0, "p50": None, "p95": None, "p99": None, "max": None},
+        "scorer_windows_per_s": SCORER,
+        "keras_windows_per_s": SCORER,
+        "numpy_windows_per_s": SCORER,
+        "scorer_engine": "numpy",
+        "worker_peak_rss_mb": 512.0,
+    }
+    r["latency_ms"].update(rate=2000.0, seconds=10.0)
+    r.update(changes)
+    return r
+
+
+def test_a_run_without_faust_or_scores_or_floor() -> None:
+    lines = format_report(_report()).splitlines()
+    assert lines[0] == "ecgwatch bench: 20,000 windows, median of 1 run(s), 61 s"
+    assert lines[3] == "raw (aiokafka getmany, no work)          100,000    1.000"
+    assert lines[5] == "ecgwatch worker, JSON (batch)             60,000    0.600"
+    assert not [line for line in lines if "(faust)" in line]
+    assert "latency at 2,000/s for 10 s (0 windows): no scores seen" in lines
+    assert "broker floor: not measured" in lines
+    assert "detector (numpy)           1,000      20,000     100,000     200,000" in lines
+    assert lines[-7:] == [
+        "targets:",
+        "  [x] ecgwatch_json >= 0.5 x raw",
+        "  [x] ecgwatch_binary >= 0.7 x raw",
+        "  [x] ecgwatch_binary >= 100 x naive",
+        "  [ ] p99 latency <= 50 ms at 2,000/s",
+        "  [x] scorer at batch 256 >= 0.5 x numpy",
+        "  [x] worker peak RSS <= 1 GiB",
+    ]
+
+
+def test_faust_row_latency_and_floor() -> None:
+    r = _report(
+        latency_ms={"n": 9, "p50": 1.0, "p95": 2.0, "p99": 3.0, "max": 4.0, "rate": 5.0},
+        latency_floor_ms={"n": 9, "p50": 0.5, "p95": 0.7, "p99": 0.9, "max": 1.0},
+    )
+    r["latency_ms"]["seconds"] = 1.0
+    r["windows_per_s"]["faust_json"] = 10_000.0
+    lines = format_report(r).splitlines()
+    assert "ecgwatch worker, JSON (faust)             10,000    0.100" in lines
+    assert (
+        "latency at 5/s for 1 s (9 windows): p50 1.0 ms, p95 2.0 ms, p99 3.0 ms, max 4.0 ms"
+        in lines
+    )
+    assert "broker floor (produce -> consume, no worker): p50 0.5 ms, p99 0.9 ms" in lines
