@@ -21,6 +21,8 @@ __all__ = [
     "load_windows",
     "overrides_from_args",
     "progress_display",
+    "quiet_kafka_client_logs",
+    "worker_argv",
 ]
 
 #: Off a terminal (CI logs, files), a progress line at most this often, plus the final one.
@@ -106,6 +108,65 @@ def load_windows(data: str | None, split: str = "test", repeat: int = 1) -> tupl
     if repeat > 1:
         x, y = np.tile(x, (repeat, 1)), np.tile(y, repeat)
     return x, y
+
+
+def quiet_kafka_client_logs(args: argparse.Namespace) -> None:
+    """Silence kafka-python's own logging unless ``--verbose``.
+
+    It logs every failed connection attempt at ERROR (a broker still booting, one that is
+    down); the one-line error a command ends with says the same once.
+    """
+    if not getattr(args, "verbose", False):
+        import logging
+
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def worker_argv(
+    registry: object,
+    bootstrap: str,
+    metrics_port: int,
+    data_dir: object,
+    *extra: str,
+    batch_timeout_s: float = 0.05,
+) -> list[str]:
+    """The command line that starts ``ecgwatch worker`` in a child process of this Python.
+
+    Parameters
+    ----------
+    registry, data_dir : path-like
+        ``--registry`` and ``--data-dir``.
+    bootstrap : str
+        ``--bootstrap``.
+    metrics_port : int
+        ``--metrics-port``.
+    *extra : str
+        Further flags, appended as given.
+    batch_timeout_s : float
+        ``--batch-timeout``; short by default so small runs (demo, tests) flush promptly.
+
+    Returns
+    -------
+    list of str
+        For :class:`subprocess.Popen`.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "ecgwatch",
+        "worker",
+        "--registry",
+        str(registry),
+        "--bootstrap",
+        bootstrap,
+        "--metrics-port",
+        str(metrics_port),
+        "--data-dir",
+        str(data_dir),
+        "--batch-timeout",
+        str(batch_timeout_s),
+        *extra,
+    ]
 
 
 def format_metrics(m: dict[str, Any]) -> str:

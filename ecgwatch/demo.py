@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -103,88 +102,110 @@ def _ensure_model(opts: DemoOptions) -> Path:
     return result.path
 
 
-def run_demo(opts: DemoOptions, out: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the demo and return the summary (also printed)."""
-    from ecgwatch import broker
-    from ecgwatch.cli_common import load_windows, progress_display
-    from pipeline.replay import replay
-    from pipeline.topics import create_topics, default_topics
+@dataclass
+class _Stack:
+    """What one demo run started: the broker's address, the worker and where things live."""
 
+    run_dir: Path
+    bootstrap: str
+    metrics_port: int
+    worker: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+
+    @property
+    def metrics_url(self) -> str:
+        """The worker's Prometheus endpoint."""
+        return f"http://localhost:{self.metrics_port}/metrics"
+
+
+def run_demo(opts: DemoOptions, out: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the demo and return the summary (also printed).
+
+    Parameters
+    ----------
+    opts : DemoOptions
+        Registry, preset, data source, devices, ports and time limits.
+    out : callable
+        Where the summary lines go.
+
+    Returns
+    -------
+    dict
+        The summary: counts sent, scored, missing, dead-lettered, accuracies, throughput.
+    """
     opts.workdir.mkdir(parents=True, exist_ok=True)
     run_dir = opts.workdir / time.strftime("run-%Y%m%dT%H%M%S")
     with ExitStack() as stack:
-        kafka_port, ctl_port, metrics_port = broker.free_ports(3)
-        kafka_port = opts.port or kafka_port
-        metrics_port = opts.metrics_port or metrics_port
-        bootstrap = f"localhost:{kafka_port}"
-        _say("fetching Apache Kafka (Maven Central) if needed")
-        broker.fetch()
-        _say(f"starting a local Kafka broker on {bootstrap}")
-        broker.start(kafka_port, run_dir / "kafka", ctl_port)
-        stack.callback(shutil.rmtree, run_dir, True)
-        stack.callback(lambda: (_say("stopping the broker"), broker.stop(run_dir / "kafka")))
-        create_topics(bootstrap, default_topics())
+        run = _start_broker(stack, opts, run_dir)
         model_path = _ensure_model(opts)
-
-        log = run_dir / "worker.log"
-        cmd = [
-            sys.executable,
-            "-m",
-            "ecgwatch",
-            "worker",
-            "--registry",
-            str(opts.registry),
-            "--bootstrap",
-            bootstrap,
-            "--metrics-port",
-            str(metrics_port),
-            "--data-dir",
-            str(run_dir / "worker"),
-            "--batch-timeout",
-            "0.05",
-        ]
-        _say(f"starting the worker (log: {log})")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        log_fh = stack.enter_context(open(log, "wb"))
-        worker = subprocess.Popen(
-            cmd,
-            stdout=log_fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-        stack.callback(lambda: (_say("stopping the worker"), _stop_process(worker)))
-        metrics_url = f"http://localhost:{metrics_port}/metrics"
-        _wait_http(
-            f"http://localhost:{metrics_port}/readyz",
-            time.monotonic() + opts.timeout_s,
-            worker,
-            log,
-        )
-
-        x, y = load_windows(opts.data, "test")
-        truth = run_dir / "truth.csv"
-        _say(
-            f"replaying {len(x)} test windows as {opts.devices} devices "
-            f"(+{len(BAD_MESSAGES)} malformed messages for the dead-letter topic)"
-        )
-        with progress_display("replay", "windows") as progress:
-            stats = replay(
-                x,
-                bootstrap=bootstrap,
-                devices=opts.devices,
-                rate=opts.rate,
-                labels=y,
-                truth_path=truth,
-                progress=progress,
-            )
-        _send_bad(bootstrap)
-        summary = _collect(
-            bootstrap, x, y, opts, model_path, stats.seconds, metrics_url, worker, log
-        )
+        _start_worker(stack, opts, run)
+        x, y, replay_s = _replay_test_beats(opts, run)
+        summary = _collect(run, x, y, opts, model_path, replay_s)
     for line in _format(summary):
         out(line)
     return summary
+
+
+def _start_broker(stack: ExitStack, opts: DemoOptions, run_dir: Path) -> _Stack:
+    """A fresh broker in ``run_dir`` with the default topics; stopped and removed on exit."""
+    from ecgwatch import broker
+    from pipeline.topics import create_topics, default_topics
+
+    kafka_port, ctl_port, metrics_port = broker.free_ports(3)
+    run = _Stack(
+        run_dir,
+        f"localhost:{opts.port or kafka_port}",
+        opts.metrics_port or metrics_port,
+    )
+    _say("fetching Apache Kafka (Maven Central) if needed")
+    broker.fetch()
+    _say(f"starting a local Kafka broker on {run.bootstrap}")
+    broker.start(opts.port or kafka_port, run_dir / "kafka", ctl_port)
+    stack.callback(shutil.rmtree, run_dir, True)
+    stack.callback(lambda: (_say("stopping the broker"), broker.stop(run_dir / "kafka")))
+    create_topics(run.bootstrap, default_topics())
+    return run
+
+
+def _start_worker(stack: ExitStack, opts: DemoOptions, run: _Stack) -> None:
+    """Start ``ecgwatch worker`` as a child process and wait until it is ready."""
+    from ecgwatch.cli_common import worker_argv
+
+    run.log = log = run.run_dir / "worker.log"
+    cmd = worker_argv(opts.registry, run.bootstrap, run.metrics_port, run.run_dir / "worker")
+    _say(f"starting the worker (log: {log})")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    log_fh = stack.enter_context(open(log, "wb"))  # noqa: SIM115 (closed by the caller's stack)
+    run.worker = worker = subprocess.Popen(
+        cmd, stdout=log_fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+    stack.callback(lambda: (_say("stopping the worker"), _stop_process(worker)))
+    deadline = time.monotonic() + opts.timeout_s
+    _wait_http(f"http://localhost:{run.metrics_port}/readyz", deadline, worker, log)
+
+
+def _replay_test_beats(opts: DemoOptions, run: _Stack) -> tuple[np.ndarray, np.ndarray, float]:
+    """Replay the test split (and the malformed messages); the beats, labels and seconds."""
+    from ecgwatch.cli_common import load_windows, progress_display
+    from pipeline.replay import replay
+
+    x, y = load_windows(opts.data, "test")
+    _say(
+        f"replaying {len(x)} test windows as {opts.devices} devices "
+        f"(+{len(BAD_MESSAGES)} malformed messages for the dead-letter topic)"
+    )
+    with progress_display("replay", "windows") as progress:
+        stats = replay(
+            x,
+            bootstrap=run.bootstrap,
+            devices=opts.devices,
+            rate=opts.rate,
+            labels=y,
+            truth_path=run.run_dir / "truth.csv",
+            progress=progress,
+        )
+    _send_bad(run.bootstrap)
+    return x, y, stats.seconds
 
 
 def _send_bad(bootstrap: str) -> None:
@@ -198,45 +219,66 @@ def _send_bad(bootstrap: str) -> None:
 
 
 def _collect(
-    bootstrap: str,
+    run: _Stack,
     x: np.ndarray,
     y: np.ndarray,
     opts: DemoOptions,
     model_path: Path,
     replay_s: float,
-    metrics_url: str,
-    worker: subprocess.Popen[bytes],
-    log: Path,
 ) -> dict[str, Any]:
-    from detector import Artifact
-    from pipeline.replay import device_of
+    """Read the output topics back and summarise what the worker did with the replay."""
+    scores, dlq, alerts = _read_outputs(run, len(x), opts.timeout_s)
+    return _summarise(scores, dlq, alerts, x, y, opts.devices, model_path, replay_s) | {
+        "metrics_url": run.metrics_url
+    }
+
+
+def _read_outputs(
+    run: _Stack, n: int, timeout_s: float
+) -> tuple[dict[tuple[str, int], dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Score records by (device, seq) until all ``n`` arrived, then dead letters and alerts."""
     from pipeline.tail import read_records
 
-    n = len(x)
-    deadline = time.monotonic() + opts.timeout_s
+    deadline = time.monotonic() + timeout_s
     scores: dict[tuple[str, int], dict[str, Any]] = {}
     _say("waiting until every window is scored")
     topics = DEFAULT_TOPICS
-    for rec in read_records(bootstrap, topics.scores, timeout_s=opts.timeout_s, idle_timeout_s=30):
+    for rec in read_records(run.bootstrap, topics.scores, timeout_s=timeout_s, idle_timeout_s=30):
         scores[(rec["device_id"], rec["seq"])] = rec
         if len(scores) >= n or time.monotonic() > deadline:
             break
-    if worker.poll() is not None:
-        raise EcgwatchError(f"the worker died during the demo; see {log}")
+    assert run.worker is not None
+    if run.worker.poll() is not None:
+        raise EcgwatchError(f"the worker died during the demo; see {run.log}")
     dlq = list(
         read_records(
-            bootstrap,
+            run.bootstrap,
             topics.dlq,
             idle_timeout_s=3,
             timeout_s=30,
             max_records=len(BAD_MESSAGES),
         )
     )
-    alerts = list(read_records(bootstrap, topics.alerts, idle_timeout_s=3, timeout_s=30))
-    pred_normal = np.array(
-        [not scores.get(device_of(i, opts.devices), {}).get("anomaly", True) for i in range(n)]
-    )
-    missing = sum(1 for i in range(n) if device_of(i, opts.devices) not in scores)
+    alerts = list(read_records(run.bootstrap, topics.alerts, idle_timeout_s=3, timeout_s=30))
+    return scores, dlq, alerts
+
+
+def _summarise(
+    scores: dict[tuple[str, int], dict[str, Any]],
+    dlq: list[dict[str, Any]],
+    alerts: list[dict[str, Any]],
+    x: np.ndarray,
+    y: np.ndarray,
+    devices: int,
+    model_path: Path,
+    replay_s: float,
+) -> dict[str, Any]:
+    from detector import Artifact
+    from pipeline.replay import device_of
+
+    n = len(x)
+    keys = [device_of(i, devices) for i in range(n)]
+    pred_normal = np.array([not scores.get(k, {}).get("anomaly", True) for k in keys])
     meta = Artifact.verify(model_path)
     scored_at = [r["scored_at"] for r in scores.values()]
     span = max(scored_at) - min(scored_at) if len(scored_at) > 1 else 0.0
@@ -244,7 +286,7 @@ def _collect(
         "sent": n + len(BAD_MESSAGES),
         "valid_windows": n,
         "scored": len(scores),
-        "missing": missing,
+        "missing": sum(1 for k in keys if k not in scores),
         "anomalies": sum(1 for r in scores.values() if r["anomaly"]),
         "alerts": len(alerts),
         "dead_lettered": len(dlq),
@@ -254,7 +296,6 @@ def _collect(
         "model_version": meta["model_version"],
         "replay_seconds": replay_s,
         "scoring_windows_per_s": len(scores) / span if span > 0 else float("nan"),
-        "metrics_url": metrics_url,
     }
 
 

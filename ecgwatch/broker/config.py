@@ -46,16 +46,7 @@ def render_server_properties(
     str
         The file's text.
     """
-    ports = [port, controller_port] + ([sasl_port] if sasl_port is not None else [])
-    if len(set(ports)) != len(ports):
-        raise EcgwatchError(f"the broker, controller and SASL ports must differ: {ports}")
-    if sasl_port is not None and not sasl_users:
-        raise EcgwatchError("sasl_port given without sasl_users: name at least one user")
-    for p in ports:
-        if not 0 < p < 65536:
-            raise EcgwatchError(f"port {p} is out of range: use 1-65535")
-    if ssl_keystore_pem is not None and sasl_port is None:
-        raise EcgwatchError("ssl_keystore_pem given without sasl_port: it secures that listener")
+    _check_listeners(port, controller_port, sasl_port, sasl_users, ssl_keystore_pem)
     proto = "SASL_SSL" if ssl_keystore_pem is not None else "SASL_PLAINTEXT"
     sasl = f",{proto}://localhost:{sasl_port}" if sasl_port is not None else ""
     lines = [
@@ -70,23 +61,7 @@ def render_server_properties(
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
         f"log.dirs={data_dir.resolve() / 'data'}",
-        # One node: every internal topic can only have one replica.
-        "offsets.topic.replication.factor=1",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.min.isr=1",
-        "default.replication.factor=1",
-        "min.insync.replicas=1",
-        # Fewer __consumer_offsets partitions than the default 50: faster first group join.
-        "offsets.topic.num.partitions=10",
-        "group.initial.rebalance.delay.ms=0",
-        # Topics are created explicitly (`ecgwatch topics create`); a typo must not make one.
-        "auto.create.topics.enable=false",
-        "num.partitions=1",
-        # Two cores on the development machine.
-        "num.network.threads=2",
-        "num.io.threads=4",
+        *_SINGLE_NODE,
     ]
     if sasl_port is not None and sasl_users:
         accounts = " ".join(f'user_{u}="{pw}"' for u, pw in sasl_users.items())
@@ -98,6 +73,47 @@ def render_server_properties(
     if ssl_keystore_pem is not None:
         lines += ["ssl.keystore.type=PEM", f"ssl.keystore.location={ssl_keystore_pem.resolve()}"]
     return "\n".join([*lines, ""])
+
+
+#: Settings of a one-node broker that do not depend on the arguments.
+_SINGLE_NODE = (
+    # One node: every internal topic can only have one replica.
+    "offsets.topic.replication.factor=1",
+    "transaction.state.log.replication.factor=1",
+    "transaction.state.log.min.isr=1",
+    "share.coordinator.state.topic.replication.factor=1",
+    "share.coordinator.state.topic.min.isr=1",
+    "default.replication.factor=1",
+    "min.insync.replicas=1",
+    # Fewer __consumer_offsets partitions than the default 50: faster first group join.
+    "offsets.topic.num.partitions=10",
+    "group.initial.rebalance.delay.ms=0",
+    # Topics are created explicitly (`ecgwatch topics create`); a typo must not make one.
+    "auto.create.topics.enable=false",
+    "num.partitions=1",
+    # A small machine: the broker shares its cores with the workers and the tests.
+    "num.network.threads=2",
+    "num.io.threads=4",
+)
+
+
+def _check_listeners(
+    port: int,
+    controller_port: int,
+    sasl_port: int | None,
+    sasl_users: Mapping[str, str] | None,
+    ssl_keystore_pem: Path | None,
+) -> None:
+    ports = [port, controller_port] + ([sasl_port] if sasl_port is not None else [])
+    if len(set(ports)) != len(ports):
+        raise EcgwatchError(f"the broker, controller and SASL ports must differ: {ports}")
+    if sasl_port is not None and not sasl_users:
+        raise EcgwatchError("sasl_port given without sasl_users: name at least one user")
+    for p in ports:
+        if not 0 < p < 65536:
+            raise EcgwatchError(f"port {p} is out of range: use 1-65535")
+    if ssl_keystore_pem is not None and sasl_port is None:
+        raise EcgwatchError("ssl_keystore_pem given without sasl_port: it secures that listener")
 
 
 def render_log4j2_config() -> str:

@@ -73,6 +73,17 @@ def fetch(kdir: Path | None = None, *, force: bool = False, timeout_s: float = 9
     lib = kdir / "lib"
     if not force and is_fetched(kdir):
         return lib
+    pom = _copy_pom(kdir)
+    _run_maven(pom, lib, timeout_s)
+    jars = sorted(p.name for p in lib.glob("*.jar"))
+    if not any(j.startswith("kafka_2.13-") for j in jars):
+        raise EcgwatchError(f"Maven ran but {lib} has no kafka_2.13 jar: check {pom}")
+    (lib / _STAMP).write_text("\n".join([_pom_digest(POM), *jars]) + "\n")
+    return lib
+
+
+def _copy_pom(kdir: Path) -> Path:
+    """Copy the packaged pom into ``kdir`` (Maven writes ``target/`` beside its pom)."""
     if not POM.is_file():
         raise EcgwatchError(
             f"{POM} not found: the ecgwatch installation is incomplete; reinstall ecgwatch"
@@ -80,12 +91,18 @@ def fetch(kdir: Path | None = None, *, force: bool = False, timeout_s: float = 9
     try:
         kdir.mkdir(parents=True, exist_ok=True)
         pom = kdir / "pom.xml"
-        shutil.copyfile(POM, pom)  # a derived copy: Maven writes target/ beside its pom
+        shutil.copyfile(POM, pom)
     except OSError as exc:
         raise EcgwatchError(
             f"cannot write the Kafka jars' folder {kdir}: {exc}; set {KAFKA_DIR_ENV} to a "
             "writable folder"
         ) from exc
+    return pom
+
+
+def _run_maven(pom: Path, lib: Path, timeout_s: float) -> None:
+    """``mvn dependency:copy-dependencies`` on ``pom`` into an emptied ``lib``; errors carry
+    Maven's last lines."""
     mvn = shutil.which("mvn")
     if mvn is None:
         raise EcgwatchError("Maven (mvn) is not on PATH: install it (apt-get install maven)")
@@ -102,8 +119,3 @@ def fetch(kdir: Path | None = None, *, force: bool = False, timeout_s: float = 9
     if proc.returncode != 0:
         tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
         raise EcgwatchError(f"Maven could not resolve the Kafka jars ({' '.join(cmd)}): {tail}")
-    jars = sorted(p.name for p in lib.glob("*.jar"))
-    if not any(j.startswith("kafka_2.13-") for j in jars):
-        raise EcgwatchError(f"Maven ran but {lib} has no kafka_2.13 jar: check {pom}")
-    (lib / _STAMP).write_text("\n".join([_pom_digest(POM), *jars]) + "\n")
-    return lib

@@ -275,21 +275,14 @@ def start(
     data_dir = (data_dir or default_data_dir()).resolve()
     controller_port = port + 1 if controller_port is None else controller_port
     current = status(data_dir)
-    if current.running:
-        if current.port == port:
-            return current
-        raise EcgwatchError(
-            f"the broker of {data_dir} already runs on port {current.port}, not {port}: "
-            "stop it first (`ecgwatch broker stop`) or use another --data-dir"
-        )
-    checks = [(port, "broker"), (controller_port, "controller")]
-    if sasl_port is not None:
-        checks.append((sasl_port, "SASL"))
-    for p, what in checks:
-        if _port_in_use(p):
-            raise EcgwatchError(
-                f"{what} port {p} is already in use by another process: choose another --port"
-            )
+    if current.running and current.port == port:
+        return current
+    _check_can_start(
+        current,
+        port,
+        [(port, "broker"), (controller_port, "controller")]
+        + ([(sasl_port, "SASL")] if sasl_port is not None else []),
+    )
     kdir = kdir or kafka_dir()
     fetch(kdir)
     java = _java()
@@ -308,7 +301,34 @@ def start(
     log4j = data_dir / "log4j2.xml"
     log4j.write_text(render_log4j2_config())
     _format_storage(java, kdir, props, data_dir, log_file)
-    cmd = [
+    pid = _launch(_broker_command(java, kdir, heap, log4j, data_dir, props), data_dir, log_file)
+    pid_file.write_text(f"{pid}\n")
+    try:
+        _wait_ready(pid, port, log_file, timeout_s)
+    except EcgwatchError:
+        stop(data_dir)  # leave nothing half-started behind
+        raise
+    return status(data_dir)
+
+
+def _check_can_start(current: BrokerStatus, port: int, ports: list[tuple[int, str]]) -> None:
+    """Refuse a start that would clash: this data dir's broker elsewhere, or a taken port."""
+    if current.running:
+        raise EcgwatchError(
+            f"the broker of {current.data_dir} already runs on port {current.port}, not {port}: "
+            "stop it first (`ecgwatch broker stop`) or use another --data-dir"
+        )
+    for p, what in ports:
+        if _port_in_use(p):
+            raise EcgwatchError(
+                f"{what} port {p} is already in use by another process: choose another --port"
+            )
+
+
+def _broker_command(
+    java: str, kdir: Path, heap: str, log4j: Path, data_dir: Path, props: Path
+) -> list[str]:
+    return [
         java,
         f"-Xmx{heap}",
         "-Xms128m",
@@ -321,6 +341,10 @@ def start(
         _MAIN_CLASS,
         str(props),
     ]
+
+
+def _launch(cmd: list[str], data_dir: Path, log_file: Path) -> int:
+    """Start the JVM in the background, its output appended to ``log_file``; its pid."""
     with log_file.open("a") as log:
         # Own session: Ctrl-C in the terminal that started it does not kill the broker.
         proc = subprocess.Popen(
@@ -331,13 +355,7 @@ def start(
             start_new_session=True,
             cwd=data_dir,
         )
-    pid_file.write_text(f"{proc.pid}\n")
-    try:
-        _wait_ready(proc.pid, port, log_file, timeout_s)
-    except EcgwatchError:
-        stop(data_dir)  # leave nothing half-started behind
-        raise
-    return status(data_dir)
+    return proc.pid
 
 
 def stop(data_dir: Path | None = None, *, timeout_s: float = 30.0) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +40,9 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Carry out one broker action; returns the exit code (status: 0 running, 1 not)."""
     from ecgwatch import broker
+    from ecgwatch.cli_common import quiet_kafka_client_logs
 
-    if not args.verbose:
-        # The readiness probe's failed connects while the JVM boots are expected, not errors.
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    quiet_kafka_client_logs(args)
 
     if args.action == "fetch":
         print(f"Kafka jars in {broker.fetch()}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 __all__ = ["register"]
@@ -41,14 +40,11 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Create the topics and print one line per topic."""
-    from ecgwatch.cli_common import overrides_from_args
+    from ecgwatch.cli_common import overrides_from_args, quiet_kafka_client_logs
     from ecgwatch.config import load_settings
     from pipeline.topics import create_topics, default_topics
 
-    if not args.verbose:
-        # kafka-python logs every failed connection attempt at ERROR; the one-line error
-        # this command ends with says the same once.
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    quiet_kafka_client_logs(args)
 
     settings = load_settings(args.config, overrides_from_args(args))
     t = settings.topics

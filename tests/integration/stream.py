@@ -14,7 +14,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +26,7 @@ from typing import Any
 import orjson
 
 from ecgwatch.broker import free_ports
+from ecgwatch.cli_common import worker_argv
 from pipeline.settings import TopicNames
 from pipeline.topics import create_topics, default_topics
 
@@ -105,25 +105,16 @@ class WorkerProcess:
         self.metrics_port = free_ports(1)[0]
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / f"worker-{self.starts}.log"
-        cmd = [
-            sys.executable,
-            "-m",
-            "ecgwatch",
-            "worker",
-            "--registry",
-            str(self.registry),
-            "--bootstrap",
+        cmd = worker_argv(
+            self.registry,
             self.bootstrap,
-            "--metrics-port",
-            str(self.metrics_port),
-            "--data-dir",
-            str(self.workdir / "faust"),
+            self.metrics_port,
+            self.workdir / "faust",
             "--group-id",
             self.group_id,
-            "--batch-timeout",
-            str(self.batch_timeout_s),
             *self.extra_args,
-        ]
+            batch_timeout_s=self.batch_timeout_s,
+        )
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 cmd,
@@ -336,3 +327,22 @@ def by_window(records: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, 
     for r in records:
         out.setdefault((r["device_id"], r["seq"]), r)
     return out
+
+
+def every_window_scored(
+    bootstrap: str, topic: str, want: set[tuple[str, int]], log_tail: Callable[[], str]
+) -> list[dict[str, Any]]:
+    """Read ``topic`` until every (device, seq) of ``want`` has a score; all records read.
+
+    Asserts that no other window was scored and that a re-delivered window, scored again,
+    got the same score (so duplicates are harmless to a subscriber).
+    """
+    with TopicReader(bootstrap, topic) as reader:
+        records = reader.until(
+            lambda rs: want <= set(by_window(rs)), 120, "every window scored", log_tail
+        )
+    got = by_window(records)
+    assert set(got) == want
+    for r in records:
+        assert r["score"] == got[(r["device_id"], r["seq"])]["score"]
+    return records

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from pipeline.replay import device_of, replay
-from tests.integration.stream import TopicReader, WorkerPool, by_window, new_topics, wait_until
+from tests.integration.stream import WorkerPool, every_window_scored, new_topics, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -92,14 +92,7 @@ def test_join_and_leave_mid_stream_lose_no_window(
     assert not errors, errors
 
     want = {device_of(i, DEVICES) for i in range(len(x))}
-    with TopicReader(kafka_bootstrap, topics.scores) as reader:
-        records = reader.until(
-            lambda rs: want <= set(by_window(rs)), 120, "every window scored", second.log_tail
-        )
-    got = by_window(records)
-    assert set(got) == want
-    for r in records:  # a re-delivered window is scored again with the same score
-        assert r["score"] == got[(r["device_id"], r["seq"])]["score"]
+    records = every_window_scored(kafka_bootstrap, topics.scores, want, second.log_tail)
     assert split[0] > 0 and split[1] > 0 and sum(split) == 4, f"partitions not shared: {split}"
     second.assert_running()
     copies = Counter((r["device_id"], r["seq"]) for r in records)
