@@ -1,7 +1,8 @@
 """How a window's residual becomes its anomaly score (pure NumPy/SciPy, no model).
 
 Two options shape the score beyond the seed's plain MAE, both chosen on validation beats of
-the training split (``training/presets/recommended.yaml`` has the tables):
+the training split (docs/model-quality.md, "How the recommended preset was chosen", has the
+tables):
 
 * ``score_smoothing`` (sigma, samples): the residual is low-passed by a Gaussian before its
   mean absolute value is taken, so sample-to-sample noise on a normal beat stops counting as

@@ -196,6 +196,19 @@ def format_metrics(m: dict[str, Any]) -> str:
     )
 
 
+def _rate_text(rate: float) -> str:
+    """``1,234/s`` for fast work, ``2.5/s``, and seconds per item (``42 s each``) for slow
+    work such as training runs, where a rate would read ``0/s``."""
+    if rate <= 0:
+        return ""
+    if rate >= 10:
+        return f"{rate:,.0f}/s"
+    if rate >= 1:
+        return f"{rate:.1f}/s"
+    each = 1.0 / rate
+    return f"{each:,.0f} s each" if each >= 10 else f"{each:.1f} s each"
+
+
 @contextlib.contextmanager
 def progress_display(
     label: str, unit: str, stream: TextIO | None = None
@@ -243,7 +256,7 @@ def progress_display(
 
             def draw(done: int, total: int) -> None:
                 rate = done / max(time.perf_counter() - t0, 1e-9)
-                bar.update(task, completed=done, total=total, rate=f"{rate:,.0f}/s")
+                bar.update(task, completed=done, total=total, rate=_rate_text(rate))
 
             yield draw
         return
@@ -257,7 +270,7 @@ def progress_display(
         last[0] = now
         pct = 100.0 * done / total if total else 100.0
         rate = done / max(now - t0, 1e-9)
-        out.write(f"[{label}] {done}/{total} {unit} ({pct:.0f}%), {rate:,.0f}/s\n")
+        out.write(f"[{label}] {done}/{total} {unit} ({pct:.0f}%), {_rate_text(rate)}\n")
         out.flush()
 
     yield line

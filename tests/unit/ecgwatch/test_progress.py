@@ -30,10 +30,23 @@ def test_plain_lines_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
         update(10, 10)  # t=7.0: complete, always shown
     assert out.getvalue().splitlines() == [
         "[replay] 1/10 windows (10%), 10/s",
-        "[replay] 5/10 windows (50%), 1/s",
-        "[replay] 10/10 windows (100%), 1/s",
+        "[replay] 5/10 windows (50%), 1.2 s each",
+        "[replay] 10/10 windows (100%), 1.4/s",
     ]
     assert "\r" not in out.getvalue() and "\x1b" not in out.getvalue()
+
+
+def test_slow_work_reads_as_seconds_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter([0.0, 90.0, 2400.0])
+    monkeypatch.setattr(cli_common.time, "perf_counter", lambda: next(clock))
+    out = io.StringIO()
+    with progress_display("compare", "runs", out) as update:
+        update(1, 20)  # one fit in 90 s
+        update(20, 20)  # 20 in 2400 s
+    assert out.getvalue().splitlines() == [
+        "[compare] 1/20 runs (5%), 90 s each",
+        "[compare] 20/20 runs (100%), 120 s each",
+    ]
 
 
 def test_a_bar_on_a_terminal() -> None:
