@@ -9,15 +9,16 @@ never accepted in the file.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import dacite
 import yaml
 
 from pipeline.errors import PipelineConfigError
-from pipeline.security import KafkaSecurity
 from pipeline.settings import TopicNames, WorkerSettings
 
 __all__ = ["ConfigError", "load_settings"]
@@ -93,32 +94,120 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    if isinstance(value, _EnvText):
-        if isinstance(default, str):
-            return str(value)
-        try:
-            value = yaml.safe_load(value) if value != "" else ""
-        except yaml.YAMLError:
-            value = str(value)
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(default, str):
-        ok = isinstance(value, (str, int, float)) and not isinstance(value, bool)
-        value = str(value) if ok else value
-    else:
-        ok = True
-    if not ok:
-        raise ConfigError(
-            f"{key}: {value!r} is a {type(value).__name__}, expected "
-            f"{type(default).__name__} (default {default!r})"
-        )
+def _env_value(value: Any) -> Any:
+    """An environment value as YAML reads it (for number and bool fields only)."""
+    if not isinstance(value, _EnvText):
+        return value
+    if value == "":
+        return ""
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return str(value)
+
+
+def _not_bool(expected: type, value: Any) -> Any:
+    # bool is an int subclass: without this, ``batch_size: true`` would be accepted as 1.
+    if isinstance(value, bool):
+        raise dacite.WrongTypeError(field_type=expected, value=value)
     return value
+
+
+def _as_int(value: Any) -> Any:
+    return _not_bool(int, _env_value(value))
+
+
+def _as_float(value: Any) -> Any:
+    # ``batch_timeout_s: 1`` is an int to YAML; a float field takes it as 1.0.
+    value = _not_bool(float, _env_value(value))
+    return float(value) if isinstance(value, int) else value
+
+
+def _as_text(value: Any) -> Any:
+    # A text field takes a number as its text (``group_id: 7``); env text stays as written.
+    value = _not_bool(str, value)
+    return str(value) if isinstance(value, (str, int, float)) else value
+
+
+#: dacite builds the settings (nested ``security`` and ``topics``, defaults, the type check);
+#: the hooks add what its ``isinstance`` check lacks: int is not bool, a float field takes an
+#: int, environment text is YAML-parsed only where a number or bool is expected.
+_DACITE = dacite.Config(
+    type_hooks={int: _as_int, float: _as_float, bool: _env_value, str: _as_text},
+    strict=True,
+)
+
+#: WorkerSettings field -> its key in the file, for messages (``security.protocol`` ->
+#: ``kafka.security_protocol``).
+_FILE_KEY: dict[str, str] = {
+    field: f"{section}.{key}" for section, keys in _LAYOUT.items() for key, field in keys.items()
+}
+
+
+def _file_key(field_path: str) -> str:
+    if field_path in _FILE_KEY:
+        return _FILE_KEY[field_path]
+    head, _, rest = field_path.partition(".")  # ``topics.windows`` -> ``kafka.topics.windows``
+    return f"{_FILE_KEY.get(head, head)}.{rest}"
+
+
+def _message(exc: dacite.DaciteError) -> str:
+    """dacite's error as one line naming the file's key, the value and what is expected."""
+    if not isinstance(exc, dacite.WrongTypeError) or not exc.field_path:
+        return f"configuration: {exc}"
+    key, value = _file_key(exc.field_path), exc.value
+    if isinstance(value, _EnvText):
+        value = str(value)  # the message says str, not the marker class
+    if dataclasses.is_dataclass(exc.field_type):
+        names = "/".join(f.name for f in dataclasses.fields(exc.field_type))
+        return f"{key}: expected a mapping of {names} names, got {type(value).__name__}"
+    default = functools.reduce(getattr, exc.field_path.split("."), WorkerSettings())
+    expected = getattr(exc.field_type, "__name__", exc.field_type)
+    return (
+        f"{key}: {value!r} is a {type(value).__name__}, expected {expected} (default {default!r})"
+    )
+
+
+def _fields(data: Mapping[str, Any], from_file: Mapping[str, Any]) -> dict[str, Any]:
+    """The sections' keys as ``WorkerSettings`` fields (``kafka.sasl_username`` ->
+    ``security.sasl_username``); refuses unknown sections and keys, and secrets in the file."""
+    out: dict[str, Any] = {}
+    for section, values in data.items():
+        if section not in _LAYOUT:
+            raise ConfigError(f"{section}: unknown section; allowed: {sorted(_LAYOUT)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{section}: expected a mapping, got {type(values).__name__}")
+        in_file = from_file.get(section)
+        for key, value in values.items():
+            full = f"{section}.{key}"
+            if (
+                any(w in str(key).lower() for w in _SECRET_WORDS)
+                and isinstance(in_file, dict)
+                and key in in_file
+            ):
+                raise ConfigError(
+                    f"{full}: secrets are read from the environment only "
+                    f"({ENV_PREFIX}{section.upper()}__{str(key).upper()})"
+                )
+            if key not in _LAYOUT[section]:
+                raise ConfigError(f"{full}: unknown key; allowed: {sorted(_LAYOUT[section])}")
+            field, _, sub = _LAYOUT[section][key].partition(".")
+            if sub:
+                out.setdefault(field, {})[sub] = value
+            else:
+                out[field] = value
+    _check_topic_keys(out.get("topics"))
+    return out
+
+
+def _check_topic_keys(topics: Any) -> None:
+    # dacite's strict mode would refuse an unknown topic too, but without saying where.
+    if not isinstance(topics, Mapping):
+        return  # not a mapping: dacite's type check says so
+    allowed = [f.name for f in dataclasses.fields(TopicNames)]
+    for k in topics:
+        if k not in allowed:
+            raise ConfigError(f"kafka.topics.{k}: unknown topic; allowed: {allowed}")
 
 
 def load_settings(
@@ -137,7 +226,7 @@ def load_settings(
     ConfigError
         Naming the key, the value and what is allowed.
     """
-    data: dict[str, Any] = {}
+    loaded: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
         if not p.is_file():
@@ -148,53 +237,15 @@ def load_settings(
             raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping of sections {sorted(_LAYOUT)}")
-        data = loaded
-    data = _merge(data, _env_overrides(os.environ if environ is None else environ))
-    data = _merge(data, overrides or {})
-    defaults = WorkerSettings()
-    kwargs: dict[str, Any] = {}
-    security: dict[str, Any] = {}
-    for section, values in data.items():
-        if section not in _LAYOUT:
-            raise ConfigError(f"{section}: unknown section; allowed: {sorted(_LAYOUT)}")
-        if not isinstance(values, dict):
-            raise ConfigError(f"{section}: expected a mapping, got {type(values).__name__}")
-        for key, value in values.items():
-            full = f"{section}.{key}"
-            if (
-                any(w in str(key).lower() for w in _SECRET_WORDS)
-                and path is not None
-                and key in (loaded.get(section) or {})
-            ):
-                raise ConfigError(
-                    f"{full}: secrets are read from the environment only "
-                    f"({ENV_PREFIX}{section.upper()}__{str(key).upper()})"
-                )
-            if key not in _LAYOUT[section]:
-                raise ConfigError(f"{full}: unknown key; allowed: {sorted(_LAYOUT[section])}")
-            field = _LAYOUT[section][key]
-            if field == "topics":
-                kwargs["topics"] = _topics(full, value)
-            elif field.startswith("security."):
-                name = field.split(".", 1)[1]
-                security[name] = _coerce(full, value, getattr(defaults.security, name))
-            else:
-                kwargs[field] = _coerce(full, value, getattr(defaults, field))
+    data = _merge(loaded, _env_overrides(os.environ if environ is None else environ))
+    fields = _fields(_merge(data, overrides or {}), loaded)
     try:
-        if security:
-            kwargs["security"] = KafkaSecurity(**security)
-        return dataclasses.replace(defaults, **kwargs)
-    except PipelineConfigError as exc:
+        settings = dacite.from_dict(WorkerSettings, fields, _DACITE)
+    except dacite.DaciteError as exc:
+        raise ConfigError(_message(exc)) from None
+    except PipelineConfigError as exc:  # the settings' own range checks
         raise ConfigError(str(exc)) from exc
-
-
-def _topics(key: str, value: Any) -> TopicNames:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{key}: expected a mapping of windows/scores/alerts/dlq names")
-    allowed = [f.name for f in dataclasses.fields(TopicNames)]
-    for k, v in value.items():
-        if k not in allowed:
-            raise ConfigError(f"{key}.{k}: unknown topic; allowed: {allowed}")
-        if not isinstance(v, str) or not v:
-            raise ConfigError(f"{key}.{k}: {v!r} must be a non-empty topic name")
-    return TopicNames(**value)
+    for name, topic in dataclasses.asdict(settings.topics).items():
+        if not topic:
+            raise ConfigError(f"kafka.topics.{name}: {topic!r} must be a non-empty topic name")
+    return settings

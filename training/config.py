@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import types
+import functools
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import dacite
 import yaml
 
 from detector.align import AlignmentGrid
@@ -153,100 +155,134 @@ _CHOICES = {
     "model.normalisation": tuple(NORMALISATIONS),
 }
 
+#: section -> (key, test, what is allowed): the ranges a type hint cannot say. The model's
+#: options are checked by the detector itself (``_check_model``), not here.
+_RANGES: dict[str, tuple[tuple[str, Callable[[Any], bool], str], ...]] = {
+    "split": (("test_size", lambda v: 0.0 < v < 1.0, "in (0, 1)"),),
+    "training": (
+        ("epochs", lambda v: v >= 1, ">= 1"),
+        ("batch_size", lambda v: v >= 1, ">= 1"),
+        ("learning_rate", lambda v: v > 0, "> 0"),
+        ("noise_factor", lambda v: v >= 0, ">= 0"),
+        ("holdout_fraction", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    ),
+    "threshold": (("q", lambda v: 0.0 < v < 1.0, "in (0, 1)"),),
+    "training.augment": (
+        ("copies", lambda v: 0 <= v <= 20, "from 0 (off) to 20"),
+        ("max_shift", lambda v: 0.0 <= v <= 20, "from 0 to 20 samples"),
+        ("max_stretch", lambda v: 0.0 <= v <= 0.3, "from 0 to 0.3"),
+    ),
+}
 
-def _check_type(key: str, value: Any, hint: Any) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(hint):
-            return None
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-        origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)  # type: ignore[arg-type]
-    base = origin or hint
-    ok = isinstance(value, base) and not (isinstance(value, bool) and base in (int, float))
-    if base is float and isinstance(value, int) and not isinstance(value, bool):
-        value, ok = float(value), True
-    if not ok:
-        raise PresetError(
-            f"{key}: {value!r} is a {type(value).__name__}, expected "
-            f"{getattr(base, '__name__', base)}"
-        )
-    if key in _CHOICES and value not in _CHOICES[key]:
-        raise PresetError(f"{key}: {value!r} is not allowed; choose one of {_CHOICES[key]}")
+
+class _UnknownKey(dacite.DaciteFieldError):
+    """A key no field of the section has. A ``DaciteFieldError`` so that dacite prefixes the
+    path of the sections above it (``align.shift`` -> ``model.align.shift``); its own strict
+    mode says which keys, but not where."""
+
+    def __init__(self, key: Any, allowed: list[str]) -> None:
+        super().__init__(field_path=str(key))
+        self.allowed = allowed
+
+
+def _section_hook(cls: type) -> Callable[[Any], Any]:
+    names = [f.name for f in dataclasses.fields(cls)]
+
+    def check(data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            raise dacite.WrongTypeError(field_type=cls, value=data)
+        for key in data:
+            if key not in names:
+                raise _UnknownKey(key, names)
+        return data
+
+    return check
+
+
+def _not_bool(expected: type, value: Any) -> Any:
+    # bool is an int subclass: without this, ``epochs: yes`` would be accepted as 1.
+    if isinstance(value, bool):
+        raise dacite.WrongTypeError(field_type=expected, value=value)
     return value
 
 
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise PresetError(f"{prefix or 'config'}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        full = f"{prefix}.{key}" if prefix else str(key)
-        if key not in names:
-            raise PresetError(f"{full}: unknown key; allowed here: {names}")
-        kwargs[key] = _check_type(full, value, hints[key])
-    return cls(**kwargs)
+def _as_float(value: Any) -> Any:
+    # YAML reads ``learning_rate: 1`` as an int; a float field takes it as 1.0.
+    value = _not_bool(float, value)
+    return float(value) if isinstance(value, int) else value
 
 
-def _validate_ranges(cfg: TrainConfig) -> None:
-    checks = [
-        (0.0 < cfg.split.test_size < 1.0, "split.test_size", cfg.split.test_size, "in (0, 1)"),
-        (cfg.training.epochs >= 1, "training.epochs", cfg.training.epochs, ">= 1"),
-        (cfg.training.batch_size >= 1, "training.batch_size", cfg.training.batch_size, ">= 1"),
-        (
-            cfg.training.learning_rate > 0,
-            "training.learning_rate",
-            cfg.training.learning_rate,
-            "> 0",
-        ),
-        (
-            cfg.training.noise_factor >= 0,
-            "training.noise_factor",
-            cfg.training.noise_factor,
-            ">= 0",
-        ),
-        (
-            0.0 <= cfg.training.holdout_fraction < 1.0,
-            "training.holdout_fraction",
-            cfg.training.holdout_fraction,
-            "in [0, 1)",
-        ),
-        (0.0 < cfg.threshold.q < 1.0, "threshold.q", cfg.threshold.q, "in (0, 1)"),
-    ]
-    aug = cfg.training.augment
-    checks += [
-        (0 <= aug.copies <= 20, "training.augment.copies", aug.copies, "from 0 (off) to 20"),
-        (
-            0.0 <= aug.max_shift <= 20,
-            "training.augment.max_shift",
-            aug.max_shift,
-            "from 0 to 20 samples",
-        ),
-        (
-            0.0 <= aug.max_stretch <= 0.3,
-            "training.augment.max_stretch",
-            aug.max_stretch,
-            "from 0 to 0.3",
-        ),
-        (
-            not cfg.model.align.enabled or cfg.model.normalisation == "zscore_window",
-            "model.align",
-            cfg.model.align,
-            "off unless model.normalisation is 'zscore_window' (the template is z-normalised)",
-        ),
-    ]
-    for ok, key, value, allowed in checks:
-        if not ok:
-            raise PresetError(f"{key}: {value!r} is not allowed; must be {allowed}")
+def _type_hooks(root: type) -> dict[Any, Callable[[Any], Any]]:
+    """The number hooks, and a section hook for ``root`` and every dataclass below it."""
+    hooks: dict[Any, Callable[[Any], Any]] = {int: functools.partial(_not_bool, int)}
+    hooks[float] = _as_float
+    todo = [root]
+    while todo:
+        cls = todo.pop()
+        hooks[cls] = _section_hook(cls)
+        hints = typing.get_type_hints(cls).values()
+        todo += [h for h in hints if isinstance(h, type) and dataclasses.is_dataclass(h)]
+    return hooks
+
+
+#: dacite does the walk (nested sections, ``int | None``, defaults); the hooks add what its
+#: ``isinstance`` check lacks: int is not bool, a float field takes an int, and a section
+#: names its unknown key with the full path. ``strict`` is the net under the section hooks.
+_DACITE = dacite.Config(type_hooks=_type_hooks(TrainConfig), strict=True)
+
+
+def _message(exc: dacite.DaciteError) -> str:
+    """dacite's error as one line naming the key, the value and what is expected."""
+    if isinstance(exc, _UnknownKey):
+        return f"{exc.field_path}: unknown key; allowed here: {exc.allowed}"
+    if isinstance(exc, dacite.WrongTypeError):
+        key, value = exc.field_path or "config", exc.value
+        if dataclasses.is_dataclass(exc.field_type):
+            return f"{key}: expected a mapping, got {type(value).__name__}"
+        hint = exc.field_type
+        # ``dict[str, Any]`` prints as such; its ``__name__`` would say only ``dict``.
+        expected = (
+            hint.__name__ if hasattr(hint, "__name__") and not typing.get_args(hint) else hint
+        )
+        return f"{key}: {value!r} is a {type(value).__name__}, expected {expected}"
+    return f"config: {exc}"
+
+
+def _at(cfg: TrainConfig, dotted: str) -> Any:
+    return functools.reduce(getattr, dotted.split("."), cfg)
+
+
+def _check_choices(cfg: TrainConfig) -> None:
+    for key, allowed in _CHOICES.items():
+        value = _at(cfg, key)
+        if value not in allowed:
+            raise PresetError(f"{key}: {value!r} is not allowed; choose one of {allowed}")
+
+
+def _check_ranges(cfg: TrainConfig) -> None:
+    for section, checks in _RANGES.items():
+        for name, ok, allowed in checks:
+            value = _at(cfg, f"{section}.{name}")
+            if not ok(value):
+                raise PresetError(f"{section}.{name}: {value!r} is not allowed; must be {allowed}")
+
+
+def _check_model(cfg: TrainConfig) -> None:
+    model = cfg.model
+    if model.align.enabled and model.normalisation != "zscore_window":
+        raise PresetError(
+            f"model.align: {model.align!r} is not allowed; must be off unless "
+            "model.normalisation is 'zscore_window' (the template is z-normalised)"
+        )
     try:  # the detector's own checks: one definition of each range
-        check_score_smoothing(cfg.model.score_smoothing)
-        check_noise_discount(cfg.model.noise_discount, cfg.model.score_smoothing)
-        cfg.model.align.grid()
+        check_score_smoothing(model.score_smoothing)
+        check_noise_discount(model.noise_discount, model.score_smoothing)
+        model.align.grid()
     except DetectorConfigError as exc:
         raise PresetError(f"model.{exc}") from exc
+
+
+def _check_holdout(cfg: TrainConfig) -> None:
     needs_holdout = (
         cfg.training.validation == "holdout"
         or cfg.threshold.fit_on == "holdout"
@@ -292,7 +328,20 @@ def load_config(preset_or_path: str) -> TrainConfig:
 
 
 def config_from_dict(data: Any) -> TrainConfig:
-    """Validate a plain mapping (a parsed preset, or ``detector.json``'s ``config``)."""
-    cfg = typing.cast(TrainConfig, _build(TrainConfig, data, ""))
-    _validate_ranges(cfg)
+    """Validate a plain mapping (a parsed preset, or ``detector.json``'s ``config``).
+
+    Raises
+    ------
+    PresetError
+        Naming the key (full dotted path), the value and what is allowed.
+    """
+    try:
+        _section_hook(TrainConfig)(data)  # dacite's hooks run only for nested sections
+        cfg = dacite.from_dict(TrainConfig, data, _DACITE)
+    except dacite.DaciteError as exc:
+        raise PresetError(_message(exc)) from None
+    _check_choices(cfg)
+    _check_ranges(cfg)
+    _check_model(cfg)
+    _check_holdout(cfg)
     return cfg

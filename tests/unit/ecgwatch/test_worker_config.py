@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,3 +178,46 @@ def test_invalid_kafka_security_names_the_key(env: dict[str, str], says: str) ->
 
 def test_plaintext_is_the_default_and_passes_nothing_but_the_protocol() -> None:
     assert load_settings(environ={}).security.client_kwargs() == {"security_protocol": "PLAINTEXT"}
+
+
+@pytest.mark.parametrize(
+    ("source", "names"),
+    [
+        # a wrong type in a nested section (WorkerSettings.security, built by dacite)
+        ({"overrides": {"kafka": {"sasl_username": [1]}}}, ["kafka.sasl_username", "[1]", "str"]),
+        # environment text where an int is expected: YAML-parsed, still not a number
+        ({"environ": {"ECGWATCH_WORKER__MAX_MESSAGE_BYTES": "lots"}}, ["'lots'", "expected int"]),
+        ({"environ": {"ECGWATCH_KAFKA__SESSION_TIMEOUT_S": "no"}}, ["False is a bool", "float"]),
+        ({"overrides": {"worker": {"batch_size": 1.5}}}, ["worker.batch_size: 1.5", "int"]),
+        ({"overrides": {"kafka": {"topics": {"dlq": None}}}}, ["kafka.topics.dlq: None", "str"]),
+    ],
+)
+def test_type_errors_name_the_file_key(source: dict[str, Any], names: list[str]) -> None:
+    kwargs = {"environ": {}, **source}
+    with pytest.raises(ConfigError) as exc:
+        load_settings(**kwargs)
+    for part in names:
+        assert part in str(exc.value)
+
+
+def test_a_float_setting_takes_an_int_and_an_int_stays_an_int(tmp_path: Path) -> None:
+    cfg = _yaml(tmp_path, "worker:\n  commit_interval_s: 2\nkafka:\n  session_timeout_s: 30\n")
+    s = load_settings(cfg, environ={"ECGWATCH_ALERTS__COOLDOWN_S": "5"})
+    assert (s.commit_interval_s, s.session_timeout_s, s.cooldown_s) == (2.0, 30.0, 5.0)
+    assert all(type(v) is float for v in (s.commit_interval_s, s.session_timeout_s, s.cooldown_s))
+    assert type(load_settings(environ={"ECGWATCH_WORKER__BATCH_SIZE": "7"}).batch_size) is int
+
+
+def test_topics_given_as_environment_text_say_str() -> None:
+    """The message names the value's type as the user wrote it, not an internal marker."""
+    with pytest.raises(ConfigError, match=r"kafka\.topics: expected a mapping .*, got str$"):
+        load_settings(environ={"ECGWATCH_KAFKA__TOPICS": "ecg"})
+
+
+def test_a_topic_name_follows_the_rule_of_every_text_setting(tmp_path: Path) -> None:
+    """A number where text is expected is taken as its text, for topics as for ``group_id``
+    (one rule for every ``str`` field instead of a second, stricter one for topics)."""
+    s = load_settings(
+        _yaml(tmp_path, "kafka:\n  group_id: 7\n  topics:\n    windows: 5\n"), environ={}
+    )
+    assert (s.group_id, s.topics.windows) == ("7", "5")

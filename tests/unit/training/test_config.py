@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from training import PresetError, list_presets, load_config
+from training.config import config_from_dict
 
 
 def test_seed_preset_is_the_tutorial() -> None:
@@ -69,3 +71,58 @@ def test_recommended_normalises_each_window_and_aligns_and_seed_does_not() -> No
     rec, seed = load_config("recommended"), load_config("seed")
     assert rec.model.normalisation == "zscore_window" and rec.model.align.max_shift == 6
     assert seed.model.normalisation == "minmax_global" and not seed.model.align.enabled
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        # a wrong type in a nested section: the full dotted path
+        ({"model": {"align": {"margin": "wide"}}}, "model.align.margin: 'wide' is a str"),
+        ({"training": {"augment": {"copies": True}}}, "training.augment.copies: True is a bool"),
+        ({"training": {"augment": 3}}, "training.augment: expected a mapping, got int"),
+        ({"model": {"align": {"shift": 3}}}, "allowed here: ['max_shift'"),
+        ({"seed": 4.0}, "seed: 4.0 is a float, expected int"),
+        ({"threshold": {"k": False}}, "threshold.k: False is a bool, expected float"),
+        # the optional field's message names both what it takes
+        ({"training": {"early_stopping_patience": "ten"}}, "expected int | None"),
+        # a generic field's message names its parameters (not just ``dict``), and they count
+        ({"model": {"params": {1: 2}}}, "model.params: {1: 2} is a dict, expected dict[str,"),
+        ({"name": None}, "name: None is a NoneType, expected str"),
+    ],
+)
+def test_type_errors_name_the_full_key(data: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(PresetError) as info:
+        config_from_dict(data)
+    assert fragment in str(info.value)
+
+
+def test_a_float_field_takes_an_int_anywhere_in_the_tree() -> None:
+    cfg = config_from_dict(
+        {"training": {"learning_rate": 1, "augment": {"max_shift": 2}}, "threshold": {"k": 3}}
+    )
+    values = (cfg.training.learning_rate, cfg.training.augment.max_shift, cfg.threshold.k)
+    assert values == (1.0, 2.0, 3.0) and all(type(v) is float for v in values)
+
+
+def test_a_stored_config_round_trips() -> None:
+    for name in list_presets():
+        cfg = load_config(name)
+        assert config_from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (
+            {"training": {"learning_rate": 0}},
+            "training.learning_rate: 0.0 is not allowed; must be > 0",
+        ),
+        ({"threshold": {"q": 1}}, "threshold.q: 1.0 is not allowed; must be in (0, 1)"),
+        ({"training": {"augment": {"max_shift": 21}}}, "from 0 to 20 samples"),
+        ({"training": {"validation": "all"}}, "training.validation: 'all' is not allowed; choose"),
+    ],
+)
+def test_range_and_choice_errors(data: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(PresetError) as info:
+        config_from_dict(data)
+    assert fragment in str(info.value)
