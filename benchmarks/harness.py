@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.handwritten_loop import raw_librdkafka
 from benchmarks.kafka_io import create_topics, fill, raw_consume, read_score_times, wait_committed
 from benchmarks.scorer import bench_scorer
 from benchmarks.worker_runs import Worker, measure_latency
@@ -40,18 +41,31 @@ class BenchOptions:
     data: str | None = None
     faust_engine: bool = True
     partitions: int = 8
+    #: A registry whose latest model is the ``recommended`` preset: adds the
+    #: ``loop_recommended`` and ``ecgwatch_json_recommended`` rows (None: both skipped).
+    recommended_registry: str | None = None
 
 
 @dataclass(frozen=True)
 class _Bench:
-    """What every measurement of one run shares: broker, model, topic names, peak RSS seen."""
+    """What every measurement of one run shares: broker, models, topic names, peak RSS seen."""
 
     tmp: Path
     bootstrap: str
     registry: str
     run: str
     windows: int
+    recommended: str | None = None
     rss: list[float] = field(default_factory=list)
+    loop_rss: list[float] = field(default_factory=list)
+
+    def model(self, recommended: bool) -> str:
+        """The registry of the seed model, or of the recommended one."""
+        if not recommended:
+            return self.registry
+        if self.recommended is None:
+            raise ValueError("no recommended registry given")
+        return self.recommended
 
     def topic(self, name: str) -> str:
         """This run's topic or output prefix ``name`` (such as ``json0``, ``json0.scores``)."""
@@ -83,6 +97,8 @@ class _Contender:
         it writes nothing.
     faust : bool
         Whether it runs the Faust engine (skipped with ``--no-faust``).
+    recommended : bool
+        Whether it runs the ``recommended`` model (skipped without a recommended registry).
     """
 
     key: str
@@ -90,6 +106,7 @@ class _Contender:
     measure: _Measure
     tag: str | None = None
     faust: bool = False
+    recommended: bool = False
 
 
 def _say(msg: str) -> None:
@@ -125,9 +142,11 @@ def _registry(opts: BenchOptions, tmp: Path) -> str:
     return str(reg)
 
 
-def _worker_rate(b: _Bench, topic: str, prefix: str, engine: str) -> float:
+def _worker_rate(
+    b: _Bench, topic: str, prefix: str, engine: str, recommended: bool = False
+) -> float:
     """Windows/s of one worker: first batch consumed → last score record appended."""
-    w = Worker(b.tmp, b.bootstrap, b.registry, topic, prefix, engine)
+    w = Worker(b.tmp, b.bootstrap, b.model(recommended), topic, prefix, engine)
     try:
         wait_committed(b.bootstrap, prefix, topic, b.windows, timeout_s=900)
         b.rss.append(w.rss_mb())
@@ -139,8 +158,41 @@ def _worker_rate(b: _Bench, topic: str, prefix: str, engine: str) -> float:
     return b.windows / max(last - w.first_at, 1e-6)
 
 
-def _raw(b: _Bench, topic: str, prefix: str) -> float:
+def _loop_rate(b: _Bench, topic: str, prefix: str, recommended: bool = False) -> float:
+    """Windows/s of the hand-written loop (``benchmarks.handwritten_loop``), timed as a worker.
+
+    A process of its own like the worker: first batch consumed → last score record appended.
+    """
+    out = b.tmp / f"{prefix}.loop.json"
+    scores = f"{prefix}.scores"
+    cmd = [sys.executable, "-m", "benchmarks.handwritten_loop", b.bootstrap, topic, scores]
+    cmd += [prefix, b.model(recommended), "latest", str(b.windows), str(out)]
+    proc = subprocess.run(cmd, timeout=900, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"hand-written loop {prefix} failed:\n{proc.stderr[-2000:]}")
+    r = json.loads(out.read_text())
+    if r.get("peak_rss_mb"):
+        b.loop_rss.append(float(r["peak_rss_mb"]))
+    got, last = read_score_times(b.bootstrap, scores, b.windows, timeout_s=60)
+    if got < b.windows or r["first_at"] is None:
+        raise RuntimeError(f"hand-written loop {prefix} scored {got}/{b.windows} windows")
+    return b.windows / max(last - float(r["first_at"]), 1e-6)
+
+
+def _raw_aiokafka(b: _Bench, topic: str, prefix: str) -> float:
     return raw_consume(b.bootstrap, topic, b.windows)
+
+
+def _raw_librdkafka(b: _Bench, topic: str, prefix: str) -> float:
+    return raw_librdkafka(b.bootstrap, topic, b.windows)
+
+
+def _loop(b: _Bench, topic: str, prefix: str) -> float:
+    return _loop_rate(b, topic, prefix)
+
+
+def _loop_recommended(b: _Bench, topic: str, prefix: str) -> float:
+    return _loop_rate(b, topic, prefix, recommended=True)
 
 
 def _batch_worker(b: _Bench, topic: str, prefix: str) -> float:
@@ -151,17 +203,54 @@ def _faust_worker(b: _Bench, topic: str, prefix: str) -> float:
     return _worker_rate(b, topic, prefix, "faust")
 
 
+def _batch_worker_recommended(b: _Bench, topic: str, prefix: str) -> float:
+    return _worker_rate(b, topic, prefix, "batch", recommended=True)
+
+
 #: Every throughput contender, in the order each round runs them.
+#: ``ecgwatch_json_2proc`` (``ecgwatch worker --processes 2``, issue 13 item 3) belongs here,
+#: after ``ecgwatch_json``, once the worker has that option; ``ratio.two_vs_one`` follows from
+#: it in :func:`_throughput`.
 _CONTENDERS = (
-    _Contender("raw", "json", _raw),
+    _Contender("raw_librdkafka", "json", _raw_librdkafka),
+    _Contender("raw_aiokafka", "json", _raw_aiokafka),
+    _Contender("loop", "json", _loop, tag="loop"),
     _Contender("ecgwatch_json", "json", _batch_worker, tag="json"),
     _Contender("ecgwatch_binary", "binary", _batch_worker, tag="binary"),
     _Contender("faust_json", "json", _faust_worker, tag="faust", faust=True),
+    _Contender("loop_recommended", "json", _loop_recommended, tag="looprec", recommended=True),
+    _Contender(
+        "ecgwatch_json_recommended",
+        "json",
+        _batch_worker_recommended,
+        tag="jsonrec",
+        recommended=True,
+    ),
 )
+
+#: Rows of the issue's report that no contender measures yet, and why.
+_NOT_YET = {"ecgwatch_json_2proc": "needs `ecgwatch worker --processes` (issue 13 item 3)"}
+
+
+def _runs(c: _Contender, opts: BenchOptions) -> bool:
+    if c.faust and not opts.faust_engine:
+        return False
+    return not (c.recommended and opts.recommended_registry is None)
 
 
 def _contenders(opts: BenchOptions) -> list[_Contender]:
-    return [c for c in _CONTENDERS if opts.faust_engine or not c.faust]
+    return [c for c in _CONTENDERS if _runs(c, opts)]
+
+
+def _skipped(opts: BenchOptions) -> dict[str, str]:
+    """Report keys left out of this run, with the reason."""
+    out = {}
+    for c in _CONTENDERS:
+        if c.faust and not opts.faust_engine:
+            out[c.key] = "--no-faust"
+        elif c.recommended and opts.recommended_registry is None:
+            out[c.key] = "no --recommended-registry given"
+    return {**out, **_NOT_YET}
 
 
 def _create_topics(b: _Bench, opts: BenchOptions) -> None:
@@ -193,7 +282,8 @@ def _rounds(b: _Bench, opts: BenchOptions) -> dict[str, list[float]]:
     """Windows/s of every contender in every round, by report key."""
     runs: dict[str, list[float]] = {c.key: [] for c in _CONTENDERS}
     for i in range(opts.repeats):  # interleaved, so drift hits every contender alike
-        _say(f"round {i + 1}/{opts.repeats}: raw, worker json, worker binary")
+        names = ", ".join(c.key for c in _contenders(opts))
+        _say(f"round {i + 1}/{opts.repeats}: {names}")
         for c in _contenders(opts):
             prefix = b.topic(f"{c.tag}{i}") if c.tag else ""
             runs[c.key].append(c.measure(b, b.windows_topic(c.source), prefix))
@@ -238,19 +328,30 @@ def _throughput(opts: BenchOptions, runs: dict[str, list[float]], naive: float) 
     med = {k: statistics.median(v) for k, v in runs.items() if v}
     med["naive"] = naive
     ratio = {
-        "json_vs_raw": med["ecgwatch_json"] / med["raw"],
-        "binary_vs_raw": med["ecgwatch_binary"] / med["raw"],
+        # issue 13: against the hand-written confluent-kafka loop, same model
+        "json_vs_loop": med["ecgwatch_json"] / med["loop"],
+        "binary_vs_loop": med["ecgwatch_binary"] / med["loop"],
+        # issue 5: against raw aiokafka consumption and the naive Faust agent
+        "json_vs_raw": med["ecgwatch_json"] / med["raw_aiokafka"],
+        "binary_vs_raw": med["ecgwatch_binary"] / med["raw_aiokafka"],
         "json_vs_naive": med["ecgwatch_json"] / naive,
         "binary_vs_naive": med["ecgwatch_binary"] / naive,
     }
-    if "faust_json" in med:
-        ratio["faust_json_vs_raw"] = med["faust_json"] / med["raw"]
+    for key, num, den in (
+        ("faust_json_vs_raw", "faust_json", "raw_aiokafka"),
+        ("faust_json_vs_loop", "faust_json", "loop"),
+        ("recommended_vs_loop", "ecgwatch_json_recommended", "loop_recommended"),
+        ("two_vs_one", "ecgwatch_json_2proc", "ecgwatch_json"),
+    ):
+        if num in med and den in med:
+            ratio[key] = med[num] / med[den]
     return {
         "windows": opts.windows,
         "repeats": opts.repeats,
         "windows_per_s": med,
         "runs": runs,
         "ratio": ratio,
+        "skipped": _skipped(opts),
     }
 
 
@@ -277,12 +378,15 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     -------
     dict
         The report: windows/s of every contender (medians and every round), their ratios,
-        latency percentiles (worker and broker floor), scorer windows/s per batch size,
-        the worker's peak RSS and the run's seconds; JSON-serialisable.
+        the contenders left out and why (``skipped``), latency percentiles (worker and
+        broker floor), scorer windows/s per batch size, the peak RSS of the workers and of
+        the hand-written loop, and the run's seconds; JSON-serialisable.
     """
     from benchmarks.broker import broker_for
     from detector import ModelRegistry
 
+    if opts.recommended_registry:
+        ModelRegistry(opts.recommended_registry).load("latest")  # fail early, as _registry
     t_start = time.perf_counter()
     run = uuid.uuid4().hex[:8]
     with (
@@ -290,7 +394,9 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
         broker_for(opts.bootstrap, Path(td)) as bootstrap,
     ):
         tmp = Path(td)
-        b = _Bench(tmp, bootstrap, _registry(opts, tmp), run, opts.windows)
+        b = _Bench(
+            tmp, bootstrap, _registry(opts, tmp), run, opts.windows, opts.recommended_registry
+        )
         beats = _dataset(opts.data)
         _create_topics(b, opts)
         _fill_inputs(b, np.resize(beats, (opts.windows, beats.shape[1])))
@@ -306,5 +412,6 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
         "latency_floor_ms": floor,
         **_scorer_fields(scorer),
         "worker_peak_rss_mb": max(b.rss) if b.rss else None,
+        "loop_peak_rss_mb": max(b.loop_rss) if b.loop_rss else None,
         "seconds": time.perf_counter() - t_start,
     }

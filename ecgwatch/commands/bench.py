@@ -29,6 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         default=None,
         help="model registry to benchmark (default: train the seed model)",
     )
+    p.add_argument(
+        "--recommended-registry",
+        default=None,
+        metavar="DIR",
+        help="registry whose latest model is the `recommended` preset: adds the worker and "
+        "the hand-written loop on that model (default: both rows skipped)",
+    )
     p.add_argument("--data", default=None, help="ECG5000 source (as for `ecgwatch train`)")
     p.add_argument("--windows", type=int, default=None, help="pre-filled windows (200,000)")
     p.add_argument("--repeats", type=int, default=None, help="rounds; medians are reported (3)")
@@ -59,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         registry=args.registry,
         data=args.data,
         faust_engine=not args.no_faust,
+        recommended_registry=args.recommended_registry,
     )
     report = run_bench(opts)
     print(format_report(report))

@@ -24,8 +24,10 @@ RUN = "abcdef12"
 
 
 class _FakeWorker:
-    def __init__(self, log: list[tuple[Any, ...]], topic: str, prefix: str, engine: str) -> None:
-        log.append(("worker", topic, prefix, engine))
+    def __init__(
+        self, log: list[tuple[Any, ...]], registry: str, topic: str, prefix: str, engine: str
+    ) -> None:
+        log.append(("worker", topic, prefix, engine) + ((registry,) if registry != "reg" else ()))
         self.scores = f"{prefix}.scores"
         self.first_at = 0.0
 
@@ -55,9 +57,15 @@ def log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         def load(self, version: str) -> str:
             return "artifact"
 
-    def naive(cmd: list[str], **kwargs: Any) -> None:
+    def subprocesses(cmd: list[str], **kwargs: Any) -> Any:
+        if cmd[2] == "benchmarks.handwritten_loop":  # BOOTSTRAP WINDOWS SCORES GROUP REG ...
+            calls.append(("loop", cmd[4], cmd[6], cmd[7]))
+            out = {"windows": int(cmd[9]), "first_at": 0.0, "peak_rss_mb": 200.0}
+            Path(cmd[-1]).write_text(json.dumps(out))
+            return subprocess.CompletedProcess(cmd, 0, "", "")
         calls.append(("naive", cmd[3:7]))
         Path(cmd[-1]).write_text(json.dumps({"windows": 100, "seconds": 10.0}))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
 
     def latency(bootstrap: str, windows: str, scores: str, *args: Any) -> dict[str, Any]:
         calls.append(("latency", windows, scores))
@@ -69,13 +77,16 @@ def log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     m.setattr(detector, "ModelRegistry", Registry)
     m.setattr(training, "load_dataset", lambda data: type("DS", (), {"x": np.ones((5, 140))}))
     m.setattr(uuid, "uuid4", lambda: uuid.UUID(RUN + "0" * 24))
-    m.setattr(subprocess, "run", naive)
+    m.setattr(subprocess, "run", subprocesses)
     m.setattr(
         harness, "create_topics", lambda b, names, log_append: calls.append(("topics", names))
     )
     m.setattr(harness, "fill", lambda b, topic, data, enc: calls.append(("fill", topic, len(data))))
     m.setattr(harness, "raw_consume", lambda b, topic, n: calls.append(("raw", topic)) or 2000.0)
-    m.setattr(harness, "Worker", lambda tmp, b, reg, *a: _FakeWorker(calls, *a))
+    m.setattr(
+        harness, "raw_librdkafka", lambda b, topic, n: calls.append(("rdkafka", topic)) or 4000.0
+    )
+    m.setattr(harness, "Worker", lambda tmp, b, reg, *a: _FakeWorker(calls, reg, *a))
     m.setattr(harness, "wait_committed", lambda *a, **kw: True)
     m.setattr(harness, "read_score_times", lambda b, topic, n, timeout_s: (n, n / 2000))
     m.setattr(harness, "measure_latency", latency)
@@ -91,7 +102,7 @@ def test_every_round_runs_every_contender_on_its_own_topics(log: list[tuple[Any,
     report = run_bench(BenchOptions(windows=50, repeats=2, registry="reg", partitions=3))
     topics = next(c[1] for c in log if c[0] == "topics")
     inputs = [_t(f"windows.{k}") for k in ("json", "binary", "latency", "floor")]
-    tags = ["json0", "json1", "binary0", "binary1", "faust0", "faust1", "lat"]
+    tags = ["loop0", "loop1", "json0", "json1", "binary0", "binary1", "faust0", "faust1", "lat"]
     outs = [_t(f"{tag}.{kind}") for tag in tags for kind in ("scores", "alerts", "dlq")]
     assert topics == {t: 3 for t in (*inputs, *outs)}
     assert list(topics) == [*inputs, *outs]
@@ -99,12 +110,15 @@ def test_every_round_runs_every_contender_on_its_own_topics(log: list[tuple[Any,
         ("fill", _t("windows.json"), 50),
         ("fill", _t("windows.binary"), 50),
     ]
-    rounds = [c for c in log if c[0] in ("raw", "worker") and c[1] != _t("windows.latency")]
+    steps = ("rdkafka", "raw", "loop", "worker")
+    rounds = [c for c in log if c[0] in steps and c[1] != _t("windows.latency")]
     assert rounds == [
         step
         for i in range(2)
         for step in [
+            ("rdkafka", _t("windows.json")),
             ("raw", _t("windows.json")),
+            ("loop", _t("windows.json"), _t(f"loop{i}"), "reg"),
             ("worker", _t("windows.json"), _t(f"json{i}"), "batch"),
             ("worker", _t("windows.binary"), _t(f"binary{i}"), "batch"),
             ("worker", _t("windows.json"), _t(f"faust{i}"), "faust"),
@@ -115,10 +129,18 @@ def test_every_round_runs_every_contender_on_its_own_topics(log: list[tuple[Any,
         ("latency", _t("windows.floor"), _t("windows.floor")),
         ("latency", _t("windows.latency"), _t("lat.scores")),
     ]
-    assert report["runs"] == {k: [pytest.approx(2000.0)] * 2 for k in report["runs"]}
+    measured = {"raw_librdkafka": [pytest.approx(4000.0)] * 2}
+    assert report["runs"] == {
+        **{k: [pytest.approx(2000.0)] * 2 for k in report["runs"]},
+        **measured,
+        "loop_recommended": [],
+        "ecgwatch_json_recommended": [],
+    }
     assert report["windows_per_s"] == pytest.approx(
         {
-            "raw": 2000,
+            "raw_librdkafka": 4000,
+            "raw_aiokafka": 2000,
+            "loop": 2000,
             "ecgwatch_json": 2000,
             "ecgwatch_binary": 2000,
             "faust_json": 2000,
@@ -127,15 +149,45 @@ def test_every_round_runs_every_contender_on_its_own_topics(log: list[tuple[Any,
     )
     assert report["ratio"] == pytest.approx(
         {
+            "json_vs_loop": 1,
+            "binary_vs_loop": 1,
             "json_vs_raw": 1,
             "binary_vs_raw": 1,
             "json_vs_naive": 200,
             "binary_vs_naive": 200,
             "faust_json_vs_raw": 1,
+            "faust_json_vs_loop": 1,
         }
     )
+    assert set(report["skipped"]) == {
+        "loop_recommended",
+        "ecgwatch_json_recommended",
+        "ecgwatch_json_2proc",
+    }
     assert report["latency_ms"]["seconds"] == 30.0
     assert report["worker_peak_rss_mb"] == 300.0
+    assert report["loop_peak_rss_mb"] == 200.0
+
+
+def test_a_recommended_registry_adds_the_loop_and_the_worker_on_it(
+    log: list[tuple[Any, ...]],
+) -> None:
+    opts = BenchOptions(
+        windows=50, repeats=1, registry="reg", faust_engine=False, recommended_registry="rec"
+    )
+    report = run_bench(opts)
+    rounds = [c for c in log if c[0] in ("loop", "worker") and c[1] != _t("windows.latency")]
+    assert rounds == [
+        ("loop", _t("windows.json"), _t("loop0"), "reg"),
+        ("worker", _t("windows.json"), _t("json0"), "batch"),
+        ("worker", _t("windows.binary"), _t("binary0"), "batch"),
+        ("loop", _t("windows.json"), _t("looprec0"), "rec"),
+        ("worker", _t("windows.json"), _t("jsonrec0"), "batch", "rec"),
+    ]
+    assert report["windows_per_s"]["loop_recommended"] == pytest.approx(2000)
+    assert report["windows_per_s"]["ecgwatch_json_recommended"] == pytest.approx(2000)
+    assert report["ratio"]["recommended_vs_loop"] == pytest.approx(1)
+    assert set(report["skipped"]) == {"faust_json", "ecgwatch_json_2proc"}
 
 
 def test_without_faust_its_row_stays_empty(log: list[tuple[Any, ...]]) -> None:
