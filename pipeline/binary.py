@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from detector import WINDOW_LENGTH
-from pipeline.codec import DEFAULT_MAX_MESSAGE_BYTES, DecodedBatch
+from pipeline.codec import DEFAULT_MAX_MESSAGE_BYTES, DecodedBatch, screen_values
 from pipeline.errors import InvalidMessageError
 
 __all__ = [
@@ -198,14 +198,15 @@ def _decode_group(
 def decode_binary_batch(
     values: Sequence[bytes | None], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 ) -> DecodedBatch:
-    """Decode a micro-batch of binary window frames.
+    """Decode a micro-batch of binary window frames (the contract of
+    :func:`pipeline.codec.decode_batch`, for this encoding).
 
     Parameters
     ----------
     values : sequence of bytes or None
-        Raw Kafka message values.
+        Raw Kafka message values, one frame each.
     max_bytes : int
-        Larger values are rejected as ``too_large``.
+        Size limit of a frame (:func:`pipeline.codec.screen_values`).
 
     Returns
     -------
@@ -214,17 +215,11 @@ def decode_binary_batch(
     """
     out = DecodedBatch()
     groups: dict[int, tuple[list[int], list[bytes]]] = {}
-    for pos, value in enumerate(values):
-        if not value:
-            out.rejected.append((pos, "empty", "value: the message has no value"))
-        elif len(value) > max_bytes:
-            out.rejected.append(
-                (pos, "too_large", f"value: {len(value)} bytes exceeds the limit of {max_bytes}")
-            )
-        else:
-            g = groups.setdefault(len(value), ([], []))
-            g[0].append(pos)
-            g[1].append(value)
+    for pos in screen_values(values, max_bytes, out.rejected):
+        value: bytes = values[pos]  # type: ignore[assignment]  # screened: not None
+        g = groups.setdefault(len(value), ([], []))
+        g[0].append(pos)
+        g[1].append(value)
     rows: list[np.ndarray] = []
     for pos_list, vals in groups.values():
         _decode_group(vals, pos_list, out, rows)
@@ -233,10 +228,7 @@ def decode_binary_batch(
         out.windows = np.ascontiguousarray(windows, dtype=np.float32)
         if len(groups) > 1:  # restore input order across length groups
             order = np.argsort(np.asarray(out.index), kind="stable")
-            out.index = [out.index[i] for i in order]
-            out.device_id = [out.device_id[i] for i in order]
-            out.seq = [out.seq[i] for i in order]
-            out.ts = [out.ts[i] for i in order]
+            out.take(order.tolist())
             out.windows = out.windows[order]
     out.rejected.sort()
     return out

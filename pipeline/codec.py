@@ -32,6 +32,7 @@ __all__ = [
     "dlq_record",
     "encode_json",
     "encode_window_json",
+    "screen_values",
 ]
 
 #: Messages larger than this are rejected as ``too_large`` (a 140-sample JSON window is ~2 KB).
@@ -79,6 +80,19 @@ class DecodedBatch:
     seq: list[int] = field(default_factory=list)
     ts: list[float] = field(default_factory=list)
     rejected: list[tuple[int, str, str]] = field(default_factory=list)
+
+    def take(self, rows: Sequence[int]) -> None:
+        """Keep the fields of ``rows`` only, in that order (``windows`` is left as it is).
+
+        Parameters
+        ----------
+        rows : sequence of int
+            Indices into ``index`` (not input positions).
+        """
+        self.index = [self.index[i] for i in rows]
+        self.device_id = [self.device_id[i] for i in rows]
+        self.seq = [self.seq[i] for i in rows]
+        self.ts = [self.ts[i] for i in rows]
 
 
 def _loads(value: bytes) -> Any:
@@ -168,6 +182,41 @@ def decode_window(
     return batch.device_id[0], batch.seq[0], batch.ts[0], batch.windows[0]
 
 
+def screen_values(
+    values: Sequence[bytes | None], max_bytes: int, rejected: list[tuple[int, str, str]]
+) -> list[int]:
+    """Positions of the values worth parsing; the others go to ``rejected``.
+
+    The transport's checks, the same for every encoding: a message needs a value, and one
+    above ``max_bytes`` is rejected unread (``too_large``) rather than parsed.
+
+    Parameters
+    ----------
+    values : sequence of bytes or None
+        Raw Kafka message values.
+    max_bytes : int
+        The size limit.
+    rejected : list of (position, reason, detail)
+        Where the refused values are appended (in position order).
+
+    Returns
+    -------
+    list of int
+        Positions of the non-empty values within the limit, in order.
+    """
+    ok: list[int] = []
+    for pos, value in enumerate(values):
+        if not value:
+            rejected.append((pos, "empty", "value: the message has no value"))
+        elif len(value) > max_bytes:
+            rejected.append(
+                (pos, "too_large", f"value: {len(value)} bytes exceeds the limit of {max_bytes}")
+            )
+        else:
+            ok.append(pos)
+    return ok
+
+
 def decode_batch(
     values: Sequence[bytes | None], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 ) -> DecodedBatch:
@@ -185,47 +234,50 @@ def decode_batch(
     DecodedBatch
     """
     out = DecodedBatch()
-    cand_pos: list[int] = []
-    cand_samples: list[Any] = []
-    cand_raw: list[bytes] = []
-    for pos, value in enumerate(values):
+    samples, raw = _parse(values, screen_values(values, max_bytes, out.rejected), out)
+    if samples:
+        _keep_valid(out, _validate_samples(samples, raw))
+    out.rejected.sort()
+    return out
+
+
+def _parse(
+    values: Sequence[bytes | None], positions: list[int], out: DecodedBatch
+) -> tuple[list[Any], list[bytes]]:
+    """Parse the messages at ``positions``: their fields go to ``out`` (rejects too); returns
+    the still unchecked sample lists and the raw bytes they came from."""
+    samples: list[Any] = []
+    raw: list[bytes] = []
+    for pos in positions:
+        value: bytes = values[pos]  # type: ignore[assignment]  # screened: not None
         try:
-            if not value:
-                raise InvalidMessageError("empty", "value: the message has no value")
-            if len(value) > max_bytes:
-                raise InvalidMessageError(
-                    "too_large", f"value: {len(value)} bytes exceeds the limit of {max_bytes}"
-                )
-            device_id, seq, ts, samples = _fields(_loads(value))
+            device_id, seq, ts, window = _fields(_loads(value))
         except InvalidMessageError as exc:
             out.rejected.append((pos, exc.reason, exc.detail))
             continue
-        cand_pos.append(pos)
-        cand_samples.append(samples)
-        cand_raw.append(value)
+        out.index.append(pos)
         out.device_id.append(device_id)
         out.seq.append(seq)
         out.ts.append(ts)
-    if not cand_pos:
-        return out
-    good = _validate_samples(cand_samples, cand_raw)
+        samples.append(window)
+        raw.append(value)
+    return samples, raw
+
+
+def _keep_valid(out: DecodedBatch, checked: list[np.ndarray | InvalidMessageError]) -> None:
+    """Keep the parsed messages whose samples passed (``checked`` is aligned with
+    ``out.index``); dead-letter the others."""
     keep = []
     rows = []
-    for i, pos in enumerate(cand_pos):
-        row = good[i]
+    for i, row in enumerate(checked):
         if isinstance(row, InvalidMessageError):
-            out.rejected.append((pos, row.reason, row.detail))
+            out.rejected.append((out.index[i], row.reason, row.detail))
         else:
             keep.append(i)
             rows.append(row)
-    out.index = [cand_pos[i] for i in keep]
-    out.device_id = [out.device_id[i] for i in keep]
-    out.seq = [out.seq[i] for i in keep]
-    out.ts = [out.ts[i] for i in keep]
+    out.take(keep)
     if rows:
         out.windows = np.ascontiguousarray(np.stack(rows), dtype=np.float32)
-    out.rejected.sort()
-    return out
 
 
 def _validate_samples(

@@ -14,7 +14,7 @@ from pipeline.binary import (
     decode_binary_batch,
     encode_window_binary,
 )
-from pipeline.codec import encode_window_json
+from pipeline.codec import decode_batch, encode_window_json
 from pipeline.decode import decode_records
 from pipeline.processor import InRecord
 
@@ -82,6 +82,25 @@ def test_wrong_sample_count() -> None:
 def test_too_large() -> None:
     out = decode_binary_batch([encode_window_binary("d", 1, 1.0, np.zeros(140))], max_bytes=100)
     assert out.rejected[0][1] == "too_large"
+
+
+def test_transport_rejects_are_the_same_for_both_encodings() -> None:
+    frame = encode_window_binary("d", 1, 1.0, np.zeros(140))
+    values = [b"", None, frame + b"x" * 100, frame]
+    binary = decode_binary_batch(values, max_bytes=len(frame))
+    json = decode_batch(values, max_bytes=len(frame))
+    assert binary.rejected[:3] == json.rejected[:3]
+    assert [r[1] for r in binary.rejected] == ["empty", "empty", "too_large"]
+
+
+def test_frames_of_several_lengths_come_back_in_input_order() -> None:
+    ids = ["a", "bbb", "cc", "dddd", "e"]
+    out = decode_binary_batch(
+        [encode_window_binary(d, i, float(i), np.full(140, i)) for i, d in enumerate(ids)]
+    )
+    assert out.index == [0, 1, 2, 3, 4] and out.device_id == ids and out.seq == [0, 1, 2, 3, 4]
+    assert out.ts == [0.0, 1.0, 2.0, 3.0, 4.0]
+    np.testing.assert_array_equal(out.windows[:, 0], [0, 1, 2, 3, 4])
 
 
 def test_header_selects_codec_per_message_on_a_shared_topic() -> None:
