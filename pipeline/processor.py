@@ -18,7 +18,7 @@ import numpy as np
 
 from detector import FLAT_WINDOW, Artifact, InvalidWindowError
 from detector.normalise import flat_detail
-from pipeline.codec import SCORING_ERROR, dlq_record, encode_json
+from pipeline.codec import SCORING_ERROR, DecodedBatch, dlq_record, encode_json
 from pipeline.decode import decode_records
 from pipeline.metrics import PipelineMetrics, observe_many
 from pipeline.policy import AlertPolicy
@@ -111,8 +111,22 @@ class WindowProcessor:
             self._count_rejects(result)
             return result
         scores, failed = self._score(decoded.windows)
+        self._score_records(result, records, decoded, scores, failed)
+        self._count_scored(result, decoded, scores, failed)
+        self._count_rejects(result)
+        return result
+
+    def _score_records(
+        self,
+        result: BatchResult,
+        records: Sequence[InRecord],
+        decoded: DecodedBatch,
+        scores: np.ndarray,
+        failed: dict[int, tuple[str, str]],
+    ) -> None:
+        """One score record per scored window; windows without a score, or whose record
+        cannot be encoded (added to ``failed``), are dead-lettered."""
         now = self.clock()
-        m = self.metrics
         # The one per-window loop left: one dict, one orjson call and one tuple per score
         # record. Everything else (threshold test, metrics) is done per batch.
         topic, threshold, version = self.topics.scores, self.threshold, self.version
@@ -144,6 +158,17 @@ class WindowProcessor:
             append(OutRecord(topic, records[pos].key, value))
             if anomaly:
                 anomalies.append((pos, device_id, seq, ts, score))
+
+    def _count_scored(
+        self,
+        result: BatchResult,
+        decoded: DecodedBatch,
+        scores: np.ndarray,
+        failed: dict[int, tuple[str, str]],
+    ) -> None:
+        """Per-batch metrics of the windows that got a score record; keeps their ``ts`` for
+        the latency observed once the batch is delivered."""
+        m = self.metrics
         good = np.ones(len(scores), dtype=bool)
         if failed:
             good[list(failed)] = False
@@ -151,8 +176,6 @@ class WindowProcessor:
         m.windows.labels("scored").inc(int(good.sum()))
         m.anomalous.inc(len(result.anomalies))
         observe_many(m.reconstruction_error, scores[good])
-        self._count_rejects(result)
-        return result
 
     def fail_batch(self, records: Sequence[InRecord], detail: str) -> BatchResult:
         """Dead-letter a whole batch (last resort when :meth:`compute` itself failed)."""
