@@ -218,29 +218,12 @@ def create_topics(
     PipelineError
         If the broker cannot be reached or refuses a topic for another reason than that it exists.
     """
-    from kafka.errors import KafkaError, for_code
+    from kafka.errors import KafkaError
 
     specs = list(default_topics() if specs is None else specs)
     admin = _admin(bootstrap, timeout_s, security)
     try:
-        request = {
-            s.name: {"num_partitions": s.partitions, "replication_factor": s.replication_factor}
-            for s in specs
-        }
-        response = admin.create_topics(
-            request, timeout_ms=int(timeout_s * 1000), raise_errors=False
-        )
-        created: set[str] = set()
-        for topic in response["topics"]:
-            code = topic["error_code"]
-            if code == 0:
-                created.add(topic["name"])
-            elif code != _TOPIC_ALREADY_EXISTS:
-                raise PipelineError(
-                    f"Kafka at {bootstrap} refused to create topic {topic['name']!r}: "
-                    f"{for_code(code).__name__} ({topic.get('error_message')}); "
-                    "check the broker log and the topic settings"
-                )
+        created = _create_missing(admin, specs, timeout_s, bootstrap)
         names = [s.name for s in specs]
         admin.wait_for_topics(names, timeout_ms=int(timeout_s * 1000))
         counts = _partitions(admin, names)
@@ -252,3 +235,31 @@ def create_topics(
     finally:
         admin.close()
     return [TopicResult(s.name, s.name in created, counts.get(s.name, 0)) for s in specs]
+
+
+def _create_missing(
+    admin: Any, specs: list[TopicSpec], timeout_s: float, bootstrap: str
+) -> set[str]:
+    """Ask for every topic of ``specs``; returns the names this call created.
+
+    "Already exists" is the idempotent case; any other refusal raises.
+    """
+    from kafka.errors import for_code
+
+    request = {
+        s.name: {"num_partitions": s.partitions, "replication_factor": s.replication_factor}
+        for s in specs
+    }
+    response = admin.create_topics(request, timeout_ms=int(timeout_s * 1000), raise_errors=False)
+    created: set[str] = set()
+    for topic in response["topics"]:
+        code = topic["error_code"]
+        if code == 0:
+            created.add(topic["name"])
+        elif code != _TOPIC_ALREADY_EXISTS:
+            raise PipelineError(
+                f"Kafka at {bootstrap} refused to create topic {topic['name']!r}: "
+                f"{for_code(code).__name__} ({topic.get('error_message')}); "
+                "check the broker log and the topic settings"
+            )
+    return created
