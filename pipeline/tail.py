@@ -74,30 +74,10 @@ def read_records(
     security : KafkaSecurity, optional
         TLS / SASL settings (default: plaintext).
     """
-    from kafka import KafkaConsumer, TopicPartition
-
     _quiet_cancelled_refresh()
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap.split(","),
-        enable_auto_commit=False,
-        group_id=None,
-        consumer_timeout_ms=200,
-        max_poll_records=10_000,
-        **(security or KafkaSecurity()).client_kwargs(),
-    )
+    consumer = _consumer(bootstrap, security)
     try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        end = consumer.end_offsets(tps) if until_end or last_per_partition is not None else {}
-        if last_per_partition is not None:
-            begin = consumer.beginning_offsets(tps)
-            for tp in tps:
-                consumer.seek(tp, max(begin[tp], end[tp] - last_per_partition))
-        elif from_beginning:
-            consumer.seek_to_beginning(*tps)
-        else:
-            consumer.seek_to_end(*tps)
+        tps, end = _start(consumer, topic, from_beginning, last_per_partition, until_end)
         todo = {tp for tp in tps if consumer.position(tp) < end[tp]} if until_end else set(tps)
         start = last = time.monotonic()
         count = 0
@@ -108,13 +88,9 @@ def read_records(
                     if until_end and msg.offset >= end[tp]:
                         continue
                     last = time.monotonic()
-                    try:
-                        record = orjson.loads(msg.value)
-                        record["_partition"], record["_offset"] = msg.partition, msg.offset
-                    except (orjson.JSONDecodeError, TypeError):
-                        if skip_invalid:
-                            continue
-                        raise
+                    record = _decode(msg, skip_invalid)
+                    if record is None:
+                        continue
                     count += 1
                     yield record
                     if max_records is not None and count >= max_records:
@@ -128,6 +104,62 @@ def read_records(
                 return
     finally:
         consumer.close()
+
+
+def _consumer(bootstrap: str, security: KafkaSecurity | None) -> Any:
+    """A consumer outside any group: it commits nothing and is assigned partitions itself."""
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","),
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=200,
+        max_poll_records=10_000,
+        **(security or KafkaSecurity()).client_kwargs(),
+    )
+
+
+def _start(
+    consumer: Any,
+    topic: str,
+    from_beginning: bool,
+    last_per_partition: int | None,
+    until_end: bool,
+) -> tuple[list[Any], dict[Any, int]]:
+    """Assign every partition of ``topic`` and seek to where reading starts.
+
+    Returns the partitions and the end offsets seen now when ``until_end`` or
+    ``last_per_partition`` needs them (empty otherwise).
+    """
+    from kafka import TopicPartition
+
+    parts = consumer.partitions_for_topic(topic) or set()
+    tps = [TopicPartition(topic, p) for p in sorted(parts)]
+    consumer.assign(tps)
+    end = consumer.end_offsets(tps) if until_end or last_per_partition is not None else {}
+    if last_per_partition is not None:
+        begin = consumer.beginning_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, max(begin[tp], end[tp] - last_per_partition))
+    elif from_beginning:
+        consumer.seek_to_beginning(*tps)
+    else:
+        consumer.seek_to_end(*tps)
+    return tps, end
+
+
+def _decode(msg: Any, skip_invalid: bool) -> dict[str, Any] | None:
+    """The JSON object of one message with its ``_partition`` and ``_offset``; None for a
+    message that is not one when ``skip_invalid``."""
+    try:
+        record = orjson.loads(msg.value)
+        record["_partition"], record["_offset"] = msg.partition, msg.offset
+    except (orjson.JSONDecodeError, TypeError):
+        if skip_invalid:
+            return None
+        raise
+    return record  # type: ignore[no-any-return]
 
 
 def format_alert(a: dict[str, Any]) -> str:
