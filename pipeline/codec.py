@@ -322,7 +322,9 @@ def encode_json(record: dict[str, Any]) -> bytes:
     return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def encode_window_json(device_id: str, seq: int, ts: float, samples: Sequence[float]) -> bytes:
+def encode_window_json(
+    device_id: str, seq: int, ts: float, samples: Sequence[float] | np.ndarray
+) -> bytes:
     """Encode one window in the documented JSON format (what producers send)."""
     return orjson.dumps(
         {

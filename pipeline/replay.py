@@ -103,46 +103,28 @@ def replay(
     security : KafkaSecurity, optional
         TLS / SASL settings (default: plaintext).
     """
-    if devices < 1:
-        raise PipelineConfigError(f"--devices: {devices} must be >= 1")
-    if rate is not None and rate <= 0:
-        raise PipelineConfigError(f"--rate: {rate} must be > 0 windows/s")
+    _check_load(devices, rate)
     producer = _producer(bootstrap, security)
-    truth: Any = None
-    writer: Any = None
-    if truth_path is not None:
-        truth = open(truth_path, "w", newline="")  # noqa: SIM115 (closed in finally)
-        writer = csv.writer(truth)
-        writer.writerow(["device_id", "seq", "label"])
+    truth, writer = _open_truth(truth_path)
+    message = _json_message if encode is None else encode
     n = len(windows)
     t0 = time.perf_counter()
-    last_report = 0.0
+    report = _reporter(progress, n)
     futures = []
     try:
         for i in range(n):
             if rate is not None:
-                due = t0 + i / rate
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
+                _sleep_until(t0 + i / rate)
             device_id, seq = device_of(i, devices)
             seq += seq_offset
-            ts = time.time()
-            if encode is None:
-                value = encode_window_json(device_id, seq, ts, windows[i])
-                headers: list[tuple[str, bytes]] = []
-            else:
-                value, headers = encode(device_id, seq, ts, windows[i])
+            value, headers = message(device_id, seq, time.time(), windows[i])
             futures.append(
                 producer.send(topic, key=device_id.encode(), value=value, headers=headers or None)
             )
             if writer is not None:
                 writer.writerow([device_id, seq, "" if labels is None else int(labels[i])])
-            if progress is not None:
-                now = time.perf_counter()
-                if now - last_report >= PROGRESS_INTERVAL_S or i == n - 1:
-                    last_report = now
-                    progress(i + 1, n)
+            if report is not None:
+                report(i)
         producer.flush()
         for f in futures:
             f.get(timeout=60)  # raises if any window was not acknowledged
@@ -151,3 +133,51 @@ def replay(
         if truth is not None:
             truth.close()
     return ReplayStats(n, time.perf_counter() - t0)
+
+
+def _check_load(devices: int, rate: float | None) -> None:
+    if devices < 1:
+        raise PipelineConfigError(f"--devices: {devices} must be >= 1")
+    if rate is not None and rate <= 0:
+        raise PipelineConfigError(f"--rate: {rate} must be > 0 windows/s")
+
+
+def _open_truth(path: str | Path | None) -> tuple[Any, Any]:
+    """The ground-truth CSV file and its writer, header written (``(None, None)`` without one)."""
+    if path is None:
+        return None, None
+    truth = open(path, "w", newline="")  # noqa: SIM115 (the caller closes it in its finally)
+    writer = csv.writer(truth)
+    writer.writerow(["device_id", "seq", "label"])
+    return truth, writer
+
+
+def _json_message(
+    device_id: str, seq: int, ts: float, samples: np.ndarray
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    # No header: JSON is what a message without content-type is read as.
+    return encode_window_json(device_id, seq, ts, samples), []
+
+
+def _sleep_until(due: float) -> None:
+    """Pace a rate-limited replay: wait until ``due`` (a ``perf_counter`` time)."""
+    delay = due - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _reporter(progress: Callable[[int, int], None] | None, n: int) -> Callable[[int], None] | None:
+    """``report(i)`` after the ``i``-th window is handed over: calls ``progress`` at most
+    every :data:`PROGRESS_INTERVAL_S`, and for the last window (None without ``progress``)."""
+    if progress is None:
+        return None
+    last_report = 0.0
+
+    def report(i: int) -> None:
+        nonlocal last_report
+        now = time.perf_counter()
+        if now - last_report >= PROGRESS_INTERVAL_S or i == n - 1:
+            last_report = now
+            progress(i + 1, n)
+
+    return report
