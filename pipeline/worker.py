@@ -91,39 +91,9 @@ def run_worker(settings: WorkerSettings) -> int:
     PipelineError
         When there is no usable model or the topics do not exist.
     """
-    import faust
-
-    from pipeline.app import create_app
-    from pipeline.topics import topic_partitions
-
     artifact = load_model(settings)
-    t = settings.topics
-    try:
-        parts = topic_partitions(
-            settings.bootstrap,
-            [t.windows, t.scores, t.alerts, t.dlq],
-            security=settings.security,
-        )
-    except PipelineError:
-        raise
-    except Exception as exc:
-        raise PipelineError(
-            f"cannot reach Kafka at {settings.bootstrap}: {exc}; start a broker or pass --bootstrap"
-        ) from exc
-    missing = [n for n in (t.windows, t.scores, t.alerts, t.dlq) if n not in parts]
-    if missing:
-        raise PipelineError(
-            f"topics {missing} do not exist on {settings.bootstrap}; run `ecgwatch topics "
-            "create` first"
-        )
-    from prometheus_client import disable_created_metrics
-
-    disable_created_metrics()  # *_created samples only double the series count for Prometheus
-    metrics = create_metrics()
-    _zero_series(metrics)
-    metrics.model_info.labels(artifact.version, artifact.detector.kind).set(1)
-    metrics.model_threshold.set(artifact.threshold.value)
-    metrics.model_loaded.set(1)
+    parts = _check_topics(settings)
+    metrics = _model_metrics(artifact)
     health = HealthState(model_loaded=True)
     server = None
     if settings.metrics_port:
@@ -137,31 +107,92 @@ def run_worker(settings: WorkerSettings) -> int:
         settings.alert_policy(),
         settings.max_message_bytes,
     )
-    if settings.engine == "batch":
-        from pipeline.engine import run_batch_engine
+    port = server.port if server else "-"
+    try:
+        if settings.engine == "batch":
+            return _run_batch(settings, processor, health, port)
+        return _run_faust(settings, processor, health, parts[settings.topics.windows], port)
+    finally:
+        if server is not None:
+            server.stop()
 
-        print(
-            f"[worker] model {artifact.version} ({artifact.detector.engine}) threshold "
-            f"{artifact.threshold.value:.6f}; batch engine consuming {t.windows} from "
-            f"{settings.bootstrap}; metrics on :{server.port if server else '-'}",
-            flush=True,
+
+def _check_topics(settings: WorkerSettings) -> dict[str, int]:
+    """Partition counts of the four topics; explains an unreachable broker or a missing topic."""
+    from pipeline.topics import topic_partitions
+
+    t = settings.topics
+    names = [t.windows, t.scores, t.alerts, t.dlq]
+    try:
+        parts = topic_partitions(settings.bootstrap, names, security=settings.security)
+    except PipelineError:
+        raise
+    except Exception as exc:
+        raise PipelineError(
+            f"cannot reach Kafka at {settings.bootstrap}: {exc}; start a broker or pass --bootstrap"
+        ) from exc
+    missing = [n for n in names if n not in parts]
+    if missing:
+        raise PipelineError(
+            f"topics {missing} do not exist on {settings.bootstrap}; run `ecgwatch topics "
+            "create` first"
         )
-        try:
-            return run_batch_engine(settings, processor, health)
-        finally:
-            if server is not None:
-                server.stop()
-    app = create_app(settings, processor, health, partitions=parts[t.windows])
+    return parts
+
+
+def _model_metrics(artifact: Any) -> PipelineMetrics:
+    """The worker's metrics, every series pre-created, the loaded model's gauges set."""
+    from prometheus_client import disable_created_metrics
+
+    disable_created_metrics()  # *_created samples only double the series count for Prometheus
+    metrics = create_metrics()
+    _zero_series(metrics)
+    metrics.model_info.labels(artifact.version, artifact.detector.kind).set(1)
+    metrics.model_threshold.set(artifact.threshold.value)
+    metrics.model_loaded.set(1)
+    return metrics
+
+
+def _run_batch(
+    settings: WorkerSettings, processor: WindowProcessor, health: HealthState, port: int | str
+) -> int:
+    """Announce the worker, then run the batch engine (:mod:`pipeline.engine`)."""
+    from pipeline.engine import run_batch_engine
+
+    artifact = processor.artifact
+    print(
+        f"[worker] model {artifact.version} ({artifact.detector.engine}) threshold "
+        f"{artifact.threshold.value:.6f}; batch engine consuming {settings.topics.windows} from "
+        f"{settings.bootstrap}; metrics on :{port}",
+        flush=True,
+    )
+    return run_batch_engine(settings, processor, health)
+
+
+def _run_faust(
+    settings: WorkerSettings,
+    processor: WindowProcessor,
+    health: HealthState,
+    partitions: int,
+    port: int | str,
+) -> int:
+    """Announce the worker, then run the Faust engine (:mod:`pipeline.app`)."""
+    import faust
+
+    from pipeline.app import create_app
+
+    app = create_app(settings, processor, health, partitions=partitions)
+    artifact = processor.artifact
     log.info(
         "worker: model %s (threshold %.6f), metrics on :%s",
         artifact.version,
         artifact.threshold.value,
-        server.port if server else "-",
+        port,
     )
     print(
         f"[worker] model {artifact.version} threshold {artifact.threshold.value:.6f}; "
-        f"consuming {t.windows} from {settings.bootstrap}; metrics on "
-        f"http://localhost:{server.port if server else '-'}/metrics",
+        f"consuming {settings.topics.windows} from {settings.bootstrap}; metrics on "
+        f"http://localhost:{port}/metrics",
         flush=True,
     )
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
@@ -169,7 +200,4 @@ def run_worker(settings: WorkerSettings) -> int:
         worker.execute_from_commandline()
     except SystemExit as exc:
         return int(exc.code or 0)
-    finally:
-        if server is not None:
-            server.stop()
     return 0
