@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        0 when every engine agrees with NumPy to 1e-5, else 1.
+        0 when the scorer on every device agrees with NumPy to 1e-5, else 1.
     """
     args = _parse(argv)
     results = _measure(Path(args.registry) / args.version, args.min_seconds)

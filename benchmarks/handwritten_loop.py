@@ -179,7 +179,7 @@ def load_scorer(registry: str, version: str) -> tuple[ScoreFn, float, str]:
     from detector import ModelRegistry
 
     artifact = ModelRegistry(registry).load(version)
-    if artifact.detector.use_engine("auto") == "numpy":
+    if artifact.detector.use_backend("auto") == "numpy":
         threadpool_limits(1, user_api="blas")  # as pipeline.worker.load_model does
     return artifact.detector.score, float(artifact.threshold.value), artifact.version
 

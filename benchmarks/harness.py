@@ -361,7 +361,7 @@ def _scorer_fields(scorer: dict[str, Any]) -> dict[str, Any]:
         "scorer_windows_per_s": scorer["detector"],
         "keras_windows_per_s": scorer["keras"],
         "numpy_windows_per_s": scorer["numpy"],
-        "scorer_engine": scorer["engine"],
+        "scorer_backend": scorer["backend"],
         "scorer_max_abs_diff": scorer["max_abs_diff_vs_numpy"],
     }
 

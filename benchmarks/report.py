@@ -111,7 +111,7 @@ def _scorer_lines(r: dict[str, Any]) -> list[str]:
     lines = [f"{'scorer (windows/s)':<20}{'batch 1':>12}{'32':>12}{'256':>12}{'4096':>12}"]
     for label, key in (
         ("keras (tf.function)", "keras_windows_per_s"),
-        (f"detector ({r['scorer_engine']})", "scorer_windows_per_s"),
+        (f"detector ({r['scorer_backend']})", "scorer_windows_per_s"),
         ("bare numpy", "numpy_windows_per_s"),
     ):
         v = r[key]

@@ -43,7 +43,7 @@ def bare_numpy(model: Any, lo: float, hi: float) -> Any:
 
 
 def bench_scorer(artifact: Any, windows: np.ndarray, min_s: float = 1.0) -> dict[str, Any]:
-    """Windows/s per batch size for the detector (keras and fast engine) and bare NumPy."""
+    """Windows/s per batch size for the detector (Keras and NumPy backends) and bare NumPy."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="blas")  # as in the worker (pipeline/worker.py)
@@ -53,10 +53,10 @@ def bench_scorer(artifact: Any, windows: np.ndarray, min_s: float = 1.0) -> dict
     pool = np.tile(windows, (reps, 1)).astype(np.float32)
     out: dict[str, Any] = {"keras": {}, "detector": {}, "numpy": {}}
     bare = bare_numpy(det.model, lo, hi)
-    det.use_engine("keras")
+    det.use_backend("keras")
     for b in BATCH_SIZES:
         out["keras"][str(b)] = rate(det.score, pool[:b], min_s)
-    out["engine"] = det.use_engine("auto")
+    out["backend"] = det.use_backend("auto")
     for b in BATCH_SIZES:
         out["detector"][str(b)] = rate(det.score, pool[:b], min_s)
         out["numpy"][str(b)] = rate(bare, pool[:b], min_s)

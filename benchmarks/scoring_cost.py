@@ -2,7 +2,7 @@
 
 Run as ``python -m benchmarks.scoring_cost`` (``--help`` for options). Speed does not depend
 on the weights' values, so each architecture is fitted for one epoch only. Variants, all on
-the NumPy engine the worker uses, at the batch sizes a worker scores:
+the NumPy backend the worker uses, at the batch sizes a worker scores:
 
 * ``seed``: the seed architecture (140-32-16-8), plain MAE;
 * ``plain``: the recommended architecture (140-128-64-16), plain MAE;
@@ -62,8 +62,8 @@ def _detectors(data: str | None) -> tuple[dict[str, Any], np.ndarray]:
         "aligned": shipped,
     }
     for det in dets.values():
-        if det.use_engine("auto") != "numpy":
-            raise RuntimeError("the NumPy engine is not available for a Dense chain")
+        if det.use_backend("auto") != "numpy":
+            raise RuntimeError("the NumPy backend is not available for a Dense chain")
     return dets, ds.x[:4096].astype(np.float32)
 
 
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     res = bench_scoring_cost(args.rounds, args.min_s, args.data)
     names = list(res["median"])
-    print("\nmedian windows/s (ratio to seed), NumPy engine")
+    print("\nmedian windows/s (ratio to seed), NumPy backend")
     print("| batch | " + " | ".join(names) + " |")
     print("| --- |" + " --- |" * len(names))
     for b in map(str, res["batch_sizes"]):

@@ -210,8 +210,9 @@ class AutoencoderDetector:
         )
         self.model: Any = None
         self._forward: Any = None
-        #: ``keras`` or ``numpy``: what scores (see :meth:`use_engine`).
-        self.engine = "keras"
+        #: ``keras`` or ``numpy``: the scoring backend, what computes the forward pass (see
+        #: :meth:`use_backend`; not the Keras backend, ``KERAS_BACKEND``).
+        self.backend = "keras"
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -274,7 +275,7 @@ class AutoencoderDetector:
             verbose=opts.verbose,
         )
         self._forward = None
-        self.engine = "keras"
+        self.backend = "keras"
         return FitHistory.from_keras(hist.history)
 
     def _fit_normaliser(
@@ -354,36 +355,36 @@ class AutoencoderDetector:
         return other
 
     # ------------------------------------------------------------------ scoring
-    def use_engine(self, engine: str = "auto") -> str:
-        """Choose what computes the forward pass; returns the engine in use.
+    def use_backend(self, backend: str = "auto") -> str:
+        """Choose what computes the forward pass; returns the scoring backend in use.
 
         Parameters
         ----------
-        engine : {"auto", "numpy", "keras"}
+        backend : {"auto", "numpy", "keras"}
             ``numpy``: a NumPy pass over the same weights (Dense chains only, checked
             against Keras to 1e-5 when built; see :mod:`detector.fastpath`). ``auto`` takes
-            it when available. ``keras``: the backend's compiled call (use it on a GPU).
+            it when available. ``keras``: the Keras backend's compiled call (use it on a GPU).
         """
-        if engine not in ("auto", "numpy", "keras"):
-            raise DetectorConfigError(f"engine: {engine!r} must be auto, numpy or keras")
+        if backend not in ("auto", "numpy", "keras"):
+            raise DetectorConfigError(f"backend: {backend!r} must be auto, numpy or keras")
         if self.model is None:
             raise NotFittedError("AutoencoderDetector: call fit() or load an artifact first")
         self._forward = None
-        self.engine = "keras"
-        if engine != "keras":
+        self.backend = "keras"
+        if backend != "keras":
             from detector.fastpath import numpy_forward
 
             fn = numpy_forward(self.model, self.window_length)
             if fn is not None:
-                self._forward, self.engine = fn, "numpy"
-            elif engine == "numpy":
+                self._forward, self.backend = fn, "numpy"
+            elif backend == "numpy":
                 raise DetectorConfigError(
-                    f"engine: 'numpy' needs a plain Dense chain; kind {self.kind!r} is not one"
+                    f"backend: 'numpy' needs a plain Dense chain; kind {self.kind!r} is not one"
                 )
-        return self.engine
+        return self.backend
 
     def _forward_fn(self) -> Any:
-        """A compiled ``x -> reconstruction`` for the backend in use (built once)."""
+        """A compiled ``x -> reconstruction`` for the Keras backend in use (built once)."""
         if self.model is None:
             raise NotFittedError("AutoencoderDetector: call fit() or load an artifact first")
         if self._forward is None:

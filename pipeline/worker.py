@@ -60,8 +60,8 @@ def load_model(settings: WorkerSettings) -> Any:
         artifact = ModelRegistry(settings.registry).load(settings.model_version)
     except (ArtifactError, RegistryError) as exc:
         raise PipelineError(f"refusing to start: {exc}") from exc
-    engine = artifact.detector.use_engine("keras" if on_gpu else "auto")
-    if engine == "numpy":
+    backend = artifact.detector.use_backend("keras" if on_gpu else "auto")
+    if backend == "numpy":
         # Matrices of (1000 x 140) @ (140 x 32) are too small for threads: OpenBLAS's
         # spinning helper threads cost far more than they bring, the more so on a busy
         # machine (measured: docs/performance.md, "Single-threaded BLAS"). Also leaves the
@@ -69,7 +69,7 @@ def load_model(settings: WorkerSettings) -> Any:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1, user_api="blas")
-    log.info("scoring with %s (device %s)", engine, settings.device)
+    log.info("scoring with %s (device %s)", backend, settings.device)
     return artifact
 
 
@@ -161,7 +161,7 @@ def _run_batch(
 
     artifact = processor.artifact
     print(
-        f"[worker] model {artifact.version} ({artifact.detector.engine}) threshold "
+        f"[worker] model {artifact.version} ({artifact.detector.backend}) threshold "
         f"{artifact.threshold.value:.6f}; batch engine consuming {settings.topics.windows} from "
         f"{settings.bootstrap}; metrics on :{port}",
         flush=True,

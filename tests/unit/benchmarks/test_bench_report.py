@@ -34,7 +34,7 @@ def _report(**changes: Any) -> dict[str, Any]:
         "scorer_windows_per_s": SCORER,
         "keras_windows_per_s": SCORER,
         "numpy_windows_per_s": SCORER,
-        "scorer_engine": "numpy",
+        "scorer_backend": "numpy",
         "worker_peak_rss_mb": 512.0,
     }
     r["latency_ms"].update(rate=2000.0, seconds=10.0)

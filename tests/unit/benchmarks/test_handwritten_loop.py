@@ -140,7 +140,7 @@ def test_its_score_record_is_the_workers_for_the_same_window(small_artifact: Pat
     from pipeline.settings import TopicNames
 
     artifact = Artifact.load(small_artifact)
-    artifact.detector.use_engine("auto")  # what the worker scores with on the CPU
+    artifact.detector.use_backend("auto")  # what the worker scores with on the CPU
     msgs = _windows(40)
     threshold = float(artifact.threshold.value)
     ours = score_records(msgs, artifact.detector.score, threshold, artifact.version, lambda: NOW)

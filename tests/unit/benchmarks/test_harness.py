@@ -71,7 +71,7 @@ def log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         calls.append(("latency", windows, scores))
         return {"n": 1, "p50": 1.0, "p95": 2.0, "p99": 3.0, "max": 4.0}
 
-    scorer = {"detector": {}, "keras": {}, "numpy": {}, "engine": "numpy"}
+    scorer = {"detector": {}, "keras": {}, "numpy": {}, "backend": "numpy"}
     m = monkeypatch
     m.setattr(benchmarks.broker, "broker_for", broker_for)
     m.setattr(detector, "ModelRegistry", Registry)

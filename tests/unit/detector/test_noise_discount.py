@@ -102,7 +102,7 @@ def test_artifact_keeps_weight_and_reference(trained: tuple, tmp_path: Path) -> 
     assert model["noise_reference"] == det.noise_reference
     loaded = Artifact.load(path)
     np.testing.assert_array_equal(loaded.score(x), det.score(x))
-    loaded.detector.use_engine("numpy")  # the worker's fast path scores the same way
+    loaded.detector.use_backend("numpy")  # the worker's fast path scores the same way
     np.testing.assert_allclose(loaded.score(x), det.score(x), rtol=1e-4, atol=1e-6)
 
 

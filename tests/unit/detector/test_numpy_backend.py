@@ -1,4 +1,4 @@
-"""The NumPy scoring engine matches Keras to 1e-5 and is refused for non-Dense models."""
+"""The NumPy scoring backend matches Keras to 1e-5 and is refused for non-Dense models."""
 
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ def detector() -> AutoencoderDetector:
     return det
 
 
-def test_numpy_engine_matches_keras(detector: AutoencoderDetector) -> None:
+def test_numpy_backend_matches_keras(detector: AutoencoderDetector) -> None:
     x = np.random.default_rng(1).normal(size=(300, 140)).astype(np.float32)
-    assert detector.use_engine("keras") == "keras"
+    assert detector.use_backend("keras") == "keras"
     ref = detector.score(x)
-    assert detector.use_engine("auto") == "numpy"
+    assert detector.use_backend("auto") == "numpy"
     np.testing.assert_allclose(detector.score(x), ref, rtol=0, atol=1e-5)
     assert detector.score(x[:0]).shape == (0,)
 
 
-def test_numpy_engine_refuses_other_models(detector: AutoencoderDetector) -> None:
+def test_numpy_backend_refuses_other_models(detector: AutoencoderDetector) -> None:
     import keras
 
     inputs = keras.Input(shape=(140,))
@@ -34,8 +34,8 @@ def test_numpy_engine_refuses_other_models(detector: AutoencoderDetector) -> Non
     det = AutoencoderDetector("dense")
     det.normaliser = detector.normaliser
     det.model = keras.Model(inputs, out)
-    assert det.use_engine("auto") == "keras"
-    with pytest.raises(DetectorConfigError):
-        det.use_engine("numpy")
-    with pytest.raises(DetectorConfigError):
-        det.use_engine("fast")
+    assert det.use_backend("auto") == "keras"
+    with pytest.raises(DetectorConfigError, match="backend: 'numpy' needs a plain Dense chain"):
+        det.use_backend("numpy")
+    with pytest.raises(DetectorConfigError, match="backend: 'fast' must be auto, numpy or keras"):
+        det.use_backend("fast")

@@ -66,7 +66,7 @@ def test_artifact_keeps_the_smoothing(trained: tuple, tmp_path: Path) -> None:
     loaded = Artifact.load(path)
     assert loaded.detector.score_smoothing == 2.0
     np.testing.assert_array_equal(loaded.score(x), det.score(x))
-    loaded.detector.use_engine("numpy")  # the fast path smooths the same way
+    loaded.detector.use_backend("numpy")  # the fast path smooths the same way
     np.testing.assert_allclose(loaded.score(x), det.score(x), rtol=1e-4, atol=1e-6)
 
 
