@@ -1,9 +1,13 @@
 """Wire formats of ``ecg.windows`` messages and of the records the worker writes.
 
-Decoding is done a micro-batch at a time: parse each message, then validate all sample
-arrays with one NumPy conversion, falling back to a per-message check (which names the exact
-problem) only for the rows that fail. See ``pipeline/schemas/window.schema.json`` for the
-JSON message format.
+Decoding is done a micro-batch at a time. The fast path parses each message with simdjson
+and copies its samples straight into the batch's float64 buffer (no Python float objects),
+accepting only what it can check cheaply and is certain of; every other message takes the
+precise path: parse each message, then validate all sample arrays with one NumPy conversion,
+falling back to a per-message check (which names the exact problem) only for the rows that
+fail. Both paths give the same :class:`DecodedBatch` (reasons, details, float32 windows bit for
+bit; ``tests/unit/pipeline/test_json_fast_path.py``). See
+``pipeline/schemas/window.schema.json`` for the JSON message format.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 import base64
 import json
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
+import simdjson
 
 from detector import FLAT_WINDOW, REASONS, WINDOW_LENGTH, InvalidWindowError, validate_window
 from pipeline.errors import InvalidMessageError
@@ -218,7 +224,10 @@ def screen_values(
 
 
 def decode_batch(
-    values: Sequence[bytes | None], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    values: Sequence[bytes | None],
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    *,
+    precise: bool = False,
 ) -> DecodedBatch:
     """Decode a micro-batch of JSON window messages.
 
@@ -228,17 +237,146 @@ def decode_batch(
         Raw Kafka message values.
     max_bytes : int
         Larger values are rejected as ``too_large`` without being parsed.
+    precise : bool, default False
+        Skip the simdjson fast path: every message takes the precise path. The result is
+        the same either way (only the cost differs); for tests and ``benchmarks.decode_cost``.
 
     Returns
     -------
     DecodedBatch
     """
     out = DecodedBatch()
-    samples, raw = _parse(values, screen_values(values, max_bytes, out.rejected), out)
-    if samples:
-        _keep_valid(out, _validate_samples(samples, raw))
+    positions = screen_values(values, max_bytes, out.rejected)
+    if precise:
+        _decode_precise(values, positions, out)
+    else:
+        _decode_fast(values, positions, out)
     out.rejected.sort()
     return out
+
+
+def _decode_precise(
+    values: Sequence[bytes | None], positions: list[int], out: DecodedBatch
+) -> None:
+    """The precise path for the messages at ``positions``: every field checked in Python,
+    the samples through :func:`_validate_samples`; results and rejects go to ``out``."""
+    samples, raw = _parse(values, positions, out)
+    if samples:
+        _keep_valid(out, _validate_samples(samples, raw))
+
+
+#: One simdjson parser per thread: a parser's documents are only valid until its next parse.
+_PARSERS = threading.local()
+
+#: Largest magnitude the fast path takes: every integer up to it is exact in float64 (so the
+#: float64 -> float32 rounding equals NumPy's int64 -> float32 one), and it is far inside the
+#: float32 range (so no value can be refused as beyond it). Larger values take the precise path.
+_FAST_MAX_ABS = float(2**53)
+
+
+def _parser() -> simdjson.Parser:
+    parser: simdjson.Parser | None = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = simdjson.Parser()
+    return parser
+
+
+def _fast_fields(parser: simdjson.Parser, value: bytes) -> tuple[str, int, float, Any] | None:
+    """The fields of one message if it is certainly a valid window's, else None.
+
+    Checks only the common case, cheaply: an object (first byte ``{``: simdjson skips a
+    UTF-8 BOM that the precise path refuses) with exactly the four fields, ``device_id`` a
+    1-256 character ASCII string, ``seq`` an int >= 0, ``ts`` an int or a finite float, and
+    ``samples`` a flat array (the only ``[`` in the message) of 140 numbers, copied out as
+    float64 bytes. Anything else (a parse error, NaN/Infinity literals, booleans, other
+    types, lengths or keys, duplicate keys, nesting) returns None: the precise path decides.
+    The simdjson proxies die when this returns, before the parser's next parse.
+    """
+    if value[0] != 0x7B or value.find(b"[", value.find(b"[") + 1) != -1:  # "{", one "["
+        return None
+    try:
+        doc = parser.parse(value)
+    except (ValueError, RuntimeError):  # invalid JSON, UTF-8 (a ValueError), a big integer
+        return None
+    if type(doc) is not simdjson.Object or len(doc) != len(_REQUIRED):
+        return None
+    try:  # 4 fields, but a duplicate key leaves one of these missing
+        device_id, seq, ts, samples = (
+            doc["device_id"],
+            doc["seq"],
+            doc["ts"],
+            doc["samples"],
+        )
+    except KeyError:
+        return None
+    if (
+        type(device_id) is not str
+        or not 0 < len(device_id) <= 256
+        or not device_id.isascii()
+        or type(seq) is not int
+        or seq < 0
+        or type(samples) is not simdjson.Array
+        or len(samples) != WINDOW_LENGTH
+    ):
+        return None
+    if type(ts) is int:
+        ts = float(ts)
+    elif type(ts) is not float or not math.isfinite(ts):
+        return None
+    try:
+        buf = samples.as_buffer(of_type="d")
+    except TypeError:  # a string, null, boolean or object among the samples
+        return None
+    return device_id, seq, ts, buf
+
+
+def _decode_fast(values: Sequence[bytes | None], positions: list[int], out: DecodedBatch) -> None:
+    """The fast path for the messages at ``positions``; those it is not certain of take the
+    precise path, and the two parts are merged in position order."""
+    parser = _parser()
+    slow: list[int] = []
+    bufs: list[Any] = []
+    for pos in positions:
+        got = _fast_fields(parser, values[pos])  # type: ignore[arg-type]  # screened
+        if got is None:
+            slow.append(pos)
+            continue
+        out.index.append(pos)
+        out.device_id.append(got[0])
+        out.seq.append(got[1])
+        out.ts.append(got[2])
+        bufs.append(got[3])
+    if bufs:
+        f64 = np.frombuffer(b"".join(bufs), dtype=np.float64).reshape(len(bufs), WINDOW_LENGTH)
+        if max(f64.max(), -f64.min()) > _FAST_MAX_ABS:  # rare: find the rows
+            ok = np.asarray((np.abs(f64) <= _FAST_MAX_ABS).all(axis=1))
+            slow = sorted(slow + [out.index[i] for i in np.flatnonzero(~ok)])
+            out.take(np.flatnonzero(ok).tolist())
+            f64 = f64[ok]
+        out.windows = f64.astype(np.float32)
+    if slow:
+        _merge(out, values, slow)
+
+
+def _merge(out: DecodedBatch, values: Sequence[bytes | None], slow: list[int]) -> None:
+    """Decode the ``slow`` positions on the precise path and merge them into ``out``."""
+    part = DecodedBatch()
+    _decode_precise(values, slow, part)
+    out.rejected += part.rejected
+    if not part.index:
+        return
+    if not out.index:
+        out.index, out.device_id, out.seq, out.ts = part.index, part.device_id, part.seq, part.ts
+        out.windows = part.windows
+        return
+    windows = np.concatenate([out.windows, part.windows])
+    out.index += part.index
+    out.device_id += part.device_id
+    out.seq += part.seq
+    out.ts += part.ts
+    order = np.argsort(np.asarray(out.index), kind="stable").tolist()
+    out.take(order)
+    out.windows = np.ascontiguousarray(windows[order])
 
 
 def _parse(
