@@ -143,10 +143,15 @@ def _registry(opts: BenchOptions, tmp: Path) -> str:
 
 
 def _worker_rate(
-    b: _Bench, topic: str, prefix: str, engine: str, recommended: bool = False
+    b: _Bench,
+    topic: str,
+    prefix: str,
+    engine: str,
+    recommended: bool = False,
+    processes: int = 1,
 ) -> float:
     """Windows/s of one worker: first batch consumed → last score record appended."""
-    w = Worker(b.tmp, b.bootstrap, b.model(recommended), topic, prefix, engine)
+    w = Worker(b.tmp, b.bootstrap, b.model(recommended), topic, prefix, engine, processes)
     try:
         wait_committed(b.bootstrap, prefix, topic, b.windows, timeout_s=900)
         b.rss.append(w.rss_mb())
@@ -199,6 +204,10 @@ def _batch_worker(b: _Bench, topic: str, prefix: str) -> float:
     return _worker_rate(b, topic, prefix, "batch")
 
 
+def _batch_worker_2proc(b: _Bench, topic: str, prefix: str) -> float:
+    return _worker_rate(b, topic, prefix, "batch", processes=2)
+
+
 def _faust_worker(b: _Bench, topic: str, prefix: str) -> float:
     return _worker_rate(b, topic, prefix, "faust")
 
@@ -208,14 +217,12 @@ def _batch_worker_recommended(b: _Bench, topic: str, prefix: str) -> float:
 
 
 #: Every throughput contender, in the order each round runs them.
-#: ``ecgwatch_json_2proc`` (``ecgwatch worker --processes 2``, issue 13 item 3) belongs here,
-#: after ``ecgwatch_json``, once the worker has that option; ``ratio.two_vs_one`` follows from
-#: it in :func:`_throughput`.
 _CONTENDERS = (
     _Contender("raw_librdkafka", "json", _raw_librdkafka),
     _Contender("raw_aiokafka", "json", _raw_aiokafka),
     _Contender("loop", "json", _loop, tag="loop"),
     _Contender("ecgwatch_json", "json", _batch_worker, tag="json"),
+    _Contender("ecgwatch_json_2proc", "json", _batch_worker_2proc, tag="json2p"),
     _Contender("ecgwatch_binary", "binary", _batch_worker, tag="binary"),
     _Contender("faust_json", "json", _faust_worker, tag="faust", faust=True),
     _Contender("loop_recommended", "json", _loop_recommended, tag="looprec", recommended=True),
@@ -229,7 +236,7 @@ _CONTENDERS = (
 )
 
 #: Rows of the issue's report that no contender measures yet, and why.
-_NOT_YET = {"ecgwatch_json_2proc": "needs `ecgwatch worker --processes` (issue 13 item 3)"}
+_NOT_YET: dict[str, str] = {}
 
 
 def _runs(c: _Contender, opts: BenchOptions) -> bool:

@@ -31,6 +31,8 @@ class Worker:
         Input topic; output topics are ``PREFIX.scores`` / ``.alerts`` / ``.dlq``.
     engine : str
         ``batch`` or ``faust``.
+    processes : int
+        ``worker.processes`` (its peak RSS is then the supervisor's, not the scorers').
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class Worker:
         windows: str,
         prefix: str,
         engine: str = "batch",
+        processes: int = 1,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         cfg = workdir / f"{prefix}.yaml"
@@ -56,7 +59,7 @@ class Worker:
             "worker:\n"
             f"  registry: {registry}\n  metrics_port: 0\n  engine: {engine}\n"
             f"  data_dir: {workdir / prefix}\n  log_level: warning\n"
-            f"  started_file: {self._started}\n"
+            f"  started_file: {self._started}\n  processes: {processes}\n"
         )
         self.scores = f"{prefix}.scores"
         self.peak_rss_mb = 0.0

@@ -70,6 +70,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         ("worker", "device"): getattr(args, "device", None),
         ("worker", "engine"): getattr(args, "engine", None),
         ("worker", "data_dir"): getattr(args, "data_dir", None),
+        ("worker", "processes"): getattr(args, "processes", None),
     }
     out: dict[str, dict[str, Any]] = {}
     for (section, key), value in pairs.items():

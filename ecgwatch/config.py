@@ -57,6 +57,7 @@ _LAYOUT: dict[str, dict[str, str]] = {
             "started_file",
             "commit_interval_s",
             "log_level",
+            "processes",
         )
     },
     "alerts": {"cooldown_s": "cooldown_s", "critical_ratio": "critical_ratio"},

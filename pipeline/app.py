@@ -1,9 +1,11 @@
 """The Faust application: one agent on ``ecg.windows`` scoring micro-batches.
 
-Delivery is at-least-once. ``stream.take_events`` acks a batch's events only after the loop
-body finishes, and the body finishes only after every output record of the batch (scores,
-alerts, dead letters) is acknowledged by the broker; Faust commits acked offsets only. So a
-crash at any point re-delivers, never drops. ``exactly_once`` is not used (open upstream bugs).
+The adapter between Faust and :class:`pipeline.cycle.BatchCycle` (the batch cycle both
+engines share). Delivery is at-least-once: ``stream.take_events`` acks a batch's events only
+after the loop body finishes, and the body finishes only after every output record of the
+batch (scores, alerts, dead letters) is acknowledged by the broker (the cycle runs with no
+batch in flight here); Faust commits acked offsets only. So a crash at any point re-delivers,
+never drops. ``exactly_once`` is not used (open upstream bugs).
 """
 
 from __future__ import annotations
@@ -11,16 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import faust
 from faust.streams import _current_event
 
+from pipeline.cycle import SHUTDOWN_DELIVERY_TIMEOUT_S, BatchCycle
 from pipeline.lag import report_consumer_state
-from pipeline.lifecycle import announce_first_batch, fail_stop
-from pipeline.output import deliver_with_retry
+from pipeline.lifecycle import fail_stop
+from pipeline.output import BatchProducer
 from pipeline.processor import InRecord, OutRecord, WindowProcessor
 from pipeline.server import HealthState
 from pipeline.settings import WorkerSettings
@@ -28,9 +31,6 @@ from pipeline.settings import WorkerSettings
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
-
-#: How long a cancelled agent may still spend finishing the delivery of its current batch.
-SHUTDOWN_DELIVERY_TIMEOUT_S = 15.0
 
 
 def create_app(
@@ -59,35 +59,21 @@ def create_app(
     )
     # Alert state per device: co-partitioned with ecg.windows (both keyed by device id).
     state = app.Table("alert-state", default=None, partitions=partitions)
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
     metrics = processor.metrics
-
-    async def send_all(records: Sequence[OutRecord]) -> list[Any]:
-        return [await app.producer.send(r.topic, r.key, r.value, None, None, None) for r in records]
-
-    started = False
+    # No batch in flight: take_events acks the events when the loop body ends, so the body
+    # must end only once the batch is delivered; Faust commits the acked offsets itself.
+    cycle = BatchCycle(
+        processor, _FaustSink(app), health, max_in_flight=0, started_file=settings.started_file
+    )
 
     async def handle(events: Sequence[Any]) -> None:
-        """Process one batch completely: compute, alert, deliver, then record latency."""
-        nonlocal started
-        if not started:
-            started = True
-            announce_first_batch(settings.started_file)
-        loop = asyncio.get_running_loop()
-        batch = _in_records(events)
-        try:
-            result = await loop.run_in_executor(executor, processor.compute, batch)
-        except Exception as exc:  # never reached for bad input; a bug must not stop us
-            log.exception("batch processing failed: %r", exc)
-            result = processor.fail_batch(batch, f"internal error: {exc!r}")
+        """Process one batch completely: compute, alert, deliver, record latency."""
 
         def enter(pos: int) -> None:
             # Table writes go to the changelog partition of the window's own event.
             _current_event.set(weakref.ref(events[pos]))
 
-        alerts = processor.alerts(result, state, enter)
-        await deliver_with_retry(send_all, result.scores + alerts + result.dlq)
-        processor.delivered(result)
+        await cycle.submit(_in_records(events), {}, state, enter)
 
     @app.agent(windows, name="score-windows")
     async def score_windows(stream: Any) -> None:
@@ -108,6 +94,9 @@ def create_app(
 
 def _faust_app(settings: WorkerSettings, partitions: int) -> faust.App:
     """The app itself: raw bytes in and out, acks from all replicas, in-memory tables."""
+    # Faust creates its data directory without parents: a worker started in a fresh folder
+    # would die at once on the default `.ecgwatch/worker`.
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     return faust.App(
         settings.group_id,
         broker=[f"kafka://{h.strip()}" for h in settings.bootstrap.split(",")],
@@ -126,6 +115,36 @@ def _faust_app(settings: WorkerSettings, partitions: int) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         table_standby_replicas=0,
     )
+
+
+class _FaustSink:
+    """The cycle's output sink on the aiokafka producer Faust started.
+
+    Faust's own ``producer.send`` is one coroutine and one await per record; the batch
+    producer appends a batch's records per partition into record batches instead. The
+    aiokafka producer is looked up on every send because Faust replaces it on a restart of
+    its producer service.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self._out: BatchProducer | None = None
+
+    def _producer(self) -> BatchProducer:
+        # Faust's started AIOKafkaProducer (its driver's accessor; no public one exists).
+        inner = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        if self._out is None or self._out.producer is not inner:
+            self._out = BatchProducer(inner)
+        return self._out
+
+    async def send_all(self, records: Sequence[OutRecord]) -> Sequence[Awaitable[Any]]:
+        """Queue ``records``; one future per record batch (see :class:`BatchProducer`)."""
+        return await self._producer().send_all(records)
+
+    def forget_metadata(self) -> None:
+        """Re-read partition counts on the next send."""
+        if self._out is not None:
+            self._out.forget_metadata()
 
 
 def _in_records(events: Sequence[Any]) -> list[InRecord]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -108,6 +109,12 @@ class BatchCycle:
         Batches up to this size are computed on the event loop.
     started_file : str
         ``worker.started_file``, written at the first batch.
+    commit_interval_s : float
+        ``worker.commit_interval_s``: acknowledged batches' offsets are committed together at
+        most this often (0: after every batch). A commit is a broker round trip; after a crash,
+        at most this much more is re-processed. :meth:`drain` always commits.
+    clock : callable
+        Monotonic seconds; injectable for tests.
     """
 
     def __init__(
@@ -120,6 +127,8 @@ class BatchCycle:
         max_in_flight: int = MAX_IN_FLIGHT,
         inline_batch: int = INLINE_BATCH,
         started_file: str = "",
+        commit_interval_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.processor = processor
         self.sink = sink
@@ -131,11 +140,20 @@ class BatchCycle:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
         self._in_flight: collections.deque[_InFlight] = collections.deque()
         self._started = False
+        self.commit_interval_s = commit_interval_s
+        self._clock = clock
+        self._uncommitted: dict[Any, int] = {}
+        self._last_commit = clock()
 
     @property
     def in_flight(self) -> int:
         """Batches delivered but not yet acknowledged and committed."""
         return len(self._in_flight)
+
+    @property
+    def has_work(self) -> bool:
+        """Whether batches await their acks or acknowledged offsets await their commit."""
+        return bool(self._in_flight or self._uncommitted)
 
     async def submit(
         self,
@@ -190,20 +208,31 @@ class BatchCycle:
         await deliver_with_retry(self.sink.send_all, records, self.sink.forget_metadata)
 
     async def _finish(self, pending: _InFlight) -> None:
-        """Wait for a batch's acks, then commit its offsets."""
+        """Wait for a batch's acks, then commit its offsets (now, or with later ones)."""
         await pending.task
         self.processor.delivered(pending.result)
+        # Batches finish in order, so a later batch's offset of a partition supersedes.
+        self._uncommitted.update(pending.offsets)
+        if self._clock() - self._last_commit >= self.commit_interval_s:
+            await self._commit_now()
+
+    async def _commit_now(self) -> None:
+        if not self._uncommitted:
+            return
+        offsets, self._uncommitted = self._uncommitted, {}
+        self._last_commit = self._clock()
         try:
-            await self._commit(pending.offsets)
+            await self._commit(offsets)
         except Exception as exc:  # e.g. rebalanced away: the new owner re-processes (dupes)
             log.warning(
-                "commit of %s failed (%r); those windows will be re-processed", pending.offsets, exc
+                "commit of %s failed (%r); those windows will be re-processed", offsets, exc
             )
 
     async def drain(self) -> None:
-        """Finish and commit every batch in flight, oldest first."""
+        """Finish every batch in flight, oldest first, and commit all acknowledged offsets."""
         while self._in_flight:
             await self._finish(self._in_flight.popleft())
+        await self._commit_now()
 
     async def shutdown(self, timeout_s: float = SHUTDOWN_DELIVERY_TIMEOUT_S) -> None:
         """:meth:`drain` within ``timeout_s``, or exit without committing (fail-stop)."""

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
-__all__ = ["announce_first_batch", "fail_stop"]
+__all__ = ["SHUTDOWN_LIMIT_S", "announce_first_batch", "arm_shutdown_watchdog", "fail_stop"]
 
 log = logging.getLogger(__name__)
+
+#: From the stop signal to the end of the process, at most (then it exits without committing).
+#: Longer than the cycle's delivery limit (``pipeline.cycle.SHUTDOWN_DELIVERY_TIMEOUT_S``), so a
+#: clean shutdown that delivers its last batch always finishes first.
+SHUTDOWN_LIMIT_S = 30.0
+
+_watchdog: threading.Timer | None = None
 
 
 def announce_first_batch(started_file: str = "") -> None:
@@ -44,3 +52,21 @@ def fail_stop(why: str) -> None:
     log.critical("%s; exiting without committing (the batch will be re-processed)", why)
     logging.shutdown()
     os._exit(70)
+
+
+def arm_shutdown_watchdog(limit_s: float = SHUTDOWN_LIMIT_S) -> None:
+    """Make sure the process ends within ``limit_s`` of now, whatever the broker does.
+
+    Called when a stop signal arrives. A client library's shutdown can wait for a broker that
+    is gone for minutes (Faust does), with the metrics port still bound so a restarted worker
+    cannot start; past the limit the process exits through :func:`fail_stop`, which commits
+    nothing. Arming it again does not extend the limit.
+    """
+    global _watchdog
+    if _watchdog is not None:
+        return
+    _watchdog = threading.Timer(
+        limit_s, fail_stop, args=(f"shutdown did not finish within {limit_s:.0f} s",)
+    )
+    _watchdog.daemon = True
+    _watchdog.start()

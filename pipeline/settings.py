@@ -8,10 +8,13 @@ from pipeline.errors import PipelineConfigError
 from pipeline.policy import AlertPolicy
 from pipeline.security import KafkaSecurity
 
-__all__ = ["DEFAULT_BOOTSTRAP", "DEFAULT_TOPICS", "TopicNames", "WorkerSettings"]
+__all__ = ["DEFAULT_BOOTSTRAP", "DEFAULT_TOPICS", "LOG_LEVELS", "TopicNames", "WorkerSettings"]
 
 #: Where the clients look for Kafka unless told otherwise (the local broker's default port).
 DEFAULT_BOOTSTRAP = "localhost:9092"
+
+#: ``worker.log_level`` values (Python logging levels, lower case, as Faust takes them).
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ class WorkerSettings:
     #: A crashed worker's partitions move to the others after this long (Faust's default is 60).
     session_timeout_s: float = 10.0
     log_level: str = "info"
+    #: Scoring processes in the consumer group (``pipeline.supervisor``); 1 = this process.
+    processes: int = 1
 
     def alert_policy(self) -> AlertPolicy:
         """The alert policy of ``alerts.cooldown_s`` and ``alerts.critical_ratio``.
@@ -134,6 +139,13 @@ class WorkerSettings:
                 "1-300",
             ),
             (bool(self.bootstrap.strip()), "kafka.bootstrap", self.bootstrap, "HOST:PORT"),
+            (1 <= self.processes <= 64, "worker.processes", self.processes, "1-64"),
+            (
+                self.log_level in LOG_LEVELS,
+                "worker.log_level",
+                self.log_level,
+                " | ".join(LOG_LEVELS),
+            ),
         ]
         for ok, key, value, allowed in checks:
             if not ok:

@@ -34,6 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="consumption engine (default batch: aiokafka getmany loop; faust: the Faust agent)",
     )
     p.add_argument("--data-dir", default=None, help="Faust state folder")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="scoring processes in the consumer group (default 1); process i serves metrics on"
+        " --metrics-port + i",
+    )
     p.set_defaults(func=run)
 
 
@@ -43,4 +50,15 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.worker import run_worker
 
     settings = load_settings(args.config, overrides_from_args(args))
+    if settings.processes > 1:
+        import sys
+
+        from pipeline.supervisor import run_processes
+
+        # Each process gets the supervisor's settings through the environment
+        # (pipeline.supervisor.child_environment); the file and the secrets come along.
+        argv = [sys.executable, "-m", "ecgwatch", "worker"]
+        if args.config:
+            argv += ["--config", str(args.config)]
+        return run_processes(argv, settings)
     return run_worker(settings)

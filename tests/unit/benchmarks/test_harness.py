@@ -25,9 +25,19 @@ RUN = "abcdef12"
 
 class _FakeWorker:
     def __init__(
-        self, log: list[tuple[Any, ...]], registry: str, topic: str, prefix: str, engine: str
+        self,
+        log: list[tuple[Any, ...]],
+        registry: str,
+        topic: str,
+        prefix: str,
+        engine: str,
+        processes: int = 1,
     ) -> None:
-        log.append(("worker", topic, prefix, engine) + ((registry,) if registry != "reg" else ()))
+        log.append(
+            ("worker", topic, prefix, engine)
+            + ((registry,) if registry != "reg" else ())
+            + ((f"x{processes}",) if processes != 1 else ())
+        )
         self.scores = f"{prefix}.scores"
         self.first_at = 0.0
 
@@ -102,7 +112,8 @@ def test_every_round_runs_every_contender_on_its_own_topics(log: list[tuple[Any,
     report = run_bench(BenchOptions(windows=50, repeats=2, registry="reg", partitions=3))
     topics = next(c[1] for c in log if c[0] == "topics")
     inputs = [_t(f"windows.{k}") for k in ("json", "binary", "latency", "floor")]
-    tags = ["loop0", "loop1", "json0", "json1", "binary0", "binary1", "faust0", "faust1", "lat"]
+    tags = ["loop0", "loop1", "json0", "json1", "json2p0", "json2p1", "binary0", "binary1"]
+    tags += ["faust0", "faust1", "lat"]
     outs = [_t(f"{tag}.{kind}") for tag in tags for kind in ("scores", "alerts", "dlq")]
     assert topics == {t: 3 for t in (*inputs, *outs)}
     assert list(topics) == [*inputs, *outs]
@@ -120,6 +131,7 @@ def test_every_round_runs_every_contender_on_its_own_topics(log: list[tuple[Any,
             ("raw", _t("windows.json")),
             ("loop", _t("windows.json"), _t(f"loop{i}"), "reg"),
             ("worker", _t("windows.json"), _t(f"json{i}"), "batch"),
+            ("worker", _t("windows.json"), _t(f"json2p{i}"), "batch", "x2"),
             ("worker", _t("windows.binary"), _t(f"binary{i}"), "batch"),
             ("worker", _t("windows.json"), _t(f"faust{i}"), "faust"),
         ]
@@ -142,6 +154,7 @@ def test_every_round_runs_every_contender_on_its_own_topics(log: list[tuple[Any,
             "raw_aiokafka": 2000,
             "loop": 2000,
             "ecgwatch_json": 2000,
+            "ecgwatch_json_2proc": 2000,
             "ecgwatch_binary": 2000,
             "faust_json": 2000,
             "naive": 10,
@@ -157,13 +170,10 @@ def test_every_round_runs_every_contender_on_its_own_topics(log: list[tuple[Any,
             "binary_vs_naive": 200,
             "faust_json_vs_raw": 1,
             "faust_json_vs_loop": 1,
+            "two_vs_one": 1,
         }
     )
-    assert set(report["skipped"]) == {
-        "loop_recommended",
-        "ecgwatch_json_recommended",
-        "ecgwatch_json_2proc",
-    }
+    assert set(report["skipped"]) == {"loop_recommended", "ecgwatch_json_recommended"}
     assert report["latency_ms"]["seconds"] == 30.0
     assert report["worker_peak_rss_mb"] == 300.0
     assert report["loop_peak_rss_mb"] == 200.0
@@ -180,6 +190,7 @@ def test_a_recommended_registry_adds_the_loop_and_the_worker_on_it(
     assert rounds == [
         ("loop", _t("windows.json"), _t("loop0"), "reg"),
         ("worker", _t("windows.json"), _t("json0"), "batch"),
+        ("worker", _t("windows.json"), _t("json2p0"), "batch", "x2"),
         ("worker", _t("windows.binary"), _t("binary0"), "batch"),
         ("loop", _t("windows.json"), _t("looprec0"), "rec"),
         ("worker", _t("windows.json"), _t("jsonrec0"), "batch", "rec"),
@@ -187,7 +198,7 @@ def test_a_recommended_registry_adds_the_loop_and_the_worker_on_it(
     assert report["windows_per_s"]["loop_recommended"] == pytest.approx(2000)
     assert report["windows_per_s"]["ecgwatch_json_recommended"] == pytest.approx(2000)
     assert report["ratio"]["recommended_vs_loop"] == pytest.approx(1)
-    assert set(report["skipped"]) == {"faust_json", "ecgwatch_json_2proc"}
+    assert set(report["skipped"]) == {"faust_json"}
 
 
 def test_without_faust_its_row_stays_empty(log: list[tuple[Any, ...]]) -> None:

@@ -199,3 +199,33 @@ def test_shutdown_fail_stops_when_acks_never_come(monkeypatch: pytest.MonkeyPatc
 
     asyncio.run(asyncio.wait_for(scenario(), 10))
     assert stopped and "in-flight" in stopped[0]
+
+
+def test_commits_are_coalesced_to_the_commit_interval() -> None:
+    now = [0.0]
+
+    async def scenario() -> None:
+        sink, commits = FakeSink(auto_ack=True), FakeCommits()
+        proc, _ = _processor()
+        cycle = BatchCycle(
+            proc,
+            sink,
+            HealthState(),
+            commit=commits,
+            max_in_flight=0,
+            commit_interval_s=1.0,
+            clock=lambda: now[0],
+        )
+        await cycle.submit(_batch(1, 0), {"p0": 1}, {})
+        now[0] = 0.5
+        await cycle.submit(_batch(1, 1), {"p0": 2, "p1": 7}, {})
+        assert commits.done == [] and cycle.has_work  # acked, but the interval has not passed
+        now[0] = 1.2
+        await cycle.submit(_batch(1, 2), {"p0": 3}, {})
+        assert commits.done == [{"p0": 3, "p1": 7}]  # one commit: the latest offset of each
+        now[0] = 1.3
+        await cycle.submit(_batch(1, 3), {"p1": 9}, {})
+        await cycle.drain()  # drain always commits what is acknowledged
+        assert commits.done == [{"p0": 3, "p1": 7}, {"p1": 9}] and not cycle.has_work
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
