@@ -80,6 +80,30 @@ def ecgwatch_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+#: The fields of a score record, in the order the worker writes them (docs/messages.md).
+SCORE_FIELDS = (
+    "device_id",
+    "seq",
+    "ts",
+    "score",
+    "threshold",
+    "anomaly",
+    "model_version",
+    "scored_at",
+)
+
+
+def http_status(url: str) -> int | None:
+    """HTTP status of ``url`` (None when nothing answers)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return None
+
+
 @dataclass
 class WorkerProcess:
     """One ``ecgwatch worker`` subprocess."""
@@ -165,13 +189,7 @@ class WorkerProcess:
 
     def probe(self, path: str) -> int | None:
         """HTTP status of ``path`` on the metrics port (None if nothing answers)."""
-        try:
-            with urllib.request.urlopen(self.url(path), timeout=2) as resp:
-                return int(resp.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
-        except OSError:
-            return None
+        return http_status(self.url(path))
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.metrics_port}{path}"

@@ -22,21 +22,18 @@ from pipeline.policy import SEVERITIES, AlertPolicy
 from pipeline.replay import device_of, replay
 from pipeline.settings import TopicNames
 from tests.integration.conftest import SeedModel
-from tests.integration.stream import TopicReader, WorkerPool, WorkerProcess, by_window, new_topics
+from tests.integration.stream import (
+    SCORE_FIELDS,
+    TopicReader,
+    WorkerPool,
+    WorkerProcess,
+    by_window,
+    new_topics,
+)
 
 pytestmark = pytest.mark.integration
 
 DEVICES = 10
-SCORE_FIELDS = {
-    "device_id",
-    "seq",
-    "ts",
-    "score",
-    "threshold",
-    "anomaly",
-    "model_version",
-    "scored_at",
-}
 ALERT_FIELDS = {
     "alert_id",
     "device_id",
@@ -90,7 +87,7 @@ def test_every_window_scored_like_offline(streamed: Streamed, seed_model: SeedMo
     assert streamed_anomalies == offline_anomalies
     assert 100 < len(offline_anomalies) < 900  # both classes present: the check means something
     for r in streamed.raw_scores:
-        assert set(r) - {"_partition", "_offset"} == SCORE_FIELDS
+        assert set(r) - {"_partition", "_offset"} == set(SCORE_FIELDS)
         assert r["threshold"] == pytest.approx(seed_model.threshold)
         assert r["model_version"] == seed_model.version
         assert r["scored_at"] >= r["ts"]

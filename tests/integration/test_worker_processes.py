@@ -13,6 +13,7 @@ from pipeline.replay import device_of, replay
 from tests.integration.stream import (
     WorkerPool,
     every_window_scored,
+    http_status,
     new_topics,
     parse_metrics,
     wait_until,
@@ -35,13 +36,7 @@ def _scored_on(port: int) -> float:
 
 
 def _ready_on(port: int) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
+    return http_status(f"http://127.0.0.1:{port}/readyz") == 200
 
 
 @pytest.mark.parametrize("engine", ["batch", "faust"])

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from ecgwatch import broker
 from pipeline.lifecycle import SHUTDOWN_LIMIT_S
 from pipeline.topics import create_topics
 from tests.integration.conftest import SeedModel
-from tests.integration.stream import ecgwatch_env
+from tests.integration.stream import ecgwatch_env, http_status
 
 pytestmark = pytest.mark.integration
 
@@ -29,16 +28,10 @@ SLACK_S = 20.0
 
 def _ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while http_status(f"http://127.0.0.1:{port}/readyz") != 200:
         assert proc.poll() is None, f"worker exited ({proc.returncode}):\n{log.read_text()[-4000:]}"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
+        assert time.monotonic() < deadline, f"worker not ready:\n{log.read_text()[-4000:]}"
         time.sleep(0.25)
-    raise AssertionError(f"worker not ready:\n{log.read_text()[-4000:]}")
 
 
 def _port_free(port: int) -> bool:
