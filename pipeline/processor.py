@@ -155,7 +155,9 @@ class WindowProcessor:
                 failed[i] = (SCORING_ERROR, f"cannot encode its score: {exc}")
                 self._reject(result, records[pos], *failed[i], now)
                 continue
-            append(OutRecord(topic, records[pos].key, value))
+            # Keyed by the window's device, not the input's key: an unkeyed (or differently
+            # keyed) producer must not yield scores a subscriber cannot partition by device.
+            append(OutRecord(topic, device_id.encode(), value))
             if anomaly:
                 anomalies.append((pos, device_id, seq, ts, score))
 

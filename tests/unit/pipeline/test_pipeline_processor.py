@@ -97,11 +97,18 @@ def test_batch_is_scored_in_one_call() -> None:
     assert scores[1]["score"] == pytest.approx(0.9) and scores[1]["threshold"] == THRESHOLD
     assert scores[1]["model_version"] == "v-test" and scores[1]["ts"] == 500.0
     assert [r.topic for r in res.scores] == ["s"] * 3
-    assert [r.key for r in res.scores] == [b"k0", b"k1", b"k2"]  # keyed like the input
+    assert [r.key for r in res.scores] == [b"a", b"b", b"a"]  # the device, not the input key
     assert res.dlq == [] and [a[:3] for a in res.anomalies] == [(1, "b", 0)]
     assert _count(m, "ecg_windows_total", outcome="scored") == 3
     assert _count(m, "ecg_windows_anomalous_total") == 1
     assert _count(m, "ecg_scoring_batch_size_sum") == 3
+
+
+def test_scores_of_unkeyed_input_are_keyed_by_device() -> None:
+    proc, _ = _processor()
+    recs = [InRecord("w", 0, 5, None, _window("dev-7", 3, 0.1))]
+    (score,) = proc.compute(recs).scores
+    assert score.key == b"dev-7"
 
 
 def test_per_window_fallback_when_the_batch_call_fails() -> None:
