@@ -58,6 +58,7 @@ _LAYOUT: dict[str, dict[str, str]] = {
             "commit_interval_s",
             "log_level",
             "processes",
+            "delivery_stall_s",
         )
     },
     "alerts": {"cooldown_s": "cooldown_s", "critical_ratio": "critical_ratio"},

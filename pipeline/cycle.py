@@ -14,6 +14,10 @@ with fakes (``tests/unit/pipeline/test_cycle.py``):
   await their acks while the next is computed, and **commits stay in batch order**: a batch's
   offsets are committed only after its own records and those of every earlier batch are
   acknowledged;
+* while outputs await their acks, the health state knows since when the oldest of them has
+  (:attr:`~pipeline.server.HealthState.undelivered_since`: ``/readyz`` fails after
+  ``worker.delivery_stall_s``, ``ecg_delivery_stalled_seconds`` shows it), and every retry
+  counts in ``ecg_delivery_retries_total``;
 * :meth:`BatchCycle.drain` finishes and commits everything in flight (revocation, idle,
   shutdown); :meth:`BatchCycle.shutdown` does it within a time limit or fail-stops.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
@@ -98,7 +103,7 @@ class BatchCycle:
     sink : Sink
         The output producer.
     health : HealthState
-        Beaten once per batch (liveness).
+        Beaten once per batch (liveness); told since when outputs await their acks.
     commit : callable, optional
         ``await commit(offsets)`` once a batch (and every earlier one) is acknowledged;
         default: nothing (the engine's framework commits acked events itself).
@@ -144,6 +149,9 @@ class BatchCycle:
         self._clock = clock
         self._uncommitted: dict[Any, int] = {}
         self._last_commit = clock()
+        # Start time of every delivery not yet acknowledged, oldest first (insertion order).
+        self._undelivered: dict[int, float] = {}
+        self._deliveries = itertools.count()
 
     @property
     def in_flight(self) -> int:
@@ -204,8 +212,26 @@ class BatchCycle:
             return self.processor.fail_batch(batch, f"internal error: {exc!r}")
 
     async def _deliver(self, records: Sequence[OutRecord]) -> None:
-        """Produce ``records``; retry until the broker acknowledged every one of them."""
-        await deliver_with_retry(self.sink.send_all, records, self.sink.forget_metadata)
+        """Produce ``records``; retry until the broker acknowledged every one of them.
+
+        The stall is timed from the first send, not the first failure: against a broker that
+        is gone a send may hang for the producer's request timeout before it fails.
+        """
+        token = next(self._deliveries)
+        self._undelivered[token] = self.health.clock()  # the clock the probe reads it with
+        self._publish_undelivered()
+        try:
+            await deliver_with_retry(self.sink.send_all, records, self._on_retry)
+        finally:
+            del self._undelivered[token]
+            self._publish_undelivered()
+
+    def _publish_undelivered(self) -> None:
+        self.health.undelivered_since = next(iter(self._undelivered.values()), None)
+
+    def _on_retry(self) -> None:
+        self.processor.metrics.delivery_retries.inc()
+        self.sink.forget_metadata()
 
     async def _finish(self, pending: _InFlight) -> None:
         """Wait for a batch's acks, then commit its offsets (now, or with later ones)."""

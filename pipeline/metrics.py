@@ -61,6 +61,8 @@ class PipelineMetrics:
     model_loaded: Gauge
     consumer_lag: Gauge
     assigned_partitions: Gauge
+    delivery_stalled: Gauge
+    delivery_retries: Counter
 
 
 def create_metrics(registry: CollectorRegistry | None = None) -> PipelineMetrics:
@@ -137,6 +139,17 @@ def create_metrics(registry: CollectorRegistry | None = None) -> PipelineMetrics
         assigned_partitions=Gauge(
             "ecg_consumer_assigned_partitions",
             "Input partitions assigned to this worker.",
+            registry=reg,
+        ),
+        # Read at scrape time from HealthState (pipeline.worker wires it with set_function).
+        delivery_stalled=Gauge(
+            "ecg_delivery_stalled_seconds",
+            "Age of the oldest output batch still awaiting its acknowledgements (0: none).",
+            registry=reg,
+        ),
+        delivery_retries=Counter(
+            "ecg_delivery_retries",
+            "Times an output batch was sent again after its delivery failed.",
             registry=reg,
         ),
     )

@@ -114,7 +114,8 @@ async def deliver_with_retry(
         Enqueues the records and returns one awaitable acknowledgement per send.
     records : sequence of OutRecord
     on_retry : callable, optional
-        Called before each retry (e.g. to drop cached partition metadata).
+        Called before each retry (e.g. to drop cached partition metadata and count the retry;
+        :class:`pipeline.cycle.BatchCycle` does both).
     """
     attempt = 0
     while True:

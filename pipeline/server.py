@@ -3,6 +3,12 @@
 Served from a daemon thread (stdlib ``wsgiref``) so that a slow scrape never blocks the event
 loop, and so liveness reflects the loop: the engine refreshes the heartbeat every second
 (:func:`pipeline.lag.report_consumer_state`, from the batch engine's task or a Faust timer).
+
+Readiness also reflects delivery: :class:`pipeline.cycle.BatchCycle` publishes when the oldest
+output batch still awaiting its acknowledgements was handed to the producer
+(:attr:`HealthState.undelivered_since`); once that is longer ago than
+``worker.delivery_stall_s`` the worker is not ready (it keeps retrying, and stays live: a
+restart would not bring the broker back).
 """
 
 from __future__ import annotations
@@ -29,10 +35,21 @@ class HealthState:
     heartbeat: float = field(default_factory=time.monotonic)
     max_heartbeat_age_s: float = 30.0
     started: bool = False
+    #: ``worker.delivery_stall_s``: readiness fails once outputs wait longer for their acks.
+    delivery_stall_s: float = 30.0
+    #: When (``clock``) the oldest output batch not yet acknowledged was first sent; None when
+    #: every output is acknowledged. Written by the event loop, read by the HTTP thread.
+    undelivered_since: float | None = None
+    clock: Callable[[], float] = time.monotonic
 
     def beat(self) -> None:
         """Called from the event loop: proves it is not stuck."""
         self.heartbeat = time.monotonic()
+
+    def delivery_stalled_s(self) -> float:
+        """Seconds the oldest unacknowledged output batch has waited (0 when none waits)."""
+        since = self.undelivered_since  # one read: the event loop may clear it meanwhile
+        return 0.0 if since is None else max(0.0, self.clock() - since)
 
     def live(self) -> tuple[bool, str]:
         """Liveness: the event loop ticked recently."""
@@ -42,9 +59,13 @@ class HealthState:
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:
-        """Readiness: a verified model is loaded and input partitions are assigned."""
+        """Readiness: a verified model is loaded, outputs are being delivered and input
+        partitions are assigned."""
         if not self.model_loaded:
             return False, "model not loaded"
+        stalled = self.delivery_stalled_s()
+        if stalled > self.delivery_stall_s:
+            return False, f"outputs undelivered for {stalled:.0f} s (broker unreachable?)"
         if self.assigned_partitions <= 0:
             return False, "no input partition assigned (yet)"
         return self.live()

@@ -70,6 +70,9 @@ class WorkerSettings:
         outputs are acknowledged; several times faster; alert de-dup state in memory) or
         ``faust`` (a Faust agent on ``stream.take_events`` with a table for alert state). See
         ``docs/configuration.md``.
+    delivery_stall_s : float
+        ``/readyz`` answers 503 once an output batch has awaited its acknowledgements this
+        long (the worker keeps retrying; ``ecg_delivery_stalled_seconds`` shows the wait).
     """
 
     bootstrap: str = DEFAULT_BOOTSTRAP
@@ -97,6 +100,7 @@ class WorkerSettings:
     log_level: str = "info"
     #: Scoring processes in the consumer group (``pipeline.supervisor``); 1 = this process.
     processes: int = 1
+    delivery_stall_s: float = 30.0
 
     def alert_policy(self) -> AlertPolicy:
         """The alert policy of ``alerts.cooldown_s`` and ``alerts.critical_ratio``.
@@ -140,6 +144,12 @@ class WorkerSettings:
             ),
             (bool(self.bootstrap.strip()), "kafka.bootstrap", self.bootstrap, "HOST:PORT"),
             (1 <= self.processes <= 64, "worker.processes", self.processes, "1-64"),
+            (
+                1 <= self.delivery_stall_s <= 3600,
+                "worker.delivery_stall_s",
+                self.delivery_stall_s,
+                "1-3600",
+            ),
             (
                 self.log_level in LOG_LEVELS,
                 "worker.log_level",

@@ -94,7 +94,8 @@ def run_worker(settings: WorkerSettings) -> int:
     artifact = load_model(settings)
     parts = _check_topics(settings)
     metrics = _model_metrics(artifact)
-    health = HealthState(model_loaded=True)
+    health = HealthState(model_loaded=True, delivery_stall_s=settings.delivery_stall_s)
+    metrics.delivery_stalled.set_function(health.delivery_stalled_s)
     server = None
     if settings.metrics_port:
         server = MetricsServer(

@@ -119,6 +119,18 @@ _METRICS = (
         "Partitions assigned to this worker.",
         "partitions",
     ),
+    Metric(
+        "ecg_delivery_stalled_seconds",
+        "gauge",
+        "Age of the oldest output batch awaiting its acknowledgements (0: none).",
+        "seconds",
+    ),
+    Metric(
+        "ecg_delivery_retries_total",
+        "counter",
+        "Output batches sent again after a failed delivery.",
+        "retries",
+    ),
 )
 
 #: name -> Metric for every ``ecg_*`` family the worker exports.

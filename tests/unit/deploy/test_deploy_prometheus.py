@@ -64,6 +64,7 @@ def test_the_required_alerts_exist() -> None:
         "EcgAnomalyRatioHigh",
         "EcgEndToEndLatencyHigh",
         "EcgModelNotLoaded",
+        "EcgDeliveryStalled",
     }
 
 

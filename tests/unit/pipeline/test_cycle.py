@@ -229,3 +229,71 @@ def test_commits_are_coalesced_to_the_commit_interval() -> None:
         assert commits.done == [{"p0": 3, "p1": 7}, {"p1": 9}] and not cycle.has_work
 
     asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_health_knows_since_when_the_oldest_output_awaits_its_acks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_sleep = asyncio.sleep
+
+    async def no_back_off(_s: float) -> None:
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", no_back_off)
+    now = [100.0]
+
+    async def scenario() -> None:
+        sink, commits = FakeSink(), FakeCommits()
+        proc, _ = _processor()
+        health = HealthState(
+            model_loaded=True, assigned_partitions=1, delivery_stall_s=30.0, clock=lambda: now[0]
+        )
+        cycle = BatchCycle(proc, sink, health, commit=commits, max_in_flight=3)
+        assert health.undelivered_since is None and health.delivery_stalled_s() == 0.0
+        await cycle.submit(_batch(1, 0), {"p0": 1}, {})
+        await _settle()
+        assert health.undelivered_since == 100.0
+        now[0] = 110.0
+        await cycle.submit(_batch(1, 1), {"p0": 2}, {})  # a later batch: the oldest still counts
+        await _settle()
+        assert health.undelivered_since == 100.0
+        sink.acks[0].set_exception(RuntimeError("broker away"))  # the oldest fails, is re-sent
+        await _settle()
+        assert (
+            len(sink.sent) == 3
+            and proc.metrics.registry.get_sample_value("ecg_delivery_retries_total") == 1
+            and sink.forgot == 1
+        )
+        now[0] = 131.0
+        assert health.undelivered_since == 100.0  # a retry does not restart the clock
+        assert health.ready() == (False, "outputs undelivered for 31 s (broker unreachable?)")
+        sink.acks[2].set_result(None)  # the re-sent oldest is acknowledged ...
+        await _settle()
+        assert health.undelivered_since == 110.0  # ... the second batch is now the oldest
+        assert health.ready() == (True, "ok")  # 21 s: under the limit
+        sink.acks[1].set_result(None)
+        await cycle.drain()
+        assert health.undelivered_since is None and health.delivery_stalled_s() == 0.0
+        assert commits.done == [{"p0": 1}, {"p0": 2}]
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_a_delivery_that_never_fails_but_hangs_counts_as_stalled() -> None:
+    now = [0.0]
+
+    async def scenario() -> None:
+        sink, commits = FakeSink(), FakeCommits()  # acks that never come: no error either
+        proc, _ = _processor()
+        health = HealthState(model_loaded=True, assigned_partitions=1, clock=lambda: now[0])
+        cycle = BatchCycle(proc, sink, health, commit=commits, max_in_flight=1)
+        await cycle.submit(_batch(1, 0), {"p0": 1}, {})
+        await _settle()
+        now[0] = 45.0
+        assert health.delivery_stalled_s() == 45.0 and not health.ready()[0]
+        assert proc.metrics.registry.get_sample_value("ecg_delivery_retries_total") == 0
+        sink.acks[0].set_result(None)
+        await cycle.drain()
+        assert health.ready() == (True, "ok") and commits.done == [{"p0": 1}]
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))

@@ -86,3 +86,44 @@ def test_metrics_registries_are_private() -> None:
     a, b = create_metrics(), create_metrics()  # no "duplicated timeseries" error
     a.windows.labels("scored").inc()
     assert b.registry.get_sample_value("ecg_windows_total", {"outcome": "scored"}) is None
+
+
+def test_readiness_fails_while_outputs_stay_undelivered(
+    served: tuple[MetricsServer, HealthState, PipelineMetrics],
+) -> None:
+    server, health, metrics = served
+    now = [1000.0]
+    health.clock = lambda: now[0]
+    health.model_loaded, health.assigned_partitions, health.delivery_stall_s = True, 1, 30.0
+    metrics.delivery_stalled.set_function(health.delivery_stalled_s)  # as the worker wires it
+    assert health.delivery_stalled_s() == 0.0
+    health.undelivered_since = 1000.0  # a batch was handed to the producer
+    now[0] = 1030.0  # exactly the limit: still ready
+    assert _get(server, "/readyz") == (200, "ok\n")
+    now[0] = 1042.4
+    assert _get(server, "/readyz") == (503, "outputs undelivered for 42 s (broker unreachable?)\n")
+    assert _get(server, "/healthz")[0] == 200  # live: retrying, not stuck
+    page = _get(server, "/metrics")[1].splitlines()
+    assert any(line.startswith("ecg_delivery_stalled_seconds 42.") for line in page), (
+        "the gauge reads the stall at scrape time"
+    )
+    health.undelivered_since = None  # delivered
+    assert _get(server, "/readyz") == (200, "ok\n")
+    assert "ecg_delivery_stalled_seconds 0.0" in _get(server, "/metrics")[1].splitlines()
+
+
+def test_model_check_comes_before_the_stall_and_the_stall_before_partitions() -> None:
+    health = HealthState(delivery_stall_s=5.0, clock=lambda: 100.0, undelivered_since=10.0)
+    assert health.ready() == (False, "model not loaded")
+    health.model_loaded = True  # no partition either: the stall is the more useful reason
+    assert health.ready() == (False, "outputs undelivered for 90 s (broker unreachable?)")
+
+
+def test_the_stall_limit_is_a_checked_worker_setting() -> None:
+    from ecgwatch.config import ConfigError, load_settings
+
+    env = {"ECGWATCH_WORKER__DELIVERY_STALL_S": "12.5"}
+    assert load_settings(environ=env).delivery_stall_s == 12.5
+    assert load_settings(environ={}).delivery_stall_s == 30.0
+    with pytest.raises(ConfigError, match=r"worker.delivery_stall_s: 0\.5 .*1-3600"):
+        load_settings(environ={"ECGWATCH_WORKER__DELIVERY_STALL_S": "0.5"})
