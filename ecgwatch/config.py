@@ -61,7 +61,14 @@ _LAYOUT: dict[str, dict[str, str]] = {
             "delivery_stall_s",
         )
     },
-    "alerts": {"cooldown_s": "cooldown_s", "critical_ratio": "critical_ratio"},
+    "alerts": {
+        "mode": "alert_mode",
+        "cooldown_s": "cooldown_s",
+        "critical_ratio": "critical_ratio",
+        "update_interval_s": "update_interval_s",
+        "end_after_normal": "end_after_normal",
+        "end_after_s": "end_after_s",
+    },
 }
 _SECRET_WORDS = ("password", "secret", "token")
 

@@ -1,13 +1,20 @@
-"""Rebuild the batch engine's alert de-duplication state from the alerts topic itself.
+"""Rebuild the batch engine's alert state from the alerts topic itself.
 
 The batch engine keeps its per-device alert state in memory. After a restart (or when a
-partition moves to it) that state would be empty, so the first anomaly of a device inside an
-alert's cooldown would alert again — and a window re-processed after a crash (its alert was
-acknowledged, its offset not yet committed) would raise the same alert twice. The alerts topic
-already holds what the state needs: every alert with its device, window time and severity. On
-every partition assignment the engine reads the newest alerts (at most
-:data:`RESTORE_MAX_RECORDS` per partition) and folds them into the state with
-:func:`fold_alerts`.
+partition moves to it) that state would be empty, so an open episode would be lost (no ``end``)
+and its next anomalous window would open it again with a second ``start`` — and a window
+re-processed after a crash (its record acknowledged, its offset not yet committed) would raise
+the same record twice. The alerts topic already holds what the state needs. On every partition
+assignment the engine reads the newest alerts (at most :data:`RESTORE_MAX_RECORDS` per
+partition) and folds them into the state: :func:`fold_episodes` (``alerts.mode: episodes``:
+per device, its newest episode record; an episode whose newest record is not ``end`` is open)
+or :func:`fold_alerts` (``per_window``: the cooldown state).
+
+What a restored open episode does not know: the windows after its newest record that were
+committed before the crash without producing a record (normal windows, rate-limited anomalous
+ones). Its counts (``windows_seen``, ``anomalous_windows``) may then be a little low, and its
+run of normal windows starts again from zero, so its ``end`` may come a few windows later than
+it would have; no ``start`` is repeated and no ``end`` is lost.
 
 Reading is best-effort by design: if the topic cannot be read in time the engine logs a warning
 and goes on with what it has — an alert may then be repeated, never lost.
@@ -20,11 +27,18 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pipeline.policy import SEVERITIES
+from pipeline.policy import PHASES, SEVERITIES
 from pipeline.security import KafkaSecurity
 from pipeline.tail import read_records
 
-__all__ = ["RESTORE_MAX_RECORDS", "RESTORE_TIMEOUT_S", "fold_alerts", "read_recent_alerts"]
+__all__ = [
+    "RESTORE_MAX_RECORDS",
+    "RESTORE_TIMEOUT_S",
+    "fold_alerts",
+    "fold_episodes",
+    "merge_restored",
+    "read_recent_alerts",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +81,86 @@ def fold_alerts(
         level = max(lv for ts, lv in items if newest - ts < cooldown_s)
         state[device] = {"ts": newest, "level": level}
     return state
+
+
+#: Order of the records of one window: an ``end`` (a quiet gap closed the old episode) comes
+#: before the ``start`` of the new one the same window opens.
+_PHASE_ORDER = {"end": 0, "start": 1, "update": 2}
+
+
+def fold_episodes(alerts: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The episode state implied by past episode records: per device, its newest record's.
+
+    Parameters
+    ----------
+    alerts : iterable of mapping
+        Alert records in any order. Records that are not episode records (no ``phase``,
+        e.g. per-window alerts, or missing fields) are skipped.
+
+    Returns
+    -------
+    dict
+        ``{device_id: state}`` as :meth:`pipeline.policy.AlertPolicy.step` reads it: an open
+        episode when the device's newest record (by window ``ts``, then ``seq``, then phase)
+        is a ``start`` or ``update``, a closed state after an ``end``. Either way the state
+        remembers that window, so re-processing it (or anything before it) changes nothing.
+    """
+    newest: dict[str, tuple[tuple[float, int, int], Mapping[str, Any]]] = {}
+    for a in alerts:
+        try:
+            phase = a["phase"]
+            if phase not in PHASES:
+                continue
+            device = str(a["device_id"])
+            key = (float(a["ts"]), int(a["seq"]), _PHASE_ORDER[phase])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if device not in newest or newest[device][0] < key:
+            newest[device] = (key, a)
+    state: dict[str, dict[str, Any]] = {}
+    for device, ((ts, seq, _), a) in newest.items():
+        if a["phase"] == "end":
+            state[device] = {"open": False, "seen_ts": ts, "seen_seq": seq}
+            continue
+        try:
+            state[device] = {
+                "open": True,
+                "episode_id": str(a["episode_id"]),
+                "first_ts": float(a["first_ts"]),
+                "last_ts": float(a["last_ts"]),
+                "anomalous_windows": int(a["anomalous_windows"]),
+                "windows_seen": int(a["windows_seen"]),
+                # start/update records come from anomalous windows: no normal run yet.
+                "normal_run": 0,
+                "peak_score": float(a["peak_score"]),
+                "level": SEVERITIES.index(a["severity"]),
+                "updated_ts": ts,
+                "seen_ts": ts,
+                "seen_seq": seq,
+            }
+        except (KeyError, TypeError, ValueError):
+            continue
+    return state
+
+
+def merge_restored(
+    state: dict[str, Any], restored: Mapping[str, dict[str, Any]], episodes: bool
+) -> None:
+    """Put restored entries into the live ``state`` where they are newer than what it has.
+
+    Episode states compare by the last window they have seen (``(seen_ts, seen_seq)``),
+    cooldown states by ``ts``; an entry of the other mode is always replaced.
+    """
+    for device, entry in restored.items():
+        current = state.get(device)
+        if current is None:
+            state[device] = entry
+        elif episodes:
+            have = (current.get("seen_ts"), current.get("seen_seq"))
+            if None in have or have <= (entry["seen_ts"], entry["seen_seq"]):
+                state[device] = entry
+        elif "level" not in current or "open" in current or float(current["ts"]) <= entry["ts"]:
+            state[device] = entry
 
 
 def read_recent_alerts(

@@ -57,7 +57,9 @@ def create_app(
     windows = app.topic(
         settings.topics.windows, key_serializer="raw", value_serializer="raw", internal=False
     )
-    # Alert state per device: co-partitioned with ecg.windows (both keyed by device id).
+    # Alert state per device (its episode: a JSON dict, see pipeline.policy): co-partitioned
+    # with ecg.windows (both keyed by device id); Faust restores it from its changelog on
+    # every assignment, so an open episode survives a restart or a rebalance.
     state = app.Table("alert-state", default=None, partitions=partitions)
     metrics = processor.metrics
     # No batch in flight: take_events acks the events when the loop body ends, so the body

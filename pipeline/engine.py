@@ -11,9 +11,10 @@ Faust engine): at-least-once, acks before commits, commits in batch order, fail-
 batch cannot be finished. Partition revocation waits for the in-flight batches and commits
 them first.
 
-Alert de-duplication state lives in process memory here and is rebuilt from the alerts topic
-on every partition assignment (:mod:`pipeline.alert_state`), so a restart or a rebalance does
-not repeat an alert inside its cooldown.
+Alert state (open episodes, or the per-window cooldown) lives in process memory here and is
+rebuilt from the alerts topic on every partition assignment (:mod:`pipeline.alert_state`), so
+a restart or a rebalance neither loses an open episode nor opens it again with a second
+``start``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
-from pipeline.alert_state import RESTORE_TIMEOUT_S, fold_alerts, read_recent_alerts
+from pipeline.alert_state import (
+    RESTORE_TIMEOUT_S,
+    fold_alerts,
+    fold_episodes,
+    merge_restored,
+    read_recent_alerts,
+)
 from pipeline.cycle import BatchCycle
 from pipeline.lag import report_consumer_state
 from pipeline.lifecycle import arm_shutdown_watchdog, fail_stop
@@ -62,7 +69,7 @@ class BatchEngine:
         self.settings = settings
         self.processor = processor
         self.health = health
-        self.state: dict[str, Any] = {}  # alert de-dup state (rebuilt on assignment)
+        self.state: dict[str, Any] = {}  # alert state per device (rebuilt on assignment)
         # Cleared until the state is rebuilt for the current assignment: aiokafka may hand out
         # records of new partitions while the assignment callback is still running.
         self._state_ready = asyncio.Event()
@@ -155,7 +162,8 @@ class BatchEngine:
             self._state_ready.set()
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Rebuild the alert state from the alerts topic (includes other workers' alerts)."""
+        """Rebuild the alert state from the alerts topic (includes other workers' alerts):
+        open episodes go on where the previous owner left them."""
         self.health.assigned_partitions = len(assigned)
         try:
             await self._restore_state()
@@ -171,14 +179,15 @@ class BatchEngine:
         except Exception as exc:  # fail open: an alert may repeat, none is lost
             log.warning("alert state not restored from %s: %r", s.topics.alerts, exc)
             return
-        restored = fold_alerts(alerts, self.processor.policy.cooldown_s)
-        for device, entry in restored.items():
-            current = self.state.get(device)
-            if current is None or float(current["ts"]) <= entry["ts"]:
-                self.state[device] = entry
+        policy = self.processor.policy
+        restored = (
+            fold_episodes(alerts) if policy.episodes else fold_alerts(alerts, policy.cooldown_s)
+        )
+        merge_restored(self.state, restored, policy.episodes)
+        opened = sum(1 for e in restored.values() if e.get("open"))
         print(  # a lifecycle line, like the worker's other "[worker]" lines
             f"[worker] alert state: {len(restored)} devices restored from {len(alerts)} "
-            f"alerts in {s.topics.alerts}",
+            f"alerts in {s.topics.alerts} ({opened} open episodes)",
             flush=True,
         )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -24,7 +24,7 @@ from pipeline.metrics import PipelineMetrics, observe_many
 from pipeline.policy import AlertPolicy
 from pipeline.settings import TopicNames
 
-__all__ = ["BatchResult", "InRecord", "OutRecord", "WindowProcessor"]
+__all__ = ["BatchResult", "InRecord", "OutRecord", "ScoredWindows", "WindowProcessor"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,22 @@ class OutRecord(NamedTuple):
     value: bytes
 
 
+class ScoredWindows(NamedTuple):
+    """Every scored window of a batch, as aligned per-batch sequences (no per-window object):
+    what the episode policy needs to see normal windows too."""
+
+    #: Position of each window in the batch.
+    pos: Sequence[int]
+    device_id: Sequence[str]
+    seq: Sequence[int]
+    ts: Sequence[float]
+    score: Sequence[float]
+    #: ``score > threshold``.
+    anomaly: Sequence[bool]
+    #: Indices (into the sequences above) of windows that got no score record (dead-lettered).
+    skip: Mapping[int, Any]
+
+
 @dataclass
 class BatchResult:
     """Outputs of one micro-batch."""
@@ -57,6 +73,8 @@ class BatchResult:
     #: (position in the batch, device_id, seq, ts, score) of each anomalous window.
     anomalies: list[tuple[int, str, int, float, float]] = field(default_factory=list)
     window_ts: np.ndarray = field(default_factory=lambda: np.empty(0))
+    #: Every window that got a score record (``None`` when none did).
+    scored: ScoredWindows | None = None
     n_in: int = 0
     #: Reason code of each dead letter, counted into the metrics once the batch is done.
     reject_reasons: list[str] = field(default_factory=list)
@@ -74,7 +92,7 @@ class WindowProcessor:
     topics : TopicNames
         Output topic names.
     policy : AlertPolicy
-        Alert de-duplication policy.
+        Alert policy (episodes, or per-window alerts with a cooldown).
     max_message_bytes : int
         Messages above this are dead-lettered as ``too_large``.
     clock : callable
@@ -132,13 +150,26 @@ class WindowProcessor:
         topic, threshold, version = self.topics.scores, self.threshold, self.version
         append, anomalies = result.scores.append, result.anomalies
         index = decoded.index
-        for i, (pos, device_id, seq, ts, score) in enumerate(
-            zip(index, decoded.device_id, decoded.seq, decoded.ts, scores.tolist(), strict=True)
+        score_list = scores.tolist()
+        # float64, as the per-window test below compares (float32 could round at the threshold)
+        anomaly_list = (np.asarray(score_list, dtype=np.float64) > threshold).tolist()
+        result.scored = ScoredWindows(
+            index, decoded.device_id, decoded.seq, decoded.ts, score_list, anomaly_list, failed
+        )
+        for i, (pos, device_id, seq, ts, score, anomaly) in enumerate(
+            zip(
+                index,
+                decoded.device_id,
+                decoded.seq,
+                decoded.ts,
+                score_list,
+                anomaly_list,
+                strict=True,
+            )
         ):
             if failed and i in failed:
                 self._reject(result, records[pos], *failed[i], now)
                 continue
-            anomaly = score > threshold
             record = {
                 "device_id": device_id,
                 "seq": seq,
@@ -256,12 +287,84 @@ class WindowProcessor:
         state: MutableMapping[str, Any],
         enter: Callable[[int], None] | None = None,
     ) -> list[OutRecord]:
-        """Apply the alert policy to the batch's anomalies (updates ``state``).
+        """Apply the alert policy to the batch (updates ``state``, per device).
 
-        ``enter(position)`` is called before the state of each anomaly's device is touched
-        (the Faust agent uses it to make that window's event current, so the table writes
-        its changelog to the window's partition).
+        ``alerts.mode: episodes`` (default): every anomalous window, and every window of a
+        device with an open episode, goes through :meth:`AlertPolicy.step`; a normal window of
+        any other device costs one state lookup. ``per_window``: each anomaly that survives
+        the cooldown is one alert.
+
+        ``enter(position)`` is called before the state of a window's device is written (the
+        Faust agent uses it to make that window's event current, so the table writes its
+        changelog to the window's partition).
         """
+        if not self.policy.episodes:
+            return self._per_window_alerts(result, state, enter)
+        w = result.scored
+        if w is None:
+            return []
+        out: list[OutRecord] = []
+        now = self.clock()
+        policy, threshold, version, topic = (
+            self.policy,
+            self.threshold,
+            self.version,
+            self.topics.alerts,
+        )
+        get, skip = state.get, w.skip
+        devices, seqs, tss, scores = w.device_id, w.seq, w.ts, w.score
+        for i, anomalous in enumerate(w.anomaly):
+            device_id = devices[i]
+            entry: Any = None
+            if not anomalous:  # only a device with an open episode has anything to do
+                try:
+                    entry = get(device_id)
+                except Exception:
+                    continue  # a broken state cannot end an episode; it must not stop the batch
+                if entry is None or not entry.get("open") or (skip and i in skip):
+                    continue
+            elif skip and i in skip:
+                continue
+            seq, ts, score = seqs[i], tss[i], scores[i]
+            try:
+                if enter is not None:
+                    enter(w.pos[i])
+                if anomalous:
+                    entry = get(device_id)
+                new, events = policy.step(
+                    entry, device_id, seq, ts, score, threshold, anomalous, version
+                )
+                if new is not None:
+                    state[device_id] = new
+            except Exception:
+                # Fail open: a broken episode state must not swallow an alert.
+                log.exception("alert state unavailable for %s; alerting without it", device_id)
+                if not anomalous:
+                    continue
+                _, events = policy.step(None, device_id, seq, ts, score, threshold, True, version)
+            for phase, episode in events:
+                alert = policy.episode_record(
+                    device_id,
+                    phase,
+                    episode,
+                    seq=seq,
+                    ts=ts,
+                    score=score,
+                    threshold=threshold,
+                    model_version=version,
+                    detected_at=now,
+                )
+                out.append(OutRecord(topic, device_id.encode(), encode_json(alert)))
+                self.metrics.alerts.labels(alert["severity"]).inc()
+        return out
+
+    def _per_window_alerts(
+        self,
+        result: BatchResult,
+        state: MutableMapping[str, Any],
+        enter: Callable[[int], None] | None,
+    ) -> list[OutRecord]:
+        """``alerts.mode: per_window``: one alert per anomaly outside the cooldown."""
         out = []
         now = self.clock()
         for pos, device_id, seq, ts, score in result.anomalies:

@@ -59,6 +59,10 @@ class WorkerSettings:
         Port of ``/metrics``, ``/healthz`` and ``/readyz`` (0 = disabled).
     cooldown_s, critical_ratio : float
         Alert policy (see ``pipeline.policy.AlertPolicy``).
+    alert_mode : str
+        ``alerts.mode``: ``episodes`` (default) or ``per_window``.
+    update_interval_s, end_after_normal, end_after_s
+        ``alerts.*`` of the episodes (see ``pipeline.policy.AlertPolicy``; checked there).
     device : str
         ``auto`` | ``cpu`` | ``gpu``: where scoring runs. ``cpu`` (and ``auto`` when no GPU is
         visible) scores dense models with a NumPy pass of the same weights; ``gpu`` uses Keras.
@@ -88,6 +92,10 @@ class WorkerSettings:
     metrics_host: str = "0.0.0.0"
     cooldown_s: float = 30.0
     critical_ratio: float = 2.0
+    alert_mode: str = "episodes"
+    update_interval_s: float = 30.0
+    end_after_normal: int = 10
+    end_after_s: float = 60.0
     device: str = "auto"
     # `batch` by default: the Faust engine can skip windows when a worker restarts after a
     # kill -9 (docs/configuration.md, "Engines"); the batch engine's commits are our own.
@@ -103,14 +111,21 @@ class WorkerSettings:
     delivery_stall_s: float = 30.0
 
     def alert_policy(self) -> AlertPolicy:
-        """The alert policy of ``alerts.cooldown_s`` and ``alerts.critical_ratio``.
+        """The alert policy of the ``alerts.*`` settings.
 
         Raises
         ------
         PipelineConfigError
             Naming the setting and its allowed range (checked by :class:`AlertPolicy`).
         """
-        return AlertPolicy(self.cooldown_s, self.critical_ratio)
+        return AlertPolicy(
+            self.cooldown_s,
+            self.critical_ratio,
+            mode=self.alert_mode,
+            update_interval_s=self.update_interval_s,
+            end_after_normal=self.end_after_normal,
+            end_after_s=self.end_after_s,
+        )
 
     def __post_init__(self) -> None:
         checks = [

@@ -10,7 +10,6 @@ import json
 import shutil
 import subprocess
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.policy import SEVERITIES, AlertPolicy
+from pipeline.policy import PHASES, SEVERITIES, AlertPolicy
 from pipeline.replay import device_of, replay
 from pipeline.settings import TopicNames
 from tests.integration.conftest import SeedModel
@@ -35,6 +34,17 @@ pytestmark = pytest.mark.integration
 
 DEVICES = 10
 ALERT_FIELDS = {
+    "schema_version",
+    "episode_id",
+    "phase",
+    "kind",
+    "condition",
+    "priority",
+    "first_ts",
+    "last_ts",
+    "anomalous_windows",
+    "windows_seen",
+    "peak_score",
     "alert_id",
     "device_id",
     "seq",
@@ -97,19 +107,28 @@ def test_every_window_scored_like_offline(streamed: Streamed, seed_model: SeedMo
 
 
 def expected_alerts(scores: dict[tuple[str, int], dict[str, Any]]) -> dict[str, str]:
-    """Replay the alert policy (worker defaults) over each device's anomalies in seq order."""
+    """Replay the episode policy (worker defaults) over each device's windows in seq order:
+    ``{alert_id: phase}``."""
     policy = AlertPolicy()
     state: dict[str, Any] = {}
     out = {}
-    per_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for (device, _), r in sorted(scores.items()):
-        if device.startswith("dev-0") and r["anomaly"]:
-            per_device[device].append(r)
-    for device, rs in per_device.items():
-        for r in rs:
-            severity = policy.decide(state, device, r["ts"], r["score"], r["threshold"])
-            if severity is not None:
-                out[policy.alert_id(device, r["seq"], r["model_version"])] = severity
+    for (device, seq), r in sorted(scores.items()):
+        if not device.startswith("dev-0"):
+            continue
+        new, events = policy.step(
+            state.get(device),
+            device,
+            seq,
+            r["ts"],
+            r["score"],
+            r["threshold"],
+            r["anomaly"],
+            r["model_version"],
+        )
+        if new is not None:
+            state[device] = new
+        for phase, _ in events:
+            out[policy.record_id(device, seq, phase, r["model_version"])] = phase
     return out
 
 
@@ -117,17 +136,23 @@ def test_alerts_follow_the_policy(
     streamed: Streamed, kafka_bootstrap: str, seed_model: SeedModel
 ) -> None:
     want = expected_alerts(streamed.scores)
-    assert want, "the replay should raise alerts"
+    assert "start" in want.values(), "the replay should open episodes"
     with TopicReader(kafka_bootstrap, streamed.topics.alerts) as reader:
         alerts = [a for a in reader.drain() if a["device_id"].startswith("dev-0")]
     for a in alerts:
         assert set(a) - {"_partition", "_offset"} == ALERT_FIELDS
-        assert a["severity"] in SEVERITIES
+        assert a["severity"] in SEVERITIES and a["phase"] in PHASES
         assert a["model_version"] == seed_model.version
         window = streamed.scores[(a["device_id"], a["seq"])]
-        assert window["anomaly"] and a["score"] == window["score"] and a["ts"] == window["ts"]
-        assert a["alert_id"] == AlertPolicy.alert_id(a["device_id"], a["seq"], a["model_version"])
-    assert {a["alert_id"]: a["severity"] for a in alerts} == want
+        assert a["score"] == window["score"] and a["ts"] == window["ts"]
+        assert window["anomaly"] or a["phase"] == "end"
+        assert a["alert_id"] == AlertPolicy.record_id(
+            a["device_id"], a["seq"], a["phase"], a["model_version"]
+        )
+    assert {a["alert_id"]: a["phase"] for a in alerts} == want
+    # One start per episode.
+    starts = [a["episode_id"] for a in alerts if a["phase"] == "start"]
+    assert len(starts) == len(set(starts))
 
 
 def _kcat() -> str:

@@ -1,5 +1,5 @@
 """WindowProcessor with a fake detector: batch scoring, per-window fallback, dead letters,
-alerts (fail-open) and metrics."""
+alerts (episodes, per-window mode, fail-open) and metrics."""
 
 from __future__ import annotations
 
@@ -56,14 +56,16 @@ class FakeArtifact:
 TOPICS = TopicNames("w", "s", "a", "d")
 
 
-def _processor(det: FakeDetector | None = None) -> tuple[WindowProcessor, PipelineMetrics]:
+def _processor(
+    det: FakeDetector | None = None, policy: AlertPolicy | None = None
+) -> tuple[WindowProcessor, PipelineMetrics]:
     metrics = create_metrics()
     clock = iter(range(1000, 100000))
     proc = WindowProcessor(
         FakeArtifact(det or FakeDetector()),  # type: ignore[arg-type]
         metrics,
         TOPICS,
-        AlertPolicy(cooldown_s=30),
+        policy or AlertPolicy(cooldown_s=30),
         64 * 1024,
         clock=lambda: float(next(clock)),
     )
@@ -174,8 +176,50 @@ def test_unencodable_score_is_dead_lettered_alone(monkeypatch: pytest.MonkeyPatc
     assert _count(m, "ecg_windows_total", outcome="scored") == 1
 
 
-def test_alerts_apply_the_policy_and_call_enter() -> None:
+def test_alerts_open_one_episode_per_device_and_call_enter() -> None:
     proc, m = _processor()
+    res = proc.compute(_records([_window("a", 0, 0.6), _window("a", 1, 0.7), _window("b", 0, 1.2)]))
+    state: dict[str, Any] = {}
+    entered: list[int] = []
+    alerts = proc.alerts(res, state, entered.append)
+    assert entered == [0, 1, 2]
+    docs = [orjson.loads(a.value) for a in alerts]
+    assert [(d["device_id"], d["seq"], d["phase"], d["priority"]) for d in docs] == [
+        ("a", 0, "start", "medium"),  # seq 1 is inside the update interval
+        ("b", 0, "start", "high"),
+    ]
+    assert [a.topic for a in alerts] == ["a", "a"] and alerts[0].key == b"a"
+    assert docs[0]["episode_id"] == AlertPolicy.episode_id("a", 0, "v-test")
+    assert docs[0]["alert_id"] == AlertPolicy.record_id("a", 0, "start", "v-test")
+    assert state["a"]["open"] and state["a"]["anomalous_windows"] == 2
+    assert _count(m, "ecg_alerts_total", severity="critical") == 1
+
+
+def test_normal_windows_end_an_open_episode_and_cost_nothing_elsewhere() -> None:
+    proc, _ = _processor(policy=AlertPolicy(end_after_normal=2))
+    state: dict[str, Any] = {}
+    first = proc.compute(_records([_window("a", 0, 0.6, ts=1.0), _window("b", 0, 0.1, ts=1.0)]))
+    assert [orjson.loads(a.value)["phase"] for a in proc.alerts(first, state)] == ["start"]
+    entered: list[int] = []
+    values = [_window("b", 1, 0.1, ts=2.0), _window("a", 1, 0.1, ts=2.0)]
+    values += [_window("a", 2, 0.1, ts=3.0), _window("a", 3, 0.1, ts=4.0)]
+    res = proc.compute(_records(values))
+    docs = [orjson.loads(a.value) for a in proc.alerts(res, state, entered.append)]
+    assert entered == [1, 2]  # device b (no episode) and a's window after the end: untouched
+    [end] = docs
+    assert (end["phase"], end["seq"], end["windows_seen"], end["anomalous_windows"]) == (
+        "end",
+        2,
+        3,
+        1,
+    )
+    assert end["episode_id"] == AlertPolicy.episode_id("a", 0, "v-test")
+    assert state == {"a": {"open": False, "seen_ts": 3.0, "seen_seq": 2}}
+    assert "b" not in state
+
+
+def test_per_window_mode_keeps_the_cooldown_alerts() -> None:
+    proc, m = _processor(policy=AlertPolicy(cooldown_s=30, mode="per_window"))
     res = proc.compute(_records([_window("a", 0, 0.6), _window("a", 1, 0.7), _window("b", 0, 1.2)]))
     state: dict[str, Any] = {}
     entered: list[int] = []
@@ -186,8 +230,8 @@ def test_alerts_apply_the_policy_and_call_enter() -> None:
         ("a", 0, "warning"),
         ("b", 0, "critical"),
     ]
-    assert [a.topic for a in alerts] == ["a", "a"] and alerts[0].key == b"a"
     assert docs[0]["alert_id"] == AlertPolicy.alert_id("a", 0, "v-test")
+    assert "phase" not in docs[0]
     assert _count(m, "ecg_alerts_total", severity="critical") == 1
 
 
@@ -213,12 +257,16 @@ class BrokenState(MutableMapping[str, Any]):
         return 0
 
 
-def test_alerts_fail_open_when_the_state_is_broken() -> None:
-    proc, _ = _processor()
-    res = proc.compute(_records([_window("a", 0, 0.6), _window("a", 1, 0.7)]))
+@pytest.mark.parametrize("mode", ["episodes", "per_window"])
+def test_alerts_fail_open_when_the_state_is_broken(mode: str) -> None:
+    proc, _ = _processor(policy=AlertPolicy(mode=mode))
+    res = proc.compute(_records([_window("a", 0, 0.6), _window("a", 1, 0.7), _window("a", 2, 0.1)]))
     alerts = proc.alerts(res, BrokenState())
     # No de-duplication possible: every anomaly alerts rather than none.
-    assert [orjson.loads(a.value)["seq"] for a in alerts] == [0, 1]
+    docs = [orjson.loads(a.value) for a in alerts]
+    assert [d["seq"] for d in docs] == [0, 1]
+    if mode == "episodes":
+        assert [d["phase"] for d in docs] == ["start", "start"]
 
 
 def test_delivered_records_latency() -> None:
