@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ecgwatch import broker
+from ecgwatch.errors import EcgwatchError
 from pipeline.lifecycle import SHUTDOWN_LIMIT_S
 from pipeline.topics import create_topics
 from tests.integration.conftest import SeedModel
@@ -34,6 +35,22 @@ def _ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float
         time.sleep(0.25)
 
 
+def _private_broker(kafka_dir: Path) -> tuple[int, int]:
+    """Start a broker of this test's own (it is stopped mid-test); its port and a free metrics
+    port. One retry on fresh ports: on a loaded machine another process can take a port
+    between ``free_ports`` and the JVM's bind, and that is not what this test is about."""
+    for attempt in range(2):
+        port, controller, metrics_port = broker.free_ports(3)
+        try:
+            broker.start(port, kafka_dir, controller)
+            return port, metrics_port
+        except EcgwatchError:
+            broker.stop(kafka_dir, timeout_s=10)
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _port_free(port: int) -> bool:
     """Whether a restarted worker could bind ``port`` (as its server does: SO_REUSEADDR, so
     the probes' connections in TIME_WAIT do not count)."""
@@ -51,8 +68,7 @@ def test_fresh_folder_start_and_bounded_shutdown_without_a_broker(
     engine: str, seed_model: SeedModel, tmp_path: Path
 ) -> None:
     kafka_dir = tmp_path / "kafka"
-    port, controller, metrics_port = broker.free_ports(3)
-    broker.start(port, kafka_dir, controller)
+    port, metrics_port = _private_broker(kafka_dir)
     try:
         bootstrap = f"localhost:{port}"
         create_topics(bootstrap)
