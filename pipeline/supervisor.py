@@ -7,7 +7,9 @@ together by this supervisor:
 
 * process *i* serves its metrics on ``worker.metrics_port + i`` (one port per process,
   each a Prometheus target of its own), keeps its Faust state in ``worker.data_dir/i``,
-  and only process 0 writes ``worker.started_file``;
+  and writes its first batch's time to ``worker.started_file`` + ``.i``; the supervisor
+  writes the earliest of those to ``worker.started_file`` itself (the worker's start is its
+  first process's start, whichever gets partitions first);
 * SIGTERM / SIGINT to the supervisor is passed to every process; the supervisor returns once
   all have exited, with the first non-zero exit code;
 * if one process exits on its own, the others are stopped too and the supervisor exits with
@@ -53,7 +55,9 @@ def child_environment(settings: WorkerSettings, index: int) -> dict[str, str]:
         f"{ENV_PREFIX}PROCESSES": "1",
         f"{ENV_PREFIX}METRICS_PORT": str(port),
         f"{ENV_PREFIX}DATA_DIR": str(Path(settings.data_dir) / str(index)),
-        f"{ENV_PREFIX}STARTED_FILE": settings.started_file if index == 0 else "",
+        f"{ENV_PREFIX}STARTED_FILE": f"{settings.started_file}.{index}"
+        if settings.started_file
+        else "",
         # The flags the supervisor was given, so a child needs none of its own.
         f"{ENV_PREFIX}REGISTRY": settings.registry,
         f"{ENV_PREFIX}MODEL_VERSION": settings.model_version,
@@ -104,16 +108,48 @@ def run_processes(argv: Sequence[str], settings: WorkerSettings, *, poll_s: floa
             f"{', '.join(str(p.pid) for p in procs)}) in group {settings.group_id}",
             flush=True,
         )
-        return _supervise(procs, stopping, poll_s)
+        return _supervise(procs, stopping, poll_s, _StartedFile(settings))
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
 
 
-def _supervise(procs: list[subprocess.Popen[bytes]], stopping: list[bool], poll_s: float) -> int:
+class _StartedFile:
+    """Copies the earliest of the processes' ``started_file.i`` to ``started_file``."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.target = Path(settings.started_file) if settings.started_file else None
+        self.parts = [Path(f"{settings.started_file}.{i}") for i in range(settings.processes)]
+        self.done = self.target is None
+        for part in self.parts if self.target else []:
+            part.unlink(missing_ok=True)  # a previous run's must not count
+
+    def check(self) -> None:
+        if self.done or self.target is None:
+            return
+        times = []
+        for part in self.parts:
+            try:
+                times.append(float(part.read_text()))
+            except (OSError, ValueError):  # not written (yet), or mid-rename
+                continue
+        if times:
+            tmp = self.target.with_name(f".{self.target.name}.{os.getpid()}.tmp")
+            tmp.write_text(f"{min(times):.6f}\n")
+            os.replace(tmp, self.target)
+            self.done = True
+
+
+def _supervise(
+    procs: list[subprocess.Popen[bytes]],
+    stopping: list[bool],
+    poll_s: float,
+    started: _StartedFile,
+) -> int:
     """Wait for all processes; when one ends unasked, stop the rest."""
     first_failure = 0
     while True:
+        started.check()
         codes = [p.poll() for p in procs]  # every process, every round (no short-circuit)
         if all(c is not None for c in codes):
             break

@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +31,11 @@ def test_each_process_gets_its_port_state_and_the_supervisors_flags() -> None:
     assert [e["ECGWATCH_WORKER__DATA_DIR"] for e in envs] == [
         os.path.join("state", str(i)) for i in range(3)
     ]
-    assert [e["ECGWATCH_WORKER__STARTED_FILE"] for e in envs] == ["/tmp/started", "", ""]
+    assert [e["ECGWATCH_WORKER__STARTED_FILE"] for e in envs] == [
+        "/tmp/started.0",
+        "/tmp/started.1",
+        "/tmp/started.2",
+    ]
     assert all(e["ECGWATCH_WORKER__PROCESSES"] == "1" for e in envs)  # no recursion
     assert all(e["ECGWATCH_KAFKA__GROUP_ID"] == "g" for e in envs)  # one consumer group
     assert all(e["ECGWATCH_WORKER__BATCH_SIZE"] == "77" for e in envs)
@@ -90,3 +95,28 @@ def test_a_stop_signal_reaches_every_process() -> None:
         timer.cancel()
     assert rc == 0
     assert signal.getsignal(signal.SIGTERM) is not None  # the previous handler is restored
+
+
+def test_the_started_file_gets_the_earliest_first_batch_of_any_process(tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    # Process 1 consumes first (t=100), process 0 later (t=200); then both stop.
+    code = (
+        "import os, sys, time, signal\n"
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+        "f = os.environ['ECGWATCH_WORKER__STARTED_FILE']\n"
+        "i = int(f.rsplit('.', 1)[1])\n"
+        "time.sleep(0.2 if i == 1 else 0.6)\n"
+        "open(f, 'w').write('100.0' if i == 1 else '200.0')\n"
+        "time.sleep(60)\n"
+    )
+    timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        rc = run_processes(
+            _child(code),
+            WorkerSettings(processes=2, metrics_port=0, started_file=str(started)),
+            poll_s=0.05,
+        )
+    finally:
+        timer.cancel()
+    assert rc == 0 and float(started.read_text()) == 100.0
