@@ -1,9 +1,10 @@
 """The one YAML configuration file, with ``ECGWATCH_<SECTION>__<KEY>`` environment overrides.
 
 Sections: ``kafka`` (bootstrap, group_id, topics.*, security_protocol, sasl_*, ssl_*),
-``worker`` (registry, batching, metrics, device, …) and ``alerts`` (cooldown_s,
-critical_ratio). Secrets such as the SASL password are read from the environment only and are
-never accepted in the file.
+``worker`` (registry, batching, metrics, device, processes, …) and ``alerts`` (mode,
+update_interval_s, end_after_normal, end_after_s, cooldown_s, critical_ratio). Secrets
+such as the SASL password are read from the environment only and are never accepted in the
+file.
 """
 
 from __future__ import annotations
