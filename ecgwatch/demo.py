@@ -308,7 +308,7 @@ def _format(s: dict[str, Any]) -> list[str]:
         f"  sent                {s['sent']} messages ({s['valid_windows']} valid windows)",
         f"  scored              {s['scored']} (missing: {s['missing']})",
         f"  anomalies           {s['anomalies']}",
-        f"  alerts              {s['alerts']} (after per-device cooldown)",
+        f"  alerts              {s['alerts']} (episode records: start, update, end per device)",
         f"  dead-lettered       {s['dead_lettered']} ({', '.join(s['dlq_reasons'])})",
         f"  streamed accuracy   {s['streamed_accuracy']:.4f} (normal = positive)",
         f"  offline accuracy    {s['offline_accuracy']:.4f} "
