@@ -8,7 +8,13 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["SHUTDOWN_LIMIT_S", "announce_first_batch", "arm_shutdown_watchdog", "fail_stop"]
+__all__ = [
+    "SHUTDOWN_LIMIT_S",
+    "announce_first_batch",
+    "arm_shutdown_watchdog",
+    "fail_stop",
+    "write_started_file",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +39,25 @@ def announce_first_batch(started_file: str = "") -> None:
     now = time.time()
     print(f"[worker] first batch consumed at {now:.6f}", flush=True)
     if started_file:
-        target = Path(started_file)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(f"{now:.6f}\n")
-            os.replace(tmp, target)
+            write_started_file(started_file, now)
         except OSError as exc:  # a supervisor's convenience must not stop the worker
             log.warning("worker.started_file: cannot write %s: %s", started_file, exc)
+
+
+def write_started_file(path: str | Path, epoch_s: float) -> None:
+    """Write ``epoch_s`` to ``path`` atomically (a temporary file renamed into place), so a
+    reader never sees a half-written time.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(f"{epoch_s:.6f}\n")
+    os.replace(tmp, target)
 
 
 def fail_stop(why: str) -> None:

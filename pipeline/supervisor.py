@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.lifecycle import SHUTDOWN_LIMIT_S
+from pipeline.lifecycle import SHUTDOWN_LIMIT_S, write_started_file
 from pipeline.settings import WorkerSettings
 
 __all__ = ["child_environment", "run_processes"]
@@ -134,9 +134,7 @@ class _StartedFile:
             except (OSError, ValueError):  # not written (yet), or mid-rename
                 continue
         if times:
-            tmp = self.target.with_name(f".{self.target.name}.{os.getpid()}.tmp")
-            tmp.write_text(f"{min(times):.6f}\n")
-            os.replace(tmp, self.target)
+            write_started_file(self.target, min(times))
             self.done = True
 
 
@@ -164,7 +162,6 @@ def _supervise(
             stopping[0] = True
             _stop_all(procs)
         time.sleep(poll_s)
-    codes = [p.returncode for p in procs]
     return first_failure or next((c for c in codes if c), 0)
 
 
