@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pipeline.policy import PHASES, SEVERITIES
+from pipeline.policy import PHASES, SEVERITIES, state_from_record
 from pipeline.security import KafkaSecurity
 from pipeline.tail import read_records
 
@@ -118,26 +118,9 @@ def fold_episodes(alerts: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
         if device not in newest or newest[device][0] < key:
             newest[device] = (key, a)
     state: dict[str, dict[str, Any]] = {}
-    for device, ((ts, seq, _), a) in newest.items():
-        if a["phase"] == "end":
-            state[device] = {"open": False, "seen_ts": ts, "seen_seq": seq}
-            continue
+    for device, (_, a) in newest.items():
         try:
-            state[device] = {
-                "open": True,
-                "episode_id": str(a["episode_id"]),
-                "first_ts": float(a["first_ts"]),
-                "last_ts": float(a["last_ts"]),
-                "anomalous_windows": int(a["anomalous_windows"]),
-                "windows_seen": int(a["windows_seen"]),
-                # start/update records come from anomalous windows: no normal run yet.
-                "normal_run": 0,
-                "peak_score": float(a["peak_score"]),
-                "level": SEVERITIES.index(a["severity"]),
-                "updated_ts": ts,
-                "seen_ts": ts,
-                "seen_seq": seq,
-            }
+            state[device] = state_from_record(a)
         except (KeyError, TypeError, ValueError):
             continue
     return state

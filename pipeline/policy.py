@@ -33,7 +33,9 @@ __all__ = [
     "SEVERITIES",
     "AlertPolicy",
     "Event",
+    "closed_state",
     "is_episode_entry",
+    "state_from_record",
 ]
 
 #: Severity levels, lowest first.
@@ -166,7 +168,7 @@ class AlertPolicy:
         if entry is not None and entry["open"]:
             if ts - float(entry["last_ts"]) >= self.end_after_s:  # quiet too long: ended
                 events.append(("end", entry))
-                closed = _closed(ts, seq)
+                closed = closed_state(ts, seq)
             elif anomalous:
                 return self._continue(entry, seq, ts, score, threshold)
             else:
@@ -178,7 +180,7 @@ class AlertPolicy:
                     seen_seq=seq,
                 )
                 if new["normal_run"] >= self.end_after_normal:
-                    return _closed(ts, seq), [("end", new)]
+                    return closed_state(ts, seq), [("end", new)]
                 return new, []
         if not anomalous:
             # A closed state just made (after an end) is stored; else nothing changes.
@@ -237,23 +239,17 @@ class AlertPolicy:
         assert entry is not None
         if now_ts - float(entry["last_ts"]) < self.end_after_s:
             return None, []
-        return _closed(float(entry["seen_ts"]), int(entry["seen_seq"])), [("end", entry)]
+        return closed_state(float(entry["seen_ts"]), int(entry["seen_seq"])), [("end", entry)]
 
     @staticmethod
     def episode_id(device_id: str, first_seq: int, model_version: str) -> str:
         """Deterministic episode id: UUIDv5 of (model version, device, first anomalous seq)."""
-        return str(
-            uuid.uuid5(
-                uuid.NAMESPACE_URL, f"ecgwatch:episode:{model_version}:{device_id}:{first_seq}"
-            )
-        )
+        return _uuid("episode", model_version, device_id, first_seq)
 
     @staticmethod
     def record_id(device_id: str, seq: int, phase: str, model_version: str) -> str:
         """``alert_id`` of an episode record: UUIDv5 of (model version, device, seq, phase)."""
-        return str(
-            uuid.uuid5(uuid.NAMESPACE_URL, f"ecgwatch:{model_version}:{device_id}:{seq}:{phase}")
-        )
+        return _uuid(model_version, device_id, seq, phase)
 
     def episode_record(
         self,
@@ -332,9 +328,47 @@ class AlertPolicy:
     @staticmethod
     def alert_id(device_id: str, seq: int, model_version: str) -> str:
         """``per_window`` mode: deterministic id, so a re-processed window yields the same id."""
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ecgwatch:{model_version}:{device_id}:{seq}"))
+        return _uuid(model_version, device_id, seq)
 
 
-def _closed(ts: float, seq: int) -> dict[str, Any]:
+def closed_state(ts: float, seq: int) -> dict[str, Any]:
     """The state of a device whose episode ended at window (ts, seq)."""
     return {"open": False, "seen_ts": ts, "seen_seq": seq}
+
+
+def state_from_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The episode state an episode record describes (the inverse of
+    :meth:`AlertPolicy.episode_record`, for rebuilding state from the alerts topic).
+
+    An ``end`` gives a closed state; a ``start`` / ``update`` the open episode as of that
+    record's window (such records come from anomalous windows: no normal run yet). Either way
+    the state remembers that window, so re-processing it changes nothing.
+
+    Raises
+    ------
+    KeyError, TypeError, ValueError
+        If a field the state needs is missing or of the wrong type.
+    """
+    ts, seq = float(record["ts"]), int(record["seq"])
+    if record["phase"] == "end":
+        return closed_state(ts, seq)
+    return {
+        "open": True,
+        "episode_id": str(record["episode_id"]),
+        "first_ts": float(record["first_ts"]),
+        "last_ts": float(record["last_ts"]),
+        "anomalous_windows": int(record["anomalous_windows"]),
+        "windows_seen": int(record["windows_seen"]),
+        "normal_run": 0,
+        "peak_score": float(record["peak_score"]),
+        "level": SEVERITIES.index(record["severity"]),
+        "updated_ts": ts,
+        "seen_ts": ts,
+        "seen_seq": seq,
+    }
+
+
+def _uuid(*parts: object) -> str:
+    """A deterministic id: UUIDv5 of ``ecgwatch:part:part:…`` (a re-processed window gets
+    the same one)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, ":".join(["ecgwatch", *map(str, parts)])))

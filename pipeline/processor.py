@@ -314,6 +314,8 @@ class WindowProcessor:
         get, skip = state.get, w.skip
         devices, seqs, tss, scores = w.device_id, w.seq, w.ts, w.score
         for i, anomalous in enumerate(w.anomaly):
+            if skip and i in skip:  # dead-lettered: no score record, no alert
+                continue
             device_id = devices[i]
             entry: Any = None
             if not anomalous:  # only a device with an open episode has anything to do
@@ -321,10 +323,8 @@ class WindowProcessor:
                     entry = get(device_id)
                 except Exception:
                     continue  # a broken state cannot end an episode; it must not stop the batch
-                if entry is None or not entry.get("open") or (skip and i in skip):
+                if entry is None or not entry.get("open"):
                     continue
-            elif skip and i in skip:
-                continue
             seq, ts, score = seqs[i], tss[i], scores[i]
             try:
                 if enter is not None:
