@@ -7,34 +7,18 @@ from typing import Any
 
 from pipeline.alert_state import fold_alerts, fold_episodes, merge_restored
 from pipeline.policy import SEVERITIES, AlertPolicy
+from tests.unit.pipeline.test_pipeline_policy import Device
 
-THR = 1.0
-V = "v1"
 POLICY = AlertPolicy(update_interval_s=10.0, end_after_normal=3, end_after_s=60.0)
 
 
 def _run(windows: list[tuple[int, float, float]], state: dict[str, Any]) -> list[dict[str, Any]]:
     """Device ``a``'s (seq, ts, score) windows through the policy; the records emitted."""
-    out = []
+    device = Device(POLICY)
+    device.state = state
     for seq, ts, score in windows:
-        new, events = POLICY.step(state.get("a"), "a", seq, ts, score, THR, score > THR, V)
-        if new is not None:
-            state["a"] = new
-        for phase, ep in events:
-            out.append(
-                POLICY.episode_record(
-                    "a",
-                    phase,
-                    ep,
-                    seq=seq,
-                    ts=ts,
-                    score=score,
-                    threshold=THR,
-                    model_version=V,
-                    detected_at=0.0,
-                )
-            )
-    return out
+        device.window(ts, score, seq)
+    return device.records
 
 
 #: 15 anomalous windows (start, updates at 10 s), then 5 normal ones (end after 3).

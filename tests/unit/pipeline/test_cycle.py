@@ -55,6 +55,17 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
+@pytest.fixture
+def no_back_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Delivery retries without their back-off (each sleep only yields to the loop)."""
+    real_sleep = asyncio.sleep
+
+    async def yield_once(_s: float) -> None:
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", yield_once)
+
+
 def _cycle(sink: FakeSink, commits: FakeCommits, **kw: Any) -> BatchCycle:
     proc, _ = _processor()
     return BatchCycle(proc, sink, HealthState(), commit=commits, **kw)
@@ -105,15 +116,7 @@ def test_zero_in_flight_returns_only_once_the_batch_is_delivered() -> None:
     asyncio.run(asyncio.wait_for(scenario(), 10))
 
 
-def test_a_failed_delivery_is_retried_and_only_then_committed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    real_sleep = asyncio.sleep
-
-    async def no_back_off(_s: float) -> None:
-        await real_sleep(0)
-
-    monkeypatch.setattr(asyncio, "sleep", no_back_off)
+def test_a_failed_delivery_is_retried_and_only_then_committed(no_back_off: None) -> None:
 
     async def scenario() -> None:
         sink, commits = FakeSink(), FakeCommits()
@@ -231,15 +234,7 @@ def test_commits_are_coalesced_to_the_commit_interval() -> None:
     asyncio.run(asyncio.wait_for(scenario(), 10))
 
 
-def test_health_knows_since_when_the_oldest_output_awaits_its_acks(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    real_sleep = asyncio.sleep
-
-    async def no_back_off(_s: float) -> None:
-        await real_sleep(0)
-
-    monkeypatch.setattr(asyncio, "sleep", no_back_off)
+def test_health_knows_since_when_the_oldest_output_awaits_its_acks(no_back_off: None) -> None:
     now = [100.0]
 
     async def scenario() -> None:

@@ -176,14 +176,22 @@ def test_unencodable_score_is_dead_lettered_alone(monkeypatch: pytest.MonkeyPatc
     assert _count(m, "ecg_windows_total", outcome="scored") == 1
 
 
-def test_alerts_open_one_episode_per_device_and_call_enter() -> None:
-    proc, m = _processor()
+def _two_devices_alerts(
+    proc: WindowProcessor,
+) -> tuple[list[Any], list[dict[str, Any]], dict[str, Any]]:
+    """Device a: two warnings (0.6, 0.7); device b: one critical (1.2). The alert records,
+    their decoded values and the state; every window's position was entered."""
     res = proc.compute(_records([_window("a", 0, 0.6), _window("a", 1, 0.7), _window("b", 0, 1.2)]))
     state: dict[str, Any] = {}
     entered: list[int] = []
     alerts = proc.alerts(res, state, entered.append)
     assert entered == [0, 1, 2]
-    docs = [orjson.loads(a.value) for a in alerts]
+    return alerts, [orjson.loads(a.value) for a in alerts], state
+
+
+def test_alerts_open_one_episode_per_device_and_call_enter() -> None:
+    proc, m = _processor()
+    alerts, docs, state = _two_devices_alerts(proc)
     assert [(d["device_id"], d["seq"], d["phase"], d["priority"]) for d in docs] == [
         ("a", 0, "start", "medium"),  # seq 1 is inside the update interval
         ("b", 0, "start", "high"),
@@ -220,12 +228,7 @@ def test_normal_windows_end_an_open_episode_and_cost_nothing_elsewhere() -> None
 
 def test_per_window_mode_keeps_the_cooldown_alerts() -> None:
     proc, m = _processor(policy=AlertPolicy(cooldown_s=30, mode="per_window"))
-    res = proc.compute(_records([_window("a", 0, 0.6), _window("a", 1, 0.7), _window("b", 0, 1.2)]))
-    state: dict[str, Any] = {}
-    entered: list[int] = []
-    alerts = proc.alerts(res, state, entered.append)
-    assert entered == [0, 1, 2]
-    docs = [orjson.loads(a.value) for a in alerts]
+    _, docs, _ = _two_devices_alerts(proc)
     assert [(d["device_id"], d["seq"], d["severity"]) for d in docs] == [
         ("a", 0, "warning"),
         ("b", 0, "critical"),

@@ -65,6 +65,16 @@ def _child(code: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
+def _run_then_sigterm(code: str, settings: WorkerSettings, after_s: float) -> int:
+    """``run_processes`` of ``code``, with SIGTERM to this (supervisor) process after_s in."""
+    timer = threading.Timer(after_s, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        return run_processes(_child(code), settings, poll_s=0.05)
+    finally:
+        timer.cancel()
+
+
 def test_one_process_failing_stops_the_others_and_gives_its_code() -> None:
     # Each child reads its index from its data dir; process 1 fails after a moment.
     code = (
@@ -87,12 +97,7 @@ def test_a_stop_signal_reaches_every_process() -> None:
         "time.sleep(60)\n"
         "sys.exit(9)\n"
     )
-    timer = threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    timer.start()
-    try:
-        rc = run_processes(_child(code), WorkerSettings(processes=2, metrics_port=0), poll_s=0.05)
-    finally:
-        timer.cancel()
+    rc = _run_then_sigterm(code, WorkerSettings(processes=2, metrics_port=0), after_s=1.5)
     assert rc == 0
     assert signal.getsignal(signal.SIGTERM) is not None  # the previous handler is restored
 
@@ -109,14 +114,6 @@ def test_the_started_file_gets_the_earliest_first_batch_of_any_process(tmp_path:
         "open(f, 'w').write('100.0' if i == 1 else '200.0')\n"
         "time.sleep(60)\n"
     )
-    timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    timer.start()
-    try:
-        rc = run_processes(
-            _child(code),
-            WorkerSettings(processes=2, metrics_port=0, started_file=str(started)),
-            poll_s=0.05,
-        )
-    finally:
-        timer.cancel()
+    settings = WorkerSettings(processes=2, metrics_port=0, started_file=str(started))
+    rc = _run_then_sigterm(code, settings, after_s=2.0)
     assert rc == 0 and float(started.read_text()) == 100.0
