@@ -100,6 +100,42 @@ class DecodedBatch:
         self.seq = [self.seq[i] for i in rows]
         self.ts = [self.ts[i] for i in rows]
 
+    @classmethod
+    def combine(cls, parts: Sequence[tuple[Sequence[int] | None, DecodedBatch]]) -> DecodedBatch:
+        """One batch of several decoded parts, valid windows and rejections in input order.
+
+        Parameters
+        ----------
+        parts : sequence of (positions, DecodedBatch)
+            Each part's positions refer to its own input, whose items stand at ``positions``
+            of the whole input (``None``: they already refer to the whole input).
+
+        Returns
+        -------
+        DecodedBatch
+            Windows of one device keep their input order, whichever part decoded them.
+        """
+        out = cls()
+        rows = []
+        for positions, part in parts:
+            at = (lambda j: j) if positions is None else positions.__getitem__
+            out.index += [at(j) for j in part.index]
+            out.device_id += part.device_id
+            out.seq += part.seq
+            out.ts += part.ts
+            out.rejected += [(at(j), r, d) for j, r, d in part.rejected]
+            if part.index:
+                rows.append(part.windows)
+        out.rejected.sort()
+        if len(rows) == 1:  # each part is in input order already: nothing to interleave
+            out.windows = rows[0]
+        elif rows:
+            windows = np.concatenate(rows)
+            order = np.argsort(np.asarray(out.index), kind="stable").tolist()
+            out.take(order)
+            out.windows = np.ascontiguousarray(windows[order])
+        return out
+
 
 def _loads(value: bytes) -> Any:
     try:
@@ -245,12 +281,14 @@ def decode_batch(
     -------
     DecodedBatch
     """
-    out = DecodedBatch()
-    positions = screen_values(values, max_bytes, out.rejected)
+    rejected: list[tuple[int, str, str]] = []
+    positions = screen_values(values, max_bytes, rejected)
     if precise:
+        out = DecodedBatch()
         _decode_precise(values, positions, out)
     else:
-        _decode_fast(values, positions, out)
+        out = _decode_fast(values, positions)
+    out.rejected += rejected
     out.rejected.sort()
     return out
 
@@ -330,12 +368,13 @@ def _fast_fields(parser: simdjson.Parser, value: bytes) -> tuple[str, int, float
     return device_id, seq, ts, buf
 
 
-def _decode_fast(values: Sequence[bytes | None], positions: list[int], out: DecodedBatch) -> None:
+def _decode_fast(values: Sequence[bytes | None], positions: list[int]) -> DecodedBatch:
     """The fast path for the messages at ``positions``; those it is not certain of take the
     precise path, and the two parts are merged in position order."""
     parser = _parser()
     slow: list[int] = []
     bufs: list[Any] = []
+    out = DecodedBatch()
     for pos in positions:
         got = _fast_fields(parser, values[pos])  # type: ignore[arg-type]  # screened
         if got is None:
@@ -354,29 +393,11 @@ def _decode_fast(values: Sequence[bytes | None], positions: list[int], out: Deco
             out.take(np.flatnonzero(ok).tolist())
             f64 = f64[ok]
         out.windows = f64.astype(np.float32)
-    if slow:
-        _merge(out, values, slow)
-
-
-def _merge(out: DecodedBatch, values: Sequence[bytes | None], slow: list[int]) -> None:
-    """Decode the ``slow`` positions on the precise path and merge them into ``out``."""
-    part = DecodedBatch()
-    _decode_precise(values, slow, part)
-    out.rejected += part.rejected
-    if not part.index:
-        return
-    if not out.index:
-        out.index, out.device_id, out.seq, out.ts = part.index, part.device_id, part.seq, part.ts
-        out.windows = part.windows
-        return
-    windows = np.concatenate([out.windows, part.windows])
-    out.index += part.index
-    out.device_id += part.device_id
-    out.seq += part.seq
-    out.ts += part.ts
-    order = np.argsort(np.asarray(out.index), kind="stable").tolist()
-    out.take(order)
-    out.windows = np.ascontiguousarray(windows[order])
+    if not slow:
+        return out
+    precise = DecodedBatch()
+    _decode_precise(values, slow, precise)
+    return DecodedBatch.combine([(None, out), (None, precise)])
 
 
 def _parse(

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import numpy as np
-
 from pipeline.codec import DecodedBatch, decode_batch
 
 __all__ = ["CONTENT_TYPE_HEADER", "JSON_CONTENT_TYPE", "decode_records"]
@@ -58,12 +56,12 @@ def decode_records(records: Sequence[_Record], max_bytes: int) -> DecodedBatch:
         ctype, idx = next(iter(groups.items()))
         if ctype in _DECODERS:
             return _DECODERS[ctype]([r.value for r in records], max_bytes)  # type: ignore[no-any-return]
-    out = DecodedBatch()
-    parts: list[tuple[list[int], DecodedBatch]] = []
+    unknown = DecodedBatch()
+    parts: list[tuple[Sequence[int] | None, DecodedBatch]] = [(None, unknown)]
     for ctype, idx in groups.items():
         if ctype not in _DECODERS:
             for i in idx:
-                out.rejected.append(
+                unknown.rejected.append(
                     (
                         i,
                         "unknown_encoding",
@@ -73,15 +71,6 @@ def decode_records(records: Sequence[_Record], max_bytes: int) -> DecodedBatch:
                 )
             continue
         parts.append((idx, _DECODERS[ctype]([records[i].value for i in idx], max_bytes)))
-    rows = []
-    for idx, part in parts:
-        out.index += [idx[j] for j in part.index]
-        out.device_id += part.device_id
-        out.seq += part.seq
-        out.ts += part.ts
-        rows.append(part.windows)
-        out.rejected += [(idx[j], r, d) for j, r, d in part.rejected]
-    if rows:
-        out.windows = np.concatenate(rows)
-    out.rejected.sort()
-    return out
+    # In input order: one device's windows in two encodings must reach the alert policy in
+    # the order they were sent.
+    return DecodedBatch.combine(parts)

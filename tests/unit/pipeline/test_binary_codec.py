@@ -117,3 +117,21 @@ def test_header_selects_codec_per_message_on_a_shared_topic() -> None:
     by_pos = dict(zip(out.index, out.device_id, strict=True))
     assert by_pos == {0: "dev-j", 1: "dev-b"}
     assert [(p, r) for p, r, _ in out.rejected] == [(2, "unknown_encoding")]
+
+
+def test_one_devices_windows_in_two_encodings_keep_their_input_order() -> None:
+    # The alert policy ignores a window at or before the last one it saw: a batch handed over
+    # grouped by encoding (all binary, then all JSON) would drop the earlier ones.
+    records = []
+    for seq in range(6):
+        w = np.full(140, float(seq))
+        if seq % 2:
+            value, headers = binary_message("dev", seq, float(seq), w)
+            records.append(InRecord("t", 0, seq, b"dev", value, headers))
+        else:
+            records.append(
+                InRecord("t", 0, seq, b"dev", encode_window_json("dev", seq, float(seq), w))
+            )
+    out = decode_records(records, 64 * 1024)
+    assert out.index == [0, 1, 2, 3, 4, 5] and out.seq == [0, 1, 2, 3, 4, 5]
+    np.testing.assert_array_equal(out.windows[:, 0], [0, 1, 2, 3, 4, 5])
