@@ -69,6 +69,7 @@ _LAYOUT: dict[str, dict[str, str]] = {
         "update_interval_s": "update_interval_s",
         "end_after_normal": "end_after_normal",
         "end_after_s": "end_after_s",
+        "stale_after_s": "stale_after_s",
     },
 }
 _SECRET_WORDS = ("password", "secret", "token")

@@ -27,7 +27,14 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pipeline.policy import PHASES, SEVERITIES, state_from_record
+from pipeline.policy import (
+    CONDITION_ANOMALOUS_BEATS,
+    CONDITION_FEED_STALE,
+    KIND_TECHNICAL,
+    PHASES,
+    SEVERITIES,
+    state_from_record,
+)
 from pipeline.security import KafkaSecurity
 from pipeline.tail import read_records
 
@@ -36,6 +43,7 @@ __all__ = [
     "RESTORE_TIMEOUT_S",
     "fold_alerts",
     "fold_episodes",
+    "fold_stale",
     "merge_restored",
     "read_recent_alerts",
 ]
@@ -71,8 +79,10 @@ def fold_alerts(
     per_device: dict[str, list[tuple[float, int]]] = {}
     for a in alerts:
         try:
+            if a.get("kind") == KIND_TECHNICAL:  # a silent feed is no cooldown of an anomaly
+                continue
             device, ts, level = str(a["device_id"]), float(a["ts"]), SEVERITIES.index(a["severity"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             continue
         per_device.setdefault(device, []).append((ts, level))
     state = {}
@@ -94,8 +104,8 @@ def fold_episodes(alerts: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
     Parameters
     ----------
     alerts : iterable of mapping
-        Alert records in any order. Records that are not episode records (no ``phase``,
-        e.g. per-window alerts, or missing fields) are skipped.
+        Alert records in any order. Records that are not ``anomalous_beats`` episode records
+        (no ``phase``, e.g. per-window alerts; technical ones; missing fields) are skipped.
 
     Returns
     -------
@@ -105,25 +115,55 @@ def fold_episodes(alerts: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
         is a ``start`` or ``update``, a closed state after an ``end``. Either way the state
         remembers that window, so re-processing it (or anything before it) changes nothing.
     """
-    newest: dict[str, tuple[tuple[float, int, int], Mapping[str, Any]]] = {}
-    for a in alerts:
-        try:
-            phase = a["phase"]
-            if phase not in PHASES:
-                continue
-            device = str(a["device_id"])
-            key = (float(a["ts"]), int(a["seq"]), _PHASE_ORDER[phase])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if device not in newest or newest[device][0] < key:
-            newest[device] = (key, a)
     state: dict[str, dict[str, Any]] = {}
-    for device, (_, a) in newest.items():
+    for device, a in _newest_per_device(alerts, CONDITION_ANOMALOUS_BEATS).items():
         try:
             state[device] = state_from_record(a)
         except (KeyError, TypeError, ValueError):
             continue
     return state
+
+
+def fold_stale(alerts: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The open ``feed_stale`` episodes implied by past records (for
+    :meth:`pipeline.feeds.FeedWatch.restore`): per device whose newest ``feed_stale`` record
+    is not an ``end``, that episode (``episode_id``, ``first_ts``, ``last_seen_at``,
+    ``silent_s``, ``started_at``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for device, a in _newest_per_device(alerts, CONDITION_FEED_STALE).items():
+        if a["phase"] == "end":
+            continue
+        try:
+            out[device] = {
+                "episode_id": str(a["episode_id"]),
+                "first_ts": float(a["first_ts"]),
+                "last_seen_at": float(a["last_seen_at"]),
+                "silent_s": float(a["silent_s"]),
+                "started_at": float(a["detected_at"]),
+            }
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def _newest_per_device(
+    alerts: Iterable[Mapping[str, Any]], condition: str
+) -> dict[str, Mapping[str, Any]]:
+    """Per device, its newest episode record of ``condition`` (by window ``ts``, ``seq``,
+    phase). Records before technical alerts existed have no ``condition``: anomalous beats."""
+    newest: dict[str, tuple[tuple[float, int, int], Mapping[str, Any]]] = {}
+    for a in alerts:
+        try:
+            phase = a["phase"]
+            if phase not in PHASES or a.get("condition", CONDITION_ANOMALOUS_BEATS) != condition:
+                continue
+            device = str(a["device_id"])
+            key = (float(a["ts"]), int(a["seq"]), _PHASE_ORDER[phase])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+        if device not in newest or newest[device][0] < key:
+            newest[device] = (key, a)
+    return {device: a for device, (_, a) in newest.items()}
 
 
 def merge_restored(

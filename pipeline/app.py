@@ -20,7 +20,9 @@ from typing import Any
 import faust
 from faust.streams import _current_event
 
+from pipeline.alert_state import RESTORE_TIMEOUT_S, fold_stale, read_recent_alerts
 from pipeline.cycle import SHUTDOWN_DELIVERY_TIMEOUT_S, BatchCycle
+from pipeline.feeds import FEED_CHECK_INTERVAL_S
 from pipeline.lag import report_consumer_state
 from pipeline.lifecycle import fail_stop
 from pipeline.output import BatchProducer
@@ -61,12 +63,15 @@ def create_app(
     # with ecg.windows (both keyed by device id); Faust restores it from its changelog on
     # every assignment, so an open episode survives a restart or a rebalance.
     state = app.Table("alert-state", default=None, partitions=partitions)
+    processor.alert_state = state
     metrics = processor.metrics
     # No batch in flight: take_events acks the events when the loop body ends, so the body
     # must end only once the batch is delivered; Faust commits the acked offsets itself.
     cycle = BatchCycle(
         processor, _FaustSink(app), health, max_in_flight=0, started_file=settings.started_file
     )
+
+    feeds = _FeedHooks(app, settings, processor, cycle)
 
     async def handle(events: Sequence[Any]) -> None:
         """Process one batch completely: compute, alert, deliver, record latency."""
@@ -75,6 +80,7 @@ def create_app(
             # Table writes go to the changelog partition of the window's own event.
             _current_event.set(weakref.ref(events[pos]))
 
+        await feeds.wait_ready()
         await cycle.submit(_in_records(events), {}, state, enter)
 
     @app.agent(windows, name="score-windows")
@@ -89,9 +95,78 @@ def create_app(
 
     @app.timer(interval=1.0)
     async def heartbeat() -> None:
-        await report_consumer_state(app.consumer, settings.topics.windows, metrics, health)
+        feeds.lagging = await report_consumer_state(
+            app.consumer, settings.topics.windows, metrics, health
+        )
+
+    @app.timer(interval=FEED_CHECK_INTERVAL_S)
+    async def feed_timer() -> None:
+        await feeds.check()
 
     return app
+
+
+class _FeedHooks:
+    """The stale-feed side of the Faust engine (``pipeline.feeds``).
+
+    Faust tables can be written only from within a stream event, and a timer has none, so the
+    feed state is the processor's in-memory :class:`~pipeline.feeds.FeedWatch`, as in the batch
+    engine: on assignment, open ``feed_stale`` episodes are read back from the alerts topic
+    (the agent waits for that); on revocation the moved partitions' devices are forgotten,
+    after any ``start`` being delivered is acknowledged (the lock).
+    """
+
+    def __init__(
+        self, app: faust.App, settings: WorkerSettings, processor: WindowProcessor, cycle: Any
+    ) -> None:
+        self.settings = settings
+        self.processor = processor
+        self.cycle = cycle
+        self.lagging: set[int] = set()
+        self._ready = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._restoring: asyncio.Future[None] | None = None
+        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+
+    async def wait_ready(self) -> None:
+        """Wait (bounded) until the open stale episodes of the assignment are restored."""
+        if self._ready.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._ready.wait(), RESTORE_TIMEOUT_S + 10)
+        except TimeoutError:  # fail open: an end may be missed, no window is held back
+            log.warning("stale-feed state not restored in time; going on without it")
+            self._ready.set()
+
+    async def check(self) -> None:
+        """One timer tick: deliver the ``start`` of every feed gone silent."""
+        if not self._ready.is_set():
+            return
+        async with self._lock:
+            await self.cycle.publish(self.processor.stale_alerts(self.lagging))
+
+    async def _on_assigned(self, sender: Any, assigned: Any, **kwargs: Any) -> None:
+        # In the background: Faust awaits this signal inside its rebalance.
+        self._ready.clear()
+        self._restoring = asyncio.ensure_future(self._restore())
+
+    async def _restore(self) -> None:
+        s = self.settings
+        try:
+            alerts = await asyncio.get_running_loop().run_in_executor(
+                None, read_recent_alerts, s.bootstrap, s.topics.alerts, s.security
+            )
+            self.processor.feeds.restore(fold_stale(alerts))
+        except Exception as exc:  # fail open: an end may be missed, a start is not repeated
+            log.warning("stale-feed state not restored from %s: %r", s.topics.alerts, exc)
+        finally:
+            self._ready.set()
+
+    async def _on_revoked(self, sender: Any, revoked: Any, **kwargs: Any) -> None:
+        async with self._lock:
+            windows = self.settings.topics.windows
+            self.processor.feeds.revoke(tp.partition for tp in revoked if tp.topic == windows)
 
 
 def _faust_app(settings: WorkerSettings, partitions: int) -> faust.App:

@@ -201,6 +201,12 @@ class BatchCycle:
             await self._finish(self._in_flight.popleft())
         return result
 
+    async def publish(self, records: Sequence[OutRecord]) -> None:
+        """Deliver records that belong to no batch (the stale-feed timer's ``start``
+        records); returns once every one is acknowledged (retrying as for batches)."""
+        if records:
+            await self._deliver(records)
+
     async def _compute(self, batch: list[InRecord]) -> BatchResult:
         try:
             if len(batch) <= self.inline_batch:  # small: skip two GIL hand-overs (latency)

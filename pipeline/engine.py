@@ -30,10 +30,12 @@ from pipeline.alert_state import (
     RESTORE_TIMEOUT_S,
     fold_alerts,
     fold_episodes,
+    fold_stale,
     merge_restored,
     read_recent_alerts,
 )
 from pipeline.cycle import BatchCycle
+from pipeline.feeds import FEED_CHECK_INTERVAL_S
 from pipeline.lag import report_consumer_state
 from pipeline.lifecycle import arm_shutdown_watchdog, fail_stop
 from pipeline.output import BatchProducer
@@ -70,6 +72,9 @@ class BatchEngine:
         self.processor = processor
         self.health = health
         self.state: dict[str, Any] = {}  # alert state per device (rebuilt on assignment)
+        processor.alert_state = self.state
+        # Partitions behind (or not fetched yet): the stale-feed check leaves them alone.
+        self._lagging: set[int] = set()
         # Cleared until the state is rebuilt for the current assignment: aiokafka may hand out
         # records of new partitions while the assignment callback is still running.
         self._state_ready = asyncio.Event()
@@ -100,11 +105,14 @@ class BatchEngine:
         self.consumer.subscribe([self.settings.topics.windows], listener=_Listener(self))
         await self.consumer.start()
         beat = asyncio.ensure_future(self._heartbeat())
+        feeds = asyncio.ensure_future(self._feed_timer())
         try:
             await self._loop()
+            feeds.cancel()
             await self.cycle.shutdown()
         finally:
             beat.cancel()
+            feeds.cancel()
             await _close(self.consumer, "consumer")
             await _close(producer, "producer")
 
@@ -149,6 +157,7 @@ class BatchEngine:
                 await self.cycle.drain()
         self._state_ready.clear()  # the next assignment rebuilds it
         gone = {tp.partition for tp in revoked}
+        self.processor.feeds.revoke(gone)
         for device, part in list(self._device_partition.items()):
             if part in gone:  # another worker owns this device now: its state is stale here
                 self._device_partition.pop(device, None)
@@ -184,19 +193,33 @@ class BatchEngine:
             fold_episodes(alerts) if policy.episodes else fold_alerts(alerts, policy.cooldown_s)
         )
         merge_restored(self.state, restored, policy.episodes)
+        stale = fold_stale(alerts)
+        self.processor.feeds.restore(stale)
         opened = sum(1 for e in restored.values() if e.get("open"))
         print(  # a lifecycle line, like the worker's other "[worker]" lines
             f"[worker] alert state: {len(restored)} devices restored from {len(alerts)} "
-            f"alerts in {s.topics.alerts} ({opened} open episodes)",
+            f"alerts in {s.topics.alerts} ({opened} open episodes, {len(stale)} stale feeds)",
             flush=True,
         )
 
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            await report_consumer_state(
+            self._lagging = await report_consumer_state(
                 self.consumer, self.settings.topics.windows, self.processor.metrics, self.health
             )
+
+    async def _feed_timer(self) -> None:
+        """Every second: ``feed_stale`` starts for silent devices, delivered before the next
+        batch or revocation (under the engine's lock, so a revoked partition's open stale
+        episode is in the alerts topic before its new owner restores it)."""
+        assert self.cycle is not None
+        while True:
+            await asyncio.sleep(FEED_CHECK_INTERVAL_S)
+            if not self._state_ready.is_set():
+                continue
+            async with self._lock:
+                await self.cycle.publish(self.processor.stale_alerts(self._lagging))
 
 
 #: How long closing one client may take; with the broker gone aiokafka can wait far longer.

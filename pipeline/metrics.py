@@ -63,6 +63,9 @@ class PipelineMetrics:
     assigned_partitions: Gauge
     delivery_stalled: Gauge
     delivery_retries: Counter
+    devices_active: Gauge
+    devices_stale: Gauge
+    episodes_open: Gauge
 
 
 def create_metrics(registry: CollectorRegistry | None = None) -> PipelineMetrics:
@@ -150,6 +153,22 @@ def create_metrics(registry: CollectorRegistry | None = None) -> PipelineMetrics
         delivery_retries=Counter(
             "ecg_delivery_retries",
             "Times an output batch was sent again after its delivery failed.",
+            registry=reg,
+        ),
+        devices_active=Gauge(
+            "ecg_devices_active",
+            "Devices this worker consumed windows from whose feed is not stale.",
+            registry=reg,
+        ),
+        devices_stale=Gauge(
+            "ecg_devices_stale",
+            "Devices of this worker silent for alerts.stale_after_s (open feed_stale episodes).",
+            registry=reg,
+        ),
+        episodes_open=Gauge(
+            "ecg_alert_episodes_open",
+            "Open alert episodes of this worker's devices, by kind.",
+            ["kind"],
             registry=reg,
         ),
     )

@@ -24,17 +24,23 @@ from pipeline.errors import PipelineConfigError
 
 __all__ = [
     "CONDITION_ANOMALOUS_BEATS",
+    "CONDITION_FEED_STALE",
     "KIND_PHYSIOLOGICAL",
+    "KIND_TECHNICAL",
     "MODES",
     "PHASES",
     "PRIORITIES",
     "PRIORITY_OF_SEVERITY",
     "SCHEMA_VERSION",
     "SEVERITIES",
+    "STALE_PRIORITY",
+    "STALE_SEVERITY",
     "AlertPolicy",
     "Event",
     "closed_state",
     "is_episode_entry",
+    "stale_episode_id",
+    "stale_record",
     "state_from_record",
 ]
 
@@ -53,6 +59,14 @@ PHASES = ("start", "update", "end")
 SCHEMA_VERSION = 2
 KIND_PHYSIOLOGICAL = "physiological"
 CONDITION_ANOMALOUS_BEATS = "anomalous_beats"
+#: Technical alerts (``pipeline.feeds``): a device's feed went silent.
+KIND_TECHNICAL = "technical"
+CONDITION_FEED_STALE = "feed_stale"
+#: A lost feed is a technical alarm of medium priority: below a critical physiological
+#: episode (``high``), above advisory conditions (IEC 60601-1-8's ranking).
+STALE_PRIORITY = "medium"
+#: ``severity`` of a ``feed_stale`` record (the field is on every alert record).
+STALE_SEVERITY = "warning"
 
 #: One episode record to emit: (phase, the episode state it describes).
 Event = tuple[str, Mapping[str, Any]]
@@ -329,6 +343,56 @@ class AlertPolicy:
     def alert_id(device_id: str, seq: int, model_version: str) -> str:
         """``per_window`` mode: deterministic id, so a re-processed window yields the same id."""
         return _uuid(model_version, device_id, seq)
+
+
+def stale_episode_id(device_id: str, last_seq: int, last_ts: float) -> str:
+    """Deterministic ``feed_stale`` episode id: UUIDv5 of (device, the last window seen
+    before the silence), so a worker that raises it again after a crash gives the same id."""
+    return _uuid(CONDITION_FEED_STALE, device_id, last_seq, repr(float(last_ts)))
+
+
+def stale_record(
+    phase: str,
+    device_id: str,
+    episode: Mapping[str, Any],
+    *,
+    seq: int,
+    ts: float,
+    score: float | None,
+    threshold: float,
+    model_version: str,
+    detected_at: float,
+) -> dict[str, Any]:
+    """The ``ecg.alerts`` record of a ``feed_stale`` episode event (``alert.schema.json``).
+
+    ``seq``, ``ts`` and ``score`` are those of the device's last window before the silence
+    (``start``) or of the window that ended it (``end``); ``episode`` is the stale episode
+    (``pipeline.feeds``: ``episode_id``, ``first_ts``, ``last_seen_at``, ``silent_s``).
+    """
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "alert_id": _uuid(CONDITION_FEED_STALE, device_id, seq, phase),
+        "episode_id": episode["episode_id"],
+        "phase": phase,
+        "kind": KIND_TECHNICAL,
+        "condition": CONDITION_FEED_STALE,
+        "priority": STALE_PRIORITY,
+        "severity": STALE_SEVERITY,
+        "device_id": device_id,
+        "seq": seq,
+        "ts": ts,
+        "score": score,
+        "threshold": threshold,
+        "model_version": model_version,
+        "detected_at": detected_at,
+        "first_ts": episode["first_ts"],
+        "last_ts": ts,
+        "anomalous_windows": 0,
+        "windows_seen": 0 if phase == "start" else 1,
+        "peak_score": None,
+        "last_seen_at": episode["last_seen_at"],
+        "silent_s": round(float(episode["silent_s"]), 3),
+    }
 
 
 def closed_state(ts: float, seq: int) -> dict[str, Any]:

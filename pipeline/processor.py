@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -20,8 +20,9 @@ from detector import FLAT_WINDOW, Artifact, InvalidWindowError
 from detector.normalise import flat_detail
 from pipeline.codec import SCORING_ERROR, DecodedBatch, dlq_record, encode_json
 from pipeline.decode import decode_records
+from pipeline.feeds import FeedWatch, StaleEvent
 from pipeline.metrics import PipelineMetrics, observe_many
-from pipeline.policy import AlertPolicy
+from pipeline.policy import KIND_PHYSIOLOGICAL, KIND_TECHNICAL, AlertPolicy, stale_record
 from pipeline.settings import TopicNames
 
 __all__ = ["BatchResult", "InRecord", "OutRecord", "ScoredWindows", "WindowProcessor"]
@@ -62,6 +63,8 @@ class ScoredWindows(NamedTuple):
     anomaly: Sequence[bool]
     #: Indices (into the sequences above) of windows that got no score record (dead-lettered).
     skip: Mapping[int, Any]
+    #: Input partition of each window (which partition's devices it proves alive).
+    partition: Sequence[int] = ()
 
 
 @dataclass
@@ -97,6 +100,9 @@ class WindowProcessor:
         Messages above this are dead-lettered as ``too_large``.
     clock : callable
         Wall clock (epoch seconds); injectable for tests.
+    feeds : FeedWatch, optional
+        The devices' last-seen bookkeeping and stale-feed alerts (default: one with
+        ``alerts.stale_after_s`` = 10 s on ``clock``).
     """
 
     def __init__(
@@ -107,8 +113,13 @@ class WindowProcessor:
         policy: AlertPolicy,
         max_message_bytes: int,
         clock: Callable[[], float] = time.time,
+        feeds: FeedWatch | None = None,
     ) -> None:
         self.artifact = artifact
+        self.feeds = feeds if feeds is not None else FeedWatch(clock=clock)
+        #: The engine's per-device alert state (a dict, or the Faust table), registered by the
+        #: engine so the timer's gauges and ``/devices`` can read open episodes.
+        self.alert_state: Mapping[str, Any] = {}
         self.metrics = metrics
         self.topics = topics
         self.policy = policy
@@ -154,7 +165,14 @@ class WindowProcessor:
         # float64, as the per-window test below compares (float32 could round at the threshold)
         anomaly_list = (np.asarray(score_list, dtype=np.float64) > threshold).tolist()
         result.scored = ScoredWindows(
-            index, decoded.device_id, decoded.seq, decoded.ts, score_list, anomaly_list, failed
+            index,
+            decoded.device_id,
+            decoded.seq,
+            decoded.ts,
+            score_list,
+            anomaly_list,
+            failed,
+            [records[pos].partition for pos in index],
         )
         for i, (pos, device_id, seq, ts, score, anomaly) in enumerate(
             zip(
@@ -298,11 +316,12 @@ class WindowProcessor:
         Faust agent uses it to make that window's event current, so the table writes its
         changelog to the window's partition).
         """
+        ended = self._observe_feeds(result)
         if not self.policy.episodes:
-            return self._per_window_alerts(result, state, enter)
+            return self._per_window_alerts(result, state, enter) + ended
         w = result.scored
         if w is None:
-            return []
+            return ended
         out: list[OutRecord] = []
         now = self.clock()
         policy, threshold, version, topic = (
@@ -356,7 +375,76 @@ class WindowProcessor:
                 )
                 out.append(OutRecord(topic, device_id.encode(), encode_json(alert)))
                 self.metrics.alerts.labels(alert["severity"]).inc()
+        return out + ended
+
+    # ------------------------------------------------------------ feeds (loop part)
+    def _observe_feeds(self, result: BatchResult) -> list[OutRecord]:
+        """Record the batch's devices as alive; the ``end`` of each stale episode that ends."""
+        w = result.scored
+        if w is None or not w.partition:
+            return []
+        score: Sequence[float | None] = w.score
+        if w.skip:  # a dead-lettered window proves the feed alive, but has no score
+            score = [None if i in w.skip else v for i, v in enumerate(w.score)]
+        events = self.feeds.observe(w.device_id, w.seq, w.ts, score, w.anomaly, w.partition)
+        return self._stale_records(events)
+
+    def stale_alerts(self, lagging: Collection[int] = ()) -> list[OutRecord]:
+        """The timer's part (every second): ``feed_stale`` starts of devices silent for
+        ``alerts.stale_after_s``, and the device and open-episode gauges.
+
+        Parameters
+        ----------
+        lagging : collection of int
+            Input partitions with consumer lag: their devices' windows may be waiting, so
+            they are not judged.
+        """
+        records = self._stale_records(self.feeds.due(lagging))
+        self._set_feed_gauges(self.alert_state)
+        return records
+
+    def _stale_records(self, events: Sequence[StaleEvent]) -> list[OutRecord]:
+        out = []
+        now = self.clock()
+        for phase, device_id, episode, feed in events:
+            alert = stale_record(
+                phase,
+                device_id,
+                episode,
+                seq=feed.seq,
+                ts=feed.ts,
+                score=feed.score,
+                threshold=self.threshold,
+                model_version=self.version,
+                detected_at=now,
+            )
+            out.append(OutRecord(self.topics.alerts, device_id.encode(), encode_json(alert)))
+            self.metrics.alerts.labels(alert["severity"]).inc()
+            log.info(
+                "feed_stale %s for device %s (silent %.1f s)", phase, device_id, alert["silent_s"]
+            )
         return out
+
+    def _set_feed_gauges(self, state: Mapping[str, Any]) -> None:
+        active, stale = self.feeds.counts()
+        m = self.metrics
+        m.devices_active.set(active)
+        m.devices_stale.set(stale)
+        m.episodes_open.labels(KIND_TECHNICAL).set(stale)
+        m.episodes_open.labels(KIND_PHYSIOLOGICAL).set(self._open_episodes(state))
+
+    def _open_episodes(self, state: Mapping[str, Any]) -> int:
+        """Open physiological episodes of the devices this process tracks (a device's state
+        may be held by several workers after a restore; only its owner counts it)."""
+        n = 0
+        for device, _ in self.feeds.snapshot():
+            try:
+                entry = state.get(device)
+            except Exception:
+                continue
+            if isinstance(entry, Mapping) and entry.get("open"):
+                n += 1
+        return n
 
     def _per_window_alerts(
         self,

@@ -1,4 +1,5 @@
-"""The worker's HTTP endpoints: ``/metrics``, ``/healthz`` (liveness), ``/readyz`` (readiness).
+"""The worker's HTTP endpoints: ``/metrics``, ``/healthz`` (liveness), ``/readyz`` (readiness)
+and JSON views such as ``/devices`` (:mod:`pipeline.devices`).
 
 Served from a daemon thread (stdlib ``wsgiref``) so that a slow scrape never blocks the event
 loop, and so liveness reflects the loop: the engine refreshes the heartbeat every second
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import orjson
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 __all__ = ["HealthState", "MetricsServer"]
@@ -71,6 +73,15 @@ class HealthState:
         return self.live()
 
 
+def _json_view(view: Callable[[], Any], start: Callable[..., Any]) -> Iterable[bytes]:
+    try:
+        body, status = orjson.dumps(view()), "200 OK"
+    except Exception as exc:  # a view bug must not take the probes or the worker down
+        body, status = orjson.dumps({"error": repr(exc)}), "500 Internal Server Error"
+    start(status, [("Content-Type", "application/json")])
+    return [body]
+
+
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
@@ -91,6 +102,9 @@ class MetricsServer:
         Probe state.
     host, port : str, int
         Where to listen (port 0 picks a free port; see :attr:`port`).
+    views : mapping, optional
+        ``{path: callable}``: each path answers the callable's result as JSON (called on the
+        HTTP thread; a failure answers 500 with the error, the worker goes on).
     """
 
     def __init__(
@@ -99,12 +113,16 @@ class MetricsServer:
         health: HealthState,
         host: str = "0.0.0.0",
         port: int = 9102,
+        views: Mapping[str, Callable[[], Any]] | None = None,
     ) -> None:
         self.health = health
+        self.views = dict(views or {})
         metrics_app = make_wsgi_app(registry)
 
         def app(environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
             path = environ.get("PATH_INFO", "")
+            if path in self.views:
+                return _json_view(self.views[path], start)
             if path in ("/healthz", "/readyz"):
                 ok, why = health.live() if path == "/healthz" else health.ready()
                 start(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipeline.errors import PipelineConfigError
+from pipeline.feeds import check_stale_after
 from pipeline.policy import AlertPolicy
 from pipeline.security import KafkaSecurity
 
@@ -63,6 +64,9 @@ class WorkerSettings:
         ``alerts.mode``: ``episodes`` (default) or ``per_window``.
     update_interval_s, end_after_normal, end_after_s
         ``alerts.*`` of the episodes (see ``pipeline.policy.AlertPolicy``; checked there).
+    stale_after_s : float
+        ``alerts.stale_after_s``: a device silent this long (wall time) gets a ``feed_stale``
+        technical alert (``pipeline.feeds``); 0 turns them off.
     device : str
         ``auto`` | ``cpu`` | ``gpu``: where scoring runs. ``cpu`` (and ``auto`` when no GPU is
         visible) scores dense models with a NumPy pass of the same weights; ``gpu`` uses Keras.
@@ -96,6 +100,7 @@ class WorkerSettings:
     update_interval_s: float = 30.0
     end_after_normal: int = 10
     end_after_s: float = 60.0
+    stale_after_s: float = 10.0
     device: str = "auto"
     # `batch` by default: the Faust engine can skip windows when a worker restarts after a
     # kill -9 (docs/configuration.md, "Engines"); the batch engine's commits are our own.
@@ -176,3 +181,4 @@ class WorkerSettings:
             if not ok:
                 raise PipelineConfigError(f"{key}: {value!r} is not allowed; must be {allowed}")
         self.alert_policy()  # the alerts.* checks are the policy's own
+        check_stale_after(self.stale_after_s)

@@ -11,9 +11,11 @@ from typing import Any
 
 from detector import ArtifactError, ModelRegistry, RegistryError
 from pipeline.codec import REJECT_REASONS, SCORING_REASONS
+from pipeline.devices import device_view
 from pipeline.errors import PipelineError
+from pipeline.feeds import FeedWatch
 from pipeline.metrics import PipelineMetrics, create_metrics
-from pipeline.policy import SEVERITIES
+from pipeline.policy import KIND_PHYSIOLOGICAL, KIND_TECHNICAL, SEVERITIES
 from pipeline.processor import WindowProcessor
 from pipeline.server import HealthState, MetricsServer
 from pipeline.settings import WorkerSettings
@@ -81,6 +83,8 @@ def _zero_series(metrics: PipelineMetrics) -> None:
         metrics.rejected.labels(reason)
     for severity in SEVERITIES:
         metrics.alerts.labels(severity)
+    for kind in (KIND_PHYSIOLOGICAL, KIND_TECHNICAL):
+        metrics.episodes_open.labels(kind)
 
 
 def run_worker(settings: WorkerSettings) -> int:
@@ -96,18 +100,20 @@ def run_worker(settings: WorkerSettings) -> int:
     metrics = _model_metrics(artifact)
     health = HealthState(model_loaded=True, delivery_stall_s=settings.delivery_stall_s)
     metrics.delivery_stalled.set_function(health.delivery_stalled_s)
-    server = None
-    if settings.metrics_port:
-        server = MetricsServer(
-            metrics.registry, health, settings.metrics_host, settings.metrics_port
-        ).start()
     processor = WindowProcessor(
         artifact,
         metrics,
         settings.topics,
         settings.alert_policy(),
         settings.max_message_bytes,
+        feeds=FeedWatch(settings.stale_after_s),
     )
+    server = None
+    if settings.metrics_port:
+        views = {"/devices": lambda: device_view(processor.feeds, processor.alert_state)}
+        server = MetricsServer(
+            metrics.registry, health, settings.metrics_host, settings.metrics_port, views
+        ).start()
     port = server.port if server else "-"
     # worker.log_level for every engine (Faust's worker also sets it for its own loggers).
     logging.getLogger().setLevel(settings.log_level.upper())
