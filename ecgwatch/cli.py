@@ -27,6 +27,7 @@ COMMANDS = (
     "worker",
     "replay",
     "alerts",
+    "devices",
     "demo",
     "bench",
     "compare",

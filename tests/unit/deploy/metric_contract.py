@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "CONTRACT",
+    "EPISODE_KINDS",
     "OUTCOMES",
     "REJECT_REASONS",
     "SCRAPE_LABELS",
@@ -23,6 +24,8 @@ __all__ = [
 
 OUTCOMES = frozenset({"scored", "rejected"})
 SEVERITIES = frozenset({"warning", "critical"})
+#: ``kind`` of an alert episode (pipeline.policy): a patient's beats or the feed itself.
+EPISODE_KINDS = frozenset({"physiological", "technical"})
 REJECT_REASONS = frozenset(
     {
         "invalid_json",
@@ -130,6 +133,26 @@ _METRICS = (
         "counter",
         "Output batches sent again after a failed delivery.",
         "retries",
+    ),
+    Metric(
+        "ecg_devices_active",
+        "gauge",
+        "Devices this worker consumed windows from whose feed is not stale.",
+        "devices",
+    ),
+    Metric(
+        "ecg_devices_stale",
+        "gauge",
+        "Devices of this worker silent for alerts.stale_after_s (open feed_stale episodes).",
+        "devices",
+    ),
+    Metric(
+        "ecg_alert_episodes_open",
+        "gauge",
+        "Open alert episodes of this worker's devices, by kind.",
+        "episodes",
+        ("kind",),
+        {"kind": EPISODE_KINDS},
     ),
 )
 

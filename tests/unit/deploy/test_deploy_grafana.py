@@ -77,6 +77,8 @@ def test_the_operators_panels_are_there() -> None:
         "Model version",
         "Model threshold",
         "Workers up",
+        "Devices active / stale",
+        "Open alert episodes by kind",
     } <= titles
     heatmap = next(p for p in _panels() if p["title"] == "Reconstruction error distribution")
     assert heatmap["type"] == "heatmap"
