@@ -288,7 +288,9 @@ def _summarise(
         "scored": len(scores),
         "missing": sum(1 for k in keys if k not in scores),
         "anomalies": sum(1 for r in scores.values() if r["anomaly"]),
-        "alerts": len(alerts),
+        "alerts": sum(1 for a in alerts if a.get("kind") != "technical"),
+        # The replay's devices all go silent when it ends: stale-feed starts may follow.
+        "technical_alerts": sum(1 for a in alerts if a.get("kind") == "technical"),
         "dead_lettered": len(dlq),
         "dlq_reasons": sorted({r["reason"] for r in dlq}),
         "streamed_accuracy": float(np.mean(pred_normal == (y == 1))),
@@ -308,7 +310,8 @@ def _format(s: dict[str, Any]) -> list[str]:
         f"  sent                {s['sent']} messages ({s['valid_windows']} valid windows)",
         f"  scored              {s['scored']} (missing: {s['missing']})",
         f"  anomalies           {s['anomalies']}",
-        f"  alerts              {s['alerts']} (episode records: start, update, end per device)",
+        f"  alerts              {s['alerts']} (episode records: start, update, end per device)"
+        f"; {s['technical_alerts']} feed_stale",
         f"  dead-lettered       {s['dead_lettered']} ({', '.join(s['dlq_reasons'])})",
         f"  streamed accuracy   {s['streamed_accuracy']:.4f} (normal = positive)",
         f"  offline accuracy    {s['offline_accuracy']:.4f} "

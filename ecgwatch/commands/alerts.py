@@ -56,6 +56,13 @@ def format_record(a: dict[str, Any]) -> str:
     when = time.strftime("%H:%M:%S", time.localtime(float(a.get("ts", 0))))
     since = time.strftime("%H:%M:%S", time.localtime(float(a.get("first_ts", 0))))
     episode = str(a.get("episode_id", "?"))[:8]
+    if a.get("kind") == "technical":
+        return (
+            f"{when} {str(a.get('phase', '?')).upper():6} {str(a.get('priority', '?')).upper():6} "
+            f"device {a.get('device_id')} {a.get('condition', '?')} episode {episode}: silent "
+            f"{float(a.get('silent_s') or 0):.1f} s after window seq {a.get('seq')} "
+            f"(model {a.get('model_version')})"
+        )
     return (
         f"{when} {str(a.get('phase', '?')).upper():6} {str(a.get('priority', '?')).upper():6} "
         f"device {a.get('device_id')} {a.get('condition', '?')} episode {episode} "

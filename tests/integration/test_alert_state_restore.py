@@ -26,6 +26,9 @@ EPISODES_ENV = {
     "ECGWATCH_ALERTS__UPDATE_INTERVAL_S": "10",
     "ECGWATCH_ALERTS__END_AFTER_NORMAL": "3",
     "ECGWATCH_ALERTS__END_AFTER_S": "60",
+    # Physiological episodes only: the device stops sending at the end of each test, and a
+    # slow run must not see its feed_stale start (tests/integration/test_feed_stale.py).
+    "ECGWATCH_ALERTS__STALE_AFTER_S": "0",
 }
 #: Faust reads these from the environment (a killed member leaves the group sooner).
 FAST_FAILOVER = {"BROKER_SESSION_TIMEOUT": "6", "BROKER_HEARTBEAT_INTERVAL": "1"}
@@ -177,4 +180,4 @@ def test_a_worker_reprocessing_everything_goes_on_from_the_alerts_topic(
     # Without the restored state, seq 0 would start the episode a second time (same ids).
     assert got == [("start", 0), ("end", 2), ("start", 2)], log
     assert "alert state: 1 devices restored from 1 alerts" in log, log
-    assert "(1 open episodes)" in log, log
+    assert "(1 open episodes, 0 stale feeds)" in log, log

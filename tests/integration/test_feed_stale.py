@@ -17,8 +17,12 @@ import pytest
 from kafka import KafkaProducer
 
 from pipeline.codec import encode_window_json
+from tests.integration import test_alert_state_restore as episodes
 from tests.integration.stream import TopicReader, WorkerPool, new_topics
-from tests.integration.test_alert_state_restore import FAST_FAILOVER, beats  # noqa: F401
+
+#: The same anomalous/normal beat pair as the physiological episode tests (a module fixture).
+beats = episodes.beats
+FAST_FAILOVER = episodes.FAST_FAILOVER
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +62,7 @@ def test_two_hundred_silent_devices_get_one_start_each_and_their_next_window_end
     engine: str,
     kafka_bootstrap: str,
     beats: tuple,
-    worker_pool: WorkerPool,  # noqa: F811
+    worker_pool: WorkerPool,
 ) -> None:
     topics = new_topics(kafka_bootstrap, f"it.stale.{engine}", partitions=4)
     worker = worker_pool.start(topics, env=_env(engine))
@@ -133,7 +137,7 @@ def test_a_sigkill_and_restart_repeat_no_stale_start_and_raise_no_storm(
     engine: str,
     kafka_bootstrap: str,
     beats: tuple,
-    worker_pool: WorkerPool,  # noqa: F811
+    worker_pool: WorkerPool,
 ) -> None:
     topics = new_topics(kafka_bootstrap, f"it.stale.kill.{engine}", partitions=4)
     worker = worker_pool.start(topics, env=_env(engine))
