@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+# The view's own module: light (no Kafka client, no model); one definition of the version.
+from pipeline.devices import DEVICE_VIEW_VERSION
+
 __all__ = [
     "DEVICE_VIEW_VERSION",
     "WorkerAnswer",
@@ -34,9 +37,6 @@ __all__ = [
     "worker_label",
 ]
 
-#: The ``schema_version`` of ``GET /devices`` this command reads (``pipeline.devices``; not
-#: imported from there so that ``ecgwatch --help`` does not load the pipeline).
-DEVICE_VIEW_VERSION = 1
 
 #: Table columns, in order.
 COLUMNS = (

@@ -8,6 +8,8 @@ raises one for the devices that kept sending meanwhile.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -84,6 +86,15 @@ def test_two_hundred_silent_devices_get_one_start_each_and_their_next_window_end
             assert all(d["episodes"][0]["condition"] == "feed_stale" for d in view["devices"])
             assert worker.metric("ecg_devices_stale") == 200
             assert worker.metric("ecg_alert_episodes_open", kind="technical") == 200
+            table = subprocess.run(
+                [sys.executable, "-m", "ecgwatch", "devices", "--stale-only", worker.url("")],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            ).stdout
+            assert "200 devices (0 active, 200 stale) from 1 workers" in table, table
+            assert "dev-199" in table and "technical" in table
             time.sleep(STALE_AFTER_S)  # still silent: nothing more
             alerts.poll(500)
             assert len(_stale(alerts.records, "start")) == 200
