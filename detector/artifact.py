@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -32,7 +32,24 @@ from detector.errors import (
 from detector.normalise import normaliser_from_dict
 from detector.threshold import Threshold
 
-__all__ = ["SCHEMA_VERSION", "Artifact", "library_versions", "sha256_file", "write_checksums"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Artifact",
+    "Prediction",
+    "library_versions",
+    "sha256_file",
+    "write_checksums",
+]
+
+
+class Prediction(NamedTuple):
+    """Scores and decisions of one batch (river's split: a score, then a decision on it)."""
+
+    #: Reconstruction error per window, float32.
+    scores: np.ndarray
+    #: ``score > threshold`` per window (the threshold's own comparison, in float64).
+    anomalous: np.ndarray
+
 
 #: Version of the ``detector.json`` layout this code writes and reads.
 SCHEMA_VERSION = 1
@@ -173,6 +190,19 @@ class Artifact:
     def score(self, windows: np.ndarray) -> np.ndarray:
         """Shortcut for ``detector.score``."""
         return self.detector.score(windows)
+
+    def predict(self, windows: np.ndarray) -> Prediction:
+        """Score ``windows`` and decide: :class:`Prediction` (scores, anomalous).
+
+        The decision is :meth:`Threshold.classify` on the float64 scores, so it is the same
+        test a consumer of the float64 score records would make.
+        """
+        scores = self.detector.score(windows)
+        return Prediction(scores, self.threshold.classify(np.asarray(scores, dtype=np.float64)))
+
+    def flat(self, windows: np.ndarray) -> np.ndarray:
+        """Shortcut for ``detector.flat``: windows the detector refuses to score."""
+        return self.detector.flat(windows)
 
     def _noise_meta(self) -> dict[str, Any]:
         # Written only when the discount is on, so artifacts that do not use it look as before.

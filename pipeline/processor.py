@@ -16,13 +16,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from detector import FLAT_WINDOW, Artifact, InvalidWindowError
+from detector import FLAT_WINDOW, InvalidWindowError
 from detector.normalise import flat_detail
 from pipeline.codec import SCORING_ERROR, DecodedBatch, dlq_record, encode_json
 from pipeline.decode import decode_records
 from pipeline.feeds import FeedWatch, StaleEvent
 from pipeline.metrics import PipelineMetrics, observe_many
 from pipeline.policy import KIND_PHYSIOLOGICAL, KIND_TECHNICAL, AlertPolicy, stale_record
+from pipeline.scorer import Scorer
 from pipeline.settings import TopicNames
 
 __all__ = ["BatchResult", "InRecord", "OutRecord", "ScoredWindows", "WindowProcessor"]
@@ -81,6 +82,8 @@ class BatchResult:
     n_in: int = 0
     #: Reason code of each dead letter, counted into the metrics once the batch is done.
     reject_reasons: list[str] = field(default_factory=list)
+    #: The model that scored the batch (its version and threshold are in every record).
+    model: Scorer | None = None
 
 
 class WindowProcessor:
@@ -107,7 +110,7 @@ class WindowProcessor:
 
     def __init__(
         self,
-        artifact: Artifact,
+        artifact: Scorer,
         metrics: PipelineMetrics,
         topics: TopicNames,
         policy: AlertPolicy,
@@ -115,7 +118,9 @@ class WindowProcessor:
         clock: Callable[[], float] = time.time,
         feeds: FeedWatch | None = None,
     ) -> None:
-        self.artifact = artifact
+        #: The model scoring the next batch. One reference: a roll-out replaces it between
+        #: batches (each batch takes it once, at its start, and names it in its records).
+        self.model: Scorer = artifact
         self.feeds = feeds if feeds is not None else FeedWatch(clock=clock)
         #: The engine's per-device alert state (a dict, or the Faust table), registered by the
         #: engine so the timer's gauges and ``/devices`` can read open episodes.
@@ -125,13 +130,27 @@ class WindowProcessor:
         self.policy = policy
         self.max_message_bytes = max_message_bytes
         self.clock = clock
-        self.threshold = float(artifact.threshold.value)
-        self.version = artifact.version
+
+    @property
+    def artifact(self) -> Scorer:
+        """The model now served (:attr:`model`)."""
+        return self.model
+
+    @property
+    def threshold(self) -> float:
+        """Decision threshold of the model now served."""
+        return float(self.model.threshold.value)
+
+    @property
+    def version(self) -> str:
+        """Version of the model now served."""
+        return self.model.version
 
     # ------------------------------------------------------------ CPU part (thread)
     def compute(self, records: Sequence[InRecord]) -> BatchResult:
         """Decode, validate, score and encode one batch. Never raises for bad input."""
-        result = BatchResult(n_in=len(records))
+        model = self.model  # once: the whole batch is scored and named by this one
+        result = BatchResult(n_in=len(records), model=model)
         decoded = decode_records(records, self.max_message_bytes)
         now = self.clock()
         for pos, reason, detail in decoded.rejected:
@@ -139,8 +158,8 @@ class WindowProcessor:
         if len(decoded.index) == 0:
             self._count_rejects(result)
             return result
-        scores, failed = self._score(decoded.windows)
-        self._score_records(result, records, decoded, scores, failed)
+        scores, anomalous, failed = self._score(model, decoded.windows)
+        self._score_records(result, records, decoded, scores, anomalous, failed)
         self._count_scored(result, decoded, scores, failed)
         self._count_rejects(result)
         return result
@@ -151,19 +170,21 @@ class WindowProcessor:
         records: Sequence[InRecord],
         decoded: DecodedBatch,
         scores: np.ndarray,
+        anomalous: np.ndarray,
         failed: dict[int, tuple[str, str]],
     ) -> None:
         """One score record per scored window; windows without a score, or whose record
         cannot be encoded (added to ``failed``), are dead-lettered."""
+        assert result.model is not None
         now = self.clock()
         # The one per-window loop left: one dict, one orjson call and one tuple per score
         # record. Everything else (threshold test, metrics) is done per batch.
-        topic, threshold, version = self.topics.scores, self.threshold, self.version
+        model = result.model
+        topic, threshold, version = self.topics.scores, float(model.threshold.value), model.version
         append, anomalies = result.scores.append, result.anomalies
         index = decoded.index
         score_list = scores.tolist()
-        # float64, as the per-window test below compares (float32 could round at the threshold)
-        anomaly_list = (np.asarray(score_list, dtype=np.float64) > threshold).tolist()
+        anomaly_list = anomalous.tolist()
         result.scored = ScoredWindows(
             index,
             decoded.device_id,
@@ -246,38 +267,41 @@ class WindowProcessor:
         for reason in set(result.reject_reasons):
             self.metrics.rejected.labels(reason).inc(result.reject_reasons.count(reason))
 
-    def _score(self, windows: np.ndarray) -> tuple[np.ndarray, dict[int, tuple[str, str]]]:
+    def _score(
+        self, model: Scorer, windows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[str, str]]]:
         """One detector call for the batch; per-window retry only if the batch call fails.
 
-        Returns the scores and, for each window that got none, its (reason, detail): flat
-        windows (``flat_window``, screened by the detector before scoring) and windows the
-        detector failed on (``scoring_error``).
+        Returns the scores, the model's decisions and, for each window that got none, its
+        (reason, detail): flat windows (``flat_window``, screened by the detector before
+        scoring) and windows the detector failed on (``scoring_error``).
         """
         t0 = time.perf_counter()
-        detector = self.artifact.detector
         failed: dict[int, tuple[str, str]] = {}
         scores = np.zeros(len(windows), dtype=np.float32)
+        anomalous = np.zeros(len(windows), dtype=bool)
         flat = np.zeros(len(windows), dtype=bool)
         try:
-            flat = detector.flat(windows)
+            flat = model.flat(windows)
             for i in np.flatnonzero(flat).tolist():
                 failed[i] = (FLAT_WINDOW, flat_detail(windows[i]))
             keep = ~flat
-            scores[keep] = detector.score(windows[keep])
+            scores[keep], anomalous[keep] = model.predict(windows[keep])
         except Exception as exc:  # a detector bug must not kill the agent or lose windows
             log.exception("batch scoring failed (%s); retrying window by window", exc)
             for i in range(len(windows)):
                 if i in failed:
                     continue
                 try:
-                    scores[i] = detector.score(windows[i : i + 1])[0]
+                    one_score, one_anomalous = model.predict(windows[i : i + 1])
+                    scores[i], anomalous[i] = one_score[0], one_anomalous[0]
                 except InvalidWindowError as bad:
                     failed[i] = (bad.reason, str(bad))
                 except Exception as one:
                     failed[i] = (SCORING_ERROR, f"the detector failed on this window: {one}")
         self.metrics.scoring_duration.observe(time.perf_counter() - t0)
         self.metrics.batch_size.observe(len(windows) - int(flat.sum()))  # windows scored
-        return scores, failed
+        return scores, anomalous, failed
 
     def _reject(
         self, result: BatchResult, rec: InRecord, reason: str, detail: str, now: float
@@ -324,10 +348,11 @@ class WindowProcessor:
             return ended
         out: list[OutRecord] = []
         now = self.clock()
+        model = result.model or self.model  # the model that scored this batch
         policy, threshold, version, topic = (
             self.policy,
-            self.threshold,
-            self.version,
+            float(model.threshold.value),
+            model.version,
             self.topics.alerts,
         )
         get, skip = state.get, w.skip
@@ -455,26 +480,28 @@ class WindowProcessor:
         """``alerts.mode: per_window``: one alert per anomaly outside the cooldown."""
         out = []
         now = self.clock()
+        model = result.model or self.model
+        threshold, version = float(model.threshold.value), model.version
         for pos, device_id, seq, ts, score in result.anomalies:
             try:
                 if enter is not None:
                     enter(pos)
-                severity = self.policy.decide(state, device_id, ts, score, self.threshold)
+                severity = self.policy.decide(state, device_id, ts, score, threshold)
             except Exception:
                 # Fail open: a broken de-duplication state must not swallow an alert.
                 log.exception("alert state unavailable for %s; alerting without de-dup", device_id)
-                severity = self.policy.severity(score, self.threshold)
+                severity = self.policy.severity(score, threshold)
             if severity is None:
                 continue
             alert = {
-                "alert_id": self.policy.alert_id(device_id, seq, self.version),
+                "alert_id": self.policy.alert_id(device_id, seq, version),
                 "device_id": device_id,
                 "seq": seq,
                 "ts": ts,
                 "score": score,
-                "threshold": self.threshold,
+                "threshold": threshold,
                 "severity": severity,
-                "model_version": self.version,
+                "model_version": version,
                 "detected_at": now,
             }
             out.append(OutRecord(self.topics.alerts, device_id.encode(), encode_json(alert)))

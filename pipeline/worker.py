@@ -169,8 +169,9 @@ def _run_batch(
     from pipeline.engine import run_batch_engine
 
     artifact = processor.artifact
+    backend = getattr(getattr(artifact, "detector", None), "backend", "?")
     print(
-        f"[worker] model {artifact.version} ({artifact.detector.backend}) threshold "
+        f"[worker] model {artifact.version} ({backend}) threshold "
         f"{artifact.threshold.value:.6f}; batch engine consuming {settings.topics.windows} from "
         f"{settings.bootstrap}; metrics on :{port}",
         flush=True,

@@ -48,9 +48,18 @@ class FakeThreshold:
 
 @dataclass
 class FakeArtifact:
+    """A :class:`pipeline.scorer.Scorer` around the fake detector."""
+
     detector: FakeDetector
     threshold: FakeThreshold = field(default_factory=FakeThreshold)
     version: str = "v-test"
+
+    def flat(self, windows: np.ndarray) -> np.ndarray:
+        return self.detector.flat(windows)
+
+    def predict(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores = self.detector.score(windows)
+        return scores, np.asarray(scores, dtype=np.float64) > self.threshold.value
 
 
 TOPICS = TopicNames("w", "s", "a", "d")
@@ -299,7 +308,7 @@ def test_rejects_are_counted_once_when_compute_fails_half_way(
     proc, m = _processor()
     recs = _records([b"{", _window("a", 0, 0.1)])
 
-    def broken(windows: np.ndarray) -> Any:
+    def broken(model: Any, windows: np.ndarray) -> Any:
         raise MemoryError("internal bug")
 
     monkeypatch.setattr(proc, "_score", broken)
