@@ -5,11 +5,18 @@ Layout::
     registry/
       20261126T101500Z-3f2a9c1d/   (an Artifact folder)
       latest -> 20261126T101500Z-3f2a9c1d
+      latest.history               (one JSON line per move of ``latest``, oldest first)
+
+Workers that serve ``latest`` follow its moves while running (``pipeline.rollout``):
+:meth:`ModelRegistry.promote` and :meth:`ModelRegistry.rollback` move it atomically, and only
+to a version that verifies.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +24,11 @@ from pathlib import Path
 from detector.artifact import Artifact
 from detector.errors import RegistryError
 
-__all__ = ["LATEST", "ModelRegistry"]
+__all__ = ["HISTORY_FILE", "LATEST", "ModelRegistry"]
 
 LATEST = "latest"
+#: Every move of ``latest``, one JSON object per line: ``{"version", "at", "action"}``.
+HISTORY_FILE = "latest.history"
 
 
 class ModelRegistry:
@@ -57,14 +66,91 @@ class ModelRegistry:
         artifact.metadata["model_version"] = version
         path = artifact.save(self.root / version, report_dir=report_dir)
         Artifact.verify(path)  # only a good version becomes latest
-        self._point_latest(version)
+        self._point_latest(version, "publish")
         return path
 
-    def _point_latest(self, version: str) -> None:
+    def current(self) -> str | None:
+        """The version ``latest`` points to (``None`` before the first publish)."""
+        link = self.root / LATEST
+        return os.readlink(link) if link.is_symlink() else None
+
+    def promote(self, version: str) -> str:
+        """Verify ``version`` (checksums, schema) and point ``latest`` at it; returns it.
+
+        Raises
+        ------
+        RegistryError
+            If the version is not in the registry.
+        ArtifactError
+            If it does not verify (``latest`` is left where it was).
+        """
+        Artifact.verify(self.resolve(version))
+        self._point_latest(version, "promote")
+        return version
+
+    def rollback(self) -> str:
+        """Point ``latest`` back at the version it pointed to before its current one.
+
+        The previous version comes from ``latest.history`` (the newest entry naming another
+        version that still exists); without a history, the newest version older than the
+        current one. It is verified before ``latest`` moves.
+
+        Raises
+        ------
+        RegistryError
+            When there is nothing to roll back to.
+        """
+        now = self.current()
+        if now is None:
+            raise RegistryError(f"{self.root}: nothing to roll back: no 'latest' yet")
+        target = self._previous(now)
+        if target is None:
+            raise RegistryError(
+                f"{self.root}: nothing to roll back to: {now} is the only (or oldest) version"
+            )
+        Artifact.verify(self.resolve(target))
+        self._point_latest(target, "rollback")
+        return target
+
+    def history(self) -> list[dict[str, object]]:
+        """The moves of ``latest``, oldest first (unreadable lines are skipped)."""
+        path = self.root / HISTORY_FILE
+        if not path.is_file():
+            return []
+        out = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("version"), str):
+                out.append(entry)
+        return out
+
+    def _previous(self, now: str) -> str | None:
+        existing = set(self.versions())
+        moves = [str(e["version"]) for e in self.history()]
+        # Walk back past the current version's own entries (and repeats of it).
+        while moves and moves[-1] == now:
+            moves.pop()
+        for version in reversed(moves):
+            if version != now and version in existing:
+                return version
+        older = [v for v in sorted(existing) if v < now]
+        return older[-1] if older else None
+
+    def _point_latest(self, version: str, action: str) -> None:
         link = self.root / LATEST
         tmp = self.root / f".{LATEST}-{uuid.uuid4().hex[:8]}"
         os.symlink(version, tmp)
         os.replace(tmp, link)  # atomic swap of the pointer
+        entry = json.dumps({"version": version, "at": time.time(), "action": action})
+        # One short O_APPEND write per move: lines from concurrent movers do not interleave.
+        fd = os.open(self.root / HISTORY_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (entry + "\n").encode())
+        finally:
+            os.close(fd)
 
     def resolve(self, version: str = LATEST) -> Path:
         """Folder of ``version`` (default: the one ``latest`` points to)."""

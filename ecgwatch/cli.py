@@ -25,6 +25,8 @@ COMMANDS = (
     "broker",
     "topics",
     "worker",
+    "promote",
+    "rollback",
     "replay",
     "alerts",
     "devices",

@@ -60,6 +60,7 @@ _LAYOUT: dict[str, dict[str, str]] = {
             "log_level",
             "processes",
             "delivery_stall_s",
+            "model_poll_s",
         )
     },
     "alerts": {

@@ -63,6 +63,8 @@ class PipelineMetrics:
     assigned_partitions: Gauge
     delivery_stalled: Gauge
     delivery_retries: Counter
+    model_reloads: Counter
+    model_refused: Gauge
     devices_active: Gauge
     devices_stale: Gauge
     episodes_open: Gauge
@@ -153,6 +155,17 @@ def create_metrics(registry: CollectorRegistry | None = None) -> PipelineMetrics
         delivery_retries=Counter(
             "ecg_delivery_retries",
             "Times an output batch was sent again after its delivery failed.",
+            registry=reg,
+        ),
+        model_reloads=Counter(
+            "ecg_model_reloads",
+            "Model roll-outs while running, by outcome (switched, or refused: kept the old).",
+            ["outcome"],
+            registry=reg,
+        ),
+        model_refused=Gauge(
+            "ecg_model_refused",
+            "1 while the registry's latest names a version this worker refused to load.",
             registry=reg,
         ),
         devices_active=Gauge(

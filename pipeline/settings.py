@@ -78,6 +78,9 @@ class WorkerSettings:
         outputs are acknowledged; several times faster; alert de-dup state in memory) or
         ``faust`` (a Faust agent on ``stream.take_events`` with a table for alert state). See
         ``docs/configuration.md``.
+    model_poll_s : float
+        ``worker.model_poll_s``: with ``model_version: latest``, how often the running worker
+        looks for a moved ``latest`` and switches to it (``pipeline.rollout``); 0: never.
     delivery_stall_s : float
         ``/readyz`` answers 503 once an output batch has awaited its acknowledgements this
         long (the worker keeps retrying; ``ecg_delivery_stalled_seconds`` shows the wait).
@@ -114,6 +117,8 @@ class WorkerSettings:
     #: Scoring processes in the consumer group (``pipeline.supervisor``); 1 = this process.
     processes: int = 1
     delivery_stall_s: float = 30.0
+    #: Seconds between looks at the registry's ``latest`` (``pipeline.rollout``); 0 = never.
+    model_poll_s: float = 5.0
 
     def alert_policy(self) -> AlertPolicy:
         """The alert policy of the ``alerts.*`` settings.
@@ -169,6 +174,12 @@ class WorkerSettings:
                 "worker.delivery_stall_s",
                 self.delivery_stall_s,
                 "1-3600",
+            ),
+            (
+                self.model_poll_s == 0 or 0.5 <= self.model_poll_s <= 3600,
+                "worker.model_poll_s",
+                self.model_poll_s,
+                "0 (never) or 0.5-3600",
             ),
             (
                 self.log_level in LOG_LEVELS,

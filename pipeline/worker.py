@@ -6,6 +6,7 @@ The engine is ``worker.engine``: ``batch`` (:mod:`pipeline.engine`, the default)
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = ["load_model", "run_worker"]
 log = logging.getLogger(__name__)
 
 
+@functools.cache
 def _select_device(device: str) -> bool:
     """Apply ``worker.device`` before any model is built; returns whether a GPU is used."""
     import keras
@@ -59,11 +61,10 @@ def load_model(settings: WorkerSettings) -> Any:
     """
     on_gpu = _select_device(settings.device)
     try:
-        artifact = ModelRegistry(settings.registry).load(settings.model_version)
+        artifact = load_version(settings, settings.model_version, on_gpu)
     except (ArtifactError, RegistryError) as exc:
         raise PipelineError(f"refusing to start: {exc}") from exc
-    backend = artifact.detector.use_backend("keras" if on_gpu else "auto")
-    if backend == "numpy":
+    if artifact.detector.backend == "numpy":
         # Matrices of (1000 x 140) @ (140 x 32) are too small for threads: OpenBLAS's
         # spinning helper threads cost far more than they bring, the more so on a busy
         # machine (measured: docs/performance.md, "Single-threaded BLAS"). Also leaves the
@@ -71,8 +72,43 @@ def load_model(settings: WorkerSettings) -> Any:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1, user_api="blas")
-    log.info("scoring with %s (device %s)", backend, settings.device)
+    log.info("scoring with %s (device %s)", artifact.detector.backend, settings.device)
     return artifact
+
+
+def load_version(settings: WorkerSettings, version: str, on_gpu: bool) -> Any:
+    """Verify and load one registry version with the backend the device calls for (at start,
+    and for every roll-out: the same checks both times).
+
+    Raises
+    ------
+    ArtifactError, RegistryError
+        Naming the file and what is wrong with it.
+    """
+    artifact = ModelRegistry(settings.registry).load(version)
+    artifact.detector.use_backend("keras" if on_gpu else "auto")
+    return artifact
+
+
+def _start_rollout(
+    settings: WorkerSettings, processor: WindowProcessor, metrics: PipelineMetrics
+) -> Any:
+    """Follow ``latest`` while running (``pipeline.rollout``), unless a version is pinned or
+    ``worker.model_poll_s`` is 0. Returns the poller (or ``None``)."""
+    from detector.registry import LATEST
+    from pipeline.rollout import ModelRollout
+
+    if settings.model_version != LATEST or not settings.model_poll_s:
+        return None
+    on_gpu = _select_device(settings.device)  # cached: what the start chose
+    registry = ModelRegistry(settings.registry)
+    return ModelRollout(
+        processor,
+        metrics,
+        registry.current,
+        lambda version: load_version(settings, version, on_gpu),
+        settings.model_poll_s,
+    ).start()
 
 
 def _zero_series(metrics: PipelineMetrics) -> None:
@@ -114,6 +150,7 @@ def run_worker(settings: WorkerSettings) -> int:
         server = MetricsServer(
             metrics.registry, health, settings.metrics_host, settings.metrics_port, views
         ).start()
+    rollout = _start_rollout(settings, processor, metrics)
     port = server.port if server else "-"
     # worker.log_level for every engine (Faust's worker also sets it for its own loggers).
     logging.getLogger().setLevel(settings.log_level.upper())
@@ -122,6 +159,8 @@ def run_worker(settings: WorkerSettings) -> int:
             return _run_batch(settings, processor, health, port)
         return _run_faust(settings, processor, health, parts[settings.topics.windows], port)
     finally:
+        if rollout is not None:
+            rollout.stop()
         if server is not None:
             server.stop()
 
