@@ -13,6 +13,7 @@ __all__ = [
     "EPISODE_KINDS",
     "OUTCOMES",
     "REJECT_REASONS",
+    "ROLLOUT_OUTCOMES",
     "SCRAPE_LABELS",
     "SEVERITIES",
     "STANDARD_SERIES",
@@ -26,6 +27,8 @@ OUTCOMES = frozenset({"scored", "rejected"})
 SEVERITIES = frozenset({"warning", "critical"})
 #: ``kind`` of an alert episode (pipeline.policy): a patient's beats or the feed itself.
 EPISODE_KINDS = frozenset({"physiological", "technical"})
+#: ``outcome`` of a hot model roll-out (pipeline.rollout).
+ROLLOUT_OUTCOMES = frozenset({"switched", "refused"})
 REJECT_REASONS = frozenset(
     {
         "invalid_json",
@@ -133,6 +136,20 @@ _METRICS = (
         "counter",
         "Output batches sent again after a failed delivery.",
         "retries",
+    ),
+    Metric(
+        "ecg_model_reloads_total",
+        "counter",
+        "Model roll-outs while running: switched, or refused (the old model kept).",
+        "roll-outs",
+        ("outcome",),
+        {"outcome": ROLLOUT_OUTCOMES},
+    ),
+    Metric(
+        "ecg_model_refused",
+        "gauge",
+        "1 while the registry's latest names a version this worker refused.",
+        "",
     ),
     Metric(
         "ecg_devices_active",

@@ -66,6 +66,7 @@ def test_the_required_alerts_exist() -> None:
         "EcgModelNotLoaded",
         "EcgDeliveryStalled",
         "EcgManyFeedsStale",
+        "EcgModelRefused",
     }
 
 
