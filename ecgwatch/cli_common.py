@@ -17,6 +17,7 @@ from typing import Any, TextIO
 __all__ = [
     "PLAIN_PROGRESS_INTERVAL_S",
     "add_kafka_args",
+    "add_registry_arg",
     "format_metrics",
     "load_windows",
     "overrides_from_args",
@@ -275,3 +276,8 @@ def progress_display(
         out.flush()
 
     yield line
+
+
+def add_registry_arg(p: argparse.ArgumentParser) -> None:
+    """``--registry DIR`` as the registry commands (``promote``, ``rollback``) take it."""
+    p.add_argument("--registry", default="models", help="model registry folder (default: models)")

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_registry_argument", "register", "run"]
+from ecgwatch.cli_common import add_registry_arg
 
-
-def add_registry_argument(p: argparse.ArgumentParser) -> None:
-    """``--registry DIR`` as every registry command takes it."""
-    p.add_argument("--registry", default="models", help="model registry folder (default: models)")
+__all__ = ["register", "run"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -22,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "promote", help="verify a registry version and point 'latest' at it (hot roll-out)"
     )
     p.add_argument("version", help="a version folder name in the registry")
-    add_registry_argument(p)
+    add_registry_arg(p)
     p.set_defaults(func=run)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ecgwatch.commands.promote import add_registry_argument
+from ecgwatch.cli_common import add_registry_arg
 
 __all__ = ["register", "run"]
 
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "rollback",
         help="point 'latest' back at the version it pointed to before (verified first)",
     )
-    add_registry_argument(p)
+    add_registry_arg(p)
     p.set_defaults(func=run)
 
 
