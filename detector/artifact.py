@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from detector.autoencoder import AutoencoderDetector
+from detector.drift import DriftReference
 from detector.errors import (
     ArtifactError,
     ChecksumMismatchError,
@@ -190,6 +191,12 @@ class Artifact:
     def score(self, windows: np.ndarray) -> np.ndarray:
         """Shortcut for ``detector.score``."""
         return self.detector.score(windows)
+
+    @property
+    def drift_reference(self) -> DriftReference | None:
+        """What scores and inputs looked like on the training split (``None``: not stored)."""
+        data = self.metadata.get("drift_reference")
+        return DriftReference.from_dict(data) if isinstance(data, dict) else None
 
     def predict(self, windows: np.ndarray) -> Prediction:
         """Score ``windows`` and decide: :class:`Prediction` (scores, anomalous).

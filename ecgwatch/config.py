@@ -61,6 +61,7 @@ _LAYOUT: dict[str, dict[str, str]] = {
             "processes",
             "delivery_stall_s",
             "model_poll_s",
+            "drift_window",
         )
     },
     "alerts": {

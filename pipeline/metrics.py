@@ -64,6 +64,8 @@ class PipelineMetrics:
     delivery_stalled: Gauge
     delivery_retries: Counter
     model_reloads: Counter
+    score_drift: Gauge
+    input_drift: Gauge
     model_refused: Gauge
     devices_active: Gauge
     devices_stale: Gauge
@@ -161,6 +163,17 @@ def create_metrics(registry: CollectorRegistry | None = None) -> PipelineMetrics
             "ecg_model_reloads",
             "Model roll-outs while running, by outcome (switched, or refused: kept the old).",
             ["outcome"],
+            registry=reg,
+        ),
+        score_drift=Gauge(
+            "ecg_score_drift",
+            "PSI of the newest scores against the served model's training-split reference.",
+            registry=reg,
+        ),
+        input_drift=Gauge(
+            "ecg_input_drift",
+            "PSI of a per-window input statistic of the newest windows against the reference.",
+            ["statistic"],
             registry=reg,
         ),
         model_refused=Gauge(

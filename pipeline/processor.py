@@ -17,9 +17,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from detector import FLAT_WINDOW, InvalidWindowError
+from detector.drift import INPUT_STATISTICS
 from detector.normalise import flat_detail
 from pipeline.codec import SCORING_ERROR, DecodedBatch, dlq_record, encode_json
 from pipeline.decode import decode_records
+from pipeline.drift import DriftMonitor
 from pipeline.feeds import FeedWatch, StaleEvent
 from pipeline.metrics import PipelineMetrics, observe_many
 from pipeline.policy import KIND_PHYSIOLOGICAL, KIND_TECHNICAL, AlertPolicy, stale_record
@@ -106,6 +108,9 @@ class WindowProcessor:
     feeds : FeedWatch, optional
         The devices' last-seen bookkeeping and stale-feed alerts (default: one with
         ``alerts.stale_after_s`` = 10 s on ``clock``).
+    drift_window : int
+        ``worker.drift_window``: newest windows the drift gauges compare with the served
+        model's reference (:mod:`pipeline.drift`).
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class WindowProcessor:
         max_message_bytes: int,
         clock: Callable[[], float] = time.time,
         feeds: FeedWatch | None = None,
+        drift_window: int = 1000,
     ) -> None:
         #: The model scoring the next batch. One reference: a roll-out replaces it between
         #: batches (each batch takes it once, at its start, and names it in its records).
@@ -130,6 +136,9 @@ class WindowProcessor:
         self.policy = policy
         self.max_message_bytes = max_message_bytes
         self.clock = clock
+        self.drift_window = drift_window
+        # (the model it belongs to, its monitor or None): rebuilt when the model changes.
+        self._drift: tuple[Any, DriftMonitor | None] = (None, None)
 
     @property
     def artifact(self) -> Scorer:
@@ -248,6 +257,25 @@ class WindowProcessor:
         m.windows.labels("scored").inc(int(good.sum()))
         m.anomalous.inc(len(result.anomalies))
         observe_many(m.reconstruction_error, scores[good])
+        self._observe_drift(result.model, scores[good], decoded.windows[good])
+
+    def _observe_drift(self, model: Any, scores: np.ndarray, windows: np.ndarray) -> None:
+        """Feed the served model's drift monitor; export its PSI values."""
+        owner, monitor = self._drift
+        if owner is not model:  # a roll-out: start again against the new reference
+            reference = getattr(model, "drift_reference", None)
+            monitor = DriftMonitor(reference, self.drift_window) if reference else None
+            self._drift = (model, monitor)
+        m = self.metrics
+        if monitor is None:
+            m.score_drift.set(float("nan"))
+            for statistic in INPUT_STATISTICS:
+                m.input_drift.labels(statistic).set(float("nan"))
+            return
+        monitor.add(scores, windows)
+        m.score_drift.set(monitor.score_drift())
+        for statistic, value in monitor.input_drift().items():
+            m.input_drift.labels(statistic).set(value)
 
     def fail_batch(self, records: Sequence[InRecord], detail: str) -> BatchResult:
         """Dead-letter a whole batch (last resort when :meth:`compute` itself failed)."""

@@ -119,6 +119,8 @@ class WorkerSettings:
     delivery_stall_s: float = 30.0
     #: Seconds between looks at the registry's ``latest`` (``pipeline.rollout``); 0 = never.
     model_poll_s: float = 5.0
+    #: Newest windows the drift gauges compare with the model's reference (``pipeline.drift``).
+    drift_window: int = 1000
 
     def alert_policy(self) -> AlertPolicy:
         """The alert policy of the ``alerts.*`` settings.
@@ -180,6 +182,12 @@ class WorkerSettings:
                 "worker.model_poll_s",
                 self.model_poll_s,
                 "0 (never) or 0.5-3600",
+            ),
+            (
+                100 <= self.drift_window <= 1_000_000,
+                "worker.drift_window",
+                self.drift_window,
+                "100-1000000 windows",
             ),
             (
                 self.log_level in LOG_LEVELS,

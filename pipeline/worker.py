@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from detector import ArtifactError, ModelRegistry, RegistryError
+from detector.drift import INPUT_STATISTICS
 from pipeline.codec import REJECT_REASONS, SCORING_REASONS
 from pipeline.devices import device_view
 from pipeline.errors import PipelineError
@@ -121,6 +122,8 @@ def _zero_series(metrics: PipelineMetrics) -> None:
         metrics.alerts.labels(severity)
     for kind in (KIND_PHYSIOLOGICAL, KIND_TECHNICAL):
         metrics.episodes_open.labels(kind)
+    for statistic in INPUT_STATISTICS:
+        metrics.input_drift.labels(statistic)
 
 
 def run_worker(settings: WorkerSettings) -> int:
@@ -143,6 +146,7 @@ def run_worker(settings: WorkerSettings) -> int:
         settings.alert_policy(),
         settings.max_message_bytes,
         feeds=FeedWatch(settings.stale_after_s),
+        drift_window=settings.drift_window,
     )
     server = None
     if settings.metrics_port:

@@ -20,6 +20,7 @@ from detector import (
     ModelRegistry,
     fit_threshold,
 )
+from detector.drift import DriftReference
 from training.augment import augment
 from training.config import TrainConfig, config_from_dict
 from training.data import Dataset, load_dataset
@@ -167,6 +168,9 @@ def train(
         "config": config.to_dict(),
         "seed": int(config.seed),
         "train_seconds": round(seconds, 3),
+        # The population the worker's drift gauges compare live traffic with: the training
+        # split as it came, every class, no labels (detector.drift).
+        "drift_reference": DriftReference.fit(det.score(split.x_train), split.x_train).to_dict(),
     }
     artifact = Artifact(det, threshold, metadata)
     path = None

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "CONTRACT",
+    "DRIFT_STATISTICS",
     "EPISODE_KINDS",
     "OUTCOMES",
     "REJECT_REASONS",
@@ -29,6 +30,8 @@ SEVERITIES = frozenset({"warning", "critical"})
 EPISODE_KINDS = frozenset({"physiological", "technical"})
 #: ``outcome`` of a hot model roll-out (pipeline.rollout).
 ROLLOUT_OUTCOMES = frozenset({"switched", "refused"})
+#: ``statistic`` of ``ecg_input_drift`` (detector.drift.INPUT_STATISTICS).
+DRIFT_STATISTICS = frozenset({"min", "max"})
 REJECT_REASONS = frozenset(
     {
         "invalid_json",
@@ -144,6 +147,20 @@ _METRICS = (
         "roll-outs",
         ("outcome",),
         {"outcome": ROLLOUT_OUTCOMES},
+    ),
+    Metric(
+        "ecg_score_drift",
+        "gauge",
+        "PSI of the newest scores against the model's training-split reference.",
+        "PSI",
+    ),
+    Metric(
+        "ecg_input_drift",
+        "gauge",
+        "PSI of a per-window input statistic against the model's reference.",
+        "PSI",
+        ("statistic",),
+        {"statistic": DRIFT_STATISTICS},
     ),
     Metric(
         "ecg_model_refused",

@@ -67,6 +67,7 @@ def test_the_required_alerts_exist() -> None:
         "EcgDeliveryStalled",
         "EcgManyFeedsStale",
         "EcgModelRefused",
+        "EcgDataDrift",
     }
 
 
