@@ -80,7 +80,6 @@ def create_app(
             # Table writes go to the changelog partition of the window's own event.
             _current_event.set(weakref.ref(events[pos]))
 
-        await feeds.wait_ready()
         await cycle.submit(_in_records(events), {}, state, enter)
 
     @app.agent(windows, name="score-windows")
@@ -111,9 +110,12 @@ class _FeedHooks:
 
     Faust tables can be written only from within a stream event, and a timer has none, so the
     feed state is the processor's in-memory :class:`~pipeline.feeds.FeedWatch`, as in the batch
-    engine: on assignment, open ``feed_stale`` episodes are read back from the alerts topic
-    (the agent waits for that); on revocation the moved partitions' devices are forgotten,
-    after any ``start`` being delivered is acknowledged (the lock).
+    engine: on assignment, open ``feed_stale`` episodes are read back from the alerts topic in
+    the background. The agent does not wait for that (holding Faust's first batch across its
+    recovery and seek is what its restart bug feeds on, docs/configuration.md "Engines"): a
+    device that sent meanwhile gets its restored episode's ``end`` when the read completes.
+    On revocation the moved partitions' devices are forgotten, after any ``start`` being
+    delivered is acknowledged (the lock).
     """
 
     def __init__(
@@ -129,18 +131,9 @@ class _FeedHooks:
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
-    async def wait_ready(self) -> None:
-        """Wait (bounded) until the open stale episodes of the assignment are restored."""
-        if self._ready.is_set():
-            return
-        try:
-            await asyncio.wait_for(self._ready.wait(), RESTORE_TIMEOUT_S + 10)
-        except TimeoutError:  # fail open: an end may be missed, no window is held back
-            log.warning("stale-feed state not restored in time; going on without it")
-            self._ready.set()
-
     async def check(self) -> None:
-        """One timer tick: deliver the ``start`` of every feed gone silent."""
+        """One timer tick: deliver the ``start`` of every feed gone silent (not before the
+        assignment's open stale episodes are restored: it would start them again)."""
         if not self._ready.is_set():
             return
         async with self._lock:
@@ -154,10 +147,14 @@ class _FeedHooks:
     async def _restore(self) -> None:
         s = self.settings
         try:
-            alerts = await asyncio.get_running_loop().run_in_executor(
-                None, read_recent_alerts, s.bootstrap, s.topics.alerts, s.security
+            alerts = await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(
+                    None, read_recent_alerts, s.bootstrap, s.topics.alerts, s.security
+                ),
+                RESTORE_TIMEOUT_S + 10,
             )
-            self.processor.feeds.restore(fold_stale(alerts))
+            async with self._lock:
+                await self.cycle.publish(self.processor.restore_stale(fold_stale(alerts)))
         except Exception as exc:  # fail open: an end may be missed, a start is not repeated
             log.warning("stale-feed state not restored from %s: %r", s.topics.alerts, exc)
         finally:

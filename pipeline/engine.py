@@ -194,7 +194,10 @@ class BatchEngine:
         )
         merge_restored(self.state, restored, policy.episodes)
         stale = fold_stale(alerts)
-        self.processor.feeds.restore(stale)
+        # Batches wait for this restore here, so no device has sent since: nothing ends now.
+        ended = self.processor.restore_stale(stale)
+        if ended and self.cycle is not None:
+            await self.cycle.publish(ended)
         opened = sum(1 for e in restored.values() if e.get("open"))
         print(  # a lifecycle line, like the worker's other "[worker]" lines
             f"[worker] alert state: {len(restored)} devices restored from {len(alerts)} "

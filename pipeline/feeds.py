@@ -109,14 +109,25 @@ class FeedWatch:
             for device in [d for d, f in self.devices.items() if f.partition in gone]:
                 del self.devices[device]
 
-    def restore(self, open_stale: Mapping[str, Mapping[str, Any]]) -> None:
+    def restore(self, open_stale: Mapping[str, Mapping[str, Any]]) -> list[StaleEvent]:
         """Remember open ``feed_stale`` episodes read back from the alerts topic.
 
-        A device already tracked (it sent since the assignment) keeps its live state; for any
-        other the restored episode waits for the device's next window, which ends it.
+        For a device not tracked yet, the restored episode waits for its next window, which
+        ends it. A device already tracked has sent since the assignment (an engine that does
+        not hold its first batches back for the restore, Faust): its restored episode ends
+        now, and those ``end`` events are returned for the caller to deliver.
         """
+        ended: list[StaleEvent] = []
         with self._lock:
-            self.restored = {d: dict(e) for d, e in open_stale.items() if d not in self.devices}
+            self.restored = {}
+            for device, episode in open_stale.items():
+                feed = self.devices.get(device)
+                if feed is None:
+                    self.restored[device] = dict(episode)
+                elif feed.stale is None or feed.stale["episode_id"] != episode["episode_id"]:
+                    silent = max(0.0, feed.seen_at - float(episode["last_seen_at"]))
+                    ended.append(("end", device, dict(episode, silent_s=silent), feed))
+        return ended
 
     # ------------------------------------------------------------------ windows and timer
     def observe(

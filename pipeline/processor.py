@@ -456,6 +456,11 @@ class WindowProcessor:
         self._set_feed_gauges(self.alert_state)
         return records
 
+    def restore_stale(self, open_stale: Mapping[str, Mapping[str, Any]]) -> list[OutRecord]:
+        """Hand the open ``feed_stale`` episodes read back on assignment to the feed watch;
+        the ``end`` records of those whose device has sent since (to deliver now)."""
+        return self._stale_records(self.feeds.restore(open_stale))
+
     def _stale_records(self, events: Sequence[StaleEvent]) -> list[OutRecord]:
         out = []
         now = self.clock()

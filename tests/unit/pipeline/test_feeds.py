@@ -234,3 +234,20 @@ def test_device_view_lists_owned_devices_with_their_open_episodes() -> None:
     assert episode["since"] == 100.0  # its first anomalous window's ts
     assert b["status"] == "stale" and b["silent_s"] == pytest.approx(STALE_AFTER + 3)
     assert [e["condition"] for e in b["episodes"]] == ["feed_stale"]
+
+
+def test_a_restore_that_completes_after_the_device_sent_ends_its_episode_at_once() -> None:
+    """Faust does not hold batches back for the restore: a device may send first."""
+    clock = Clock()
+    old = Worker(clock)
+    old.batch([("a", 0, 0.1), ("b", 0, 0.1)])
+    clock.now += STALE_AFTER
+    starts = old.tick()
+    new = Worker(clock)
+    clock.now += 3
+    assert new.batch([("a", 1, 0.1)]) == []  # before the restore: nothing known yet
+    ended = [orjson.loads(r.value) for r in new.proc.restore_stale(fold_stale(starts))]
+    assert _stale(ended) == [("a", "end")]
+    assert ended[0]["silent_s"] == pytest.approx(13.0)
+    assert new.batch([("a", 2, 0.1)]) == []  # ended once
+    assert _stale(new.batch([("b", 1, 0.1)])) == [("b", "end")]  # b: its next window ends it
