@@ -62,6 +62,7 @@ _LAYOUT: dict[str, dict[str, str]] = {
             "delivery_stall_s",
             "model_poll_s",
             "drift_window",
+            "shadow_model",
         )
     },
     "alerts": {

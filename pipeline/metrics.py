@@ -40,6 +40,7 @@ ERROR_BUCKETS = (
 )
 _BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 _DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+_RATIO_BUCKETS = (0.25, 0.5, 0.67, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0, 4.0)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -65,6 +66,10 @@ class PipelineMetrics:
     delivery_retries: Counter
     model_reloads: Counter
     score_drift: Gauge
+    shadow_windows: Counter
+    shadow_score_ratio: Histogram
+    shadow_duration: Histogram
+    shadow_info: Gauge
     input_drift: Gauge
     model_refused: Gauge
     devices_active: Gauge
@@ -164,6 +169,27 @@ def create_metrics(registry: CollectorRegistry | None = None) -> PipelineMetrics
             "Model roll-outs while running, by outcome (switched, or refused: kept the old).",
             ["outcome"],
             registry=reg,
+        ),
+        shadow_windows=Counter(
+            "ecg_shadow_windows",
+            "Windows the shadow model scored, by agreement of its decision with the served one.",
+            ["agreement"],
+            registry=reg,
+        ),
+        shadow_score_ratio=Histogram(
+            "ecg_shadow_score_ratio",
+            "Shadow model's score / served model's score, per window.",
+            buckets=_RATIO_BUCKETS,
+            registry=reg,
+        ),
+        shadow_duration=Histogram(
+            "ecg_shadow_scoring_duration_seconds",
+            "Wall time of the shadow model's call on one batch (its cost).",
+            buckets=_DURATION_BUCKETS,
+            registry=reg,
+        ),
+        shadow_info=Gauge(
+            "ecg_shadow_model_info", "The shadow model (value 1).", ["version"], registry=reg
         ),
         score_drift=Gauge(
             "ecg_score_drift",

@@ -111,6 +111,10 @@ class WindowProcessor:
     drift_window : int
         ``worker.drift_window``: newest windows the drift gauges compare with the served
         model's reference (:mod:`pipeline.drift`).
+    shadow : Scorer, optional
+        ``worker.shadow_model``: a candidate that scores every batch a second time; its score
+        and decision go into fields of the score record of their own (``shadow_*``) and into
+        the ``ecg_shadow_*`` metrics, never into alerts.
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class WindowProcessor:
         clock: Callable[[], float] = time.time,
         feeds: FeedWatch | None = None,
         drift_window: int = 1000,
+        shadow: Scorer | None = None,
     ) -> None:
         #: The model scoring the next batch. One reference: a roll-out replaces it between
         #: batches (each batch takes it once, at its start, and names it in its records).
@@ -137,6 +142,7 @@ class WindowProcessor:
         self.max_message_bytes = max_message_bytes
         self.clock = clock
         self.drift_window = drift_window
+        self.shadow = shadow
         # (the model it belongs to, its monitor or None): rebuilt when the model changes.
         self._drift: tuple[Any, DriftMonitor | None] = (None, None)
 
@@ -168,7 +174,8 @@ class WindowProcessor:
             self._count_rejects(result)
             return result
         scores, anomalous, failed = self._score(model, decoded.windows)
-        self._score_records(result, records, decoded, scores, anomalous, failed)
+        shadow = self._score_shadow(decoded.windows, scores, anomalous, failed)
+        self._score_records(result, records, decoded, scores, anomalous, failed, shadow)
         self._count_scored(result, decoded, scores, failed)
         self._count_rejects(result)
         return result
@@ -181,9 +188,11 @@ class WindowProcessor:
         scores: np.ndarray,
         anomalous: np.ndarray,
         failed: dict[int, tuple[str, str]],
+        shadow: tuple[str, list[float], list[bool]] | None = None,
     ) -> None:
         """One score record per scored window; windows without a score, or whose record
-        cannot be encoded (added to ``failed``), are dead-lettered."""
+        cannot be encoded (added to ``failed``), are dead-lettered. ``shadow``: the shadow
+        model's (version, scores, decisions), added as ``shadow_*`` fields."""
         assert result.model is not None
         now = self.clock()
         # The one per-window loop left: one dict, one orjson call and one tuple per score
@@ -228,6 +237,10 @@ class WindowProcessor:
                 "model_version": version,
                 "scored_at": now,
             }
+            if shadow is not None:
+                record["shadow_model_version"] = shadow[0]
+                record["shadow_score"] = shadow[1][i]
+                record["shadow_anomaly"] = shadow[2][i]
             try:
                 value = encode_json(record)
             except Exception as exc:  # one unencodable window must not fail the whole batch
@@ -294,6 +307,41 @@ class WindowProcessor:
         self.metrics.windows.labels("rejected").inc(len(result.reject_reasons))
         for reason in set(result.reject_reasons):
             self.metrics.rejected.labels(reason).inc(result.reject_reasons.count(reason))
+
+    def _score_shadow(
+        self,
+        windows: np.ndarray,
+        scores: np.ndarray,
+        anomalous: np.ndarray,
+        failed: Mapping[int, Any],
+    ) -> tuple[str, list[float], list[bool]] | None:
+        """Score the batch with the shadow model (if any) and compare it with the served one.
+
+        A shadow that fails costs its fields on this batch's records, never a served score.
+        """
+        shadow = self.shadow
+        if shadow is None:
+            return None
+        keep = np.ones(len(windows), dtype=bool)
+        if failed:
+            keep[list(failed)] = False
+        out_scores = np.zeros(len(windows), dtype=np.float32)
+        out_anomalous = np.zeros(len(windows), dtype=bool)
+        m = self.metrics
+        try:
+            with m.shadow_duration.time():
+                out_scores[keep], out_anomalous[keep] = shadow.predict(windows[keep])
+        except Exception as exc:
+            log.warning("shadow model %s failed on a batch: %r", shadow.version, exc)
+            m.shadow_windows.labels("failed").inc(int(keep.sum()))
+            return None
+        agree = int((out_anomalous[keep] == anomalous[keep]).sum())
+        m.shadow_windows.labels("agree").inc(agree)
+        m.shadow_windows.labels("disagree").inc(int(keep.sum()) - agree)
+        served = scores[keep].astype(np.float64)
+        ratio = out_scores[keep][served > 0] / served[served > 0]
+        observe_many(m.shadow_score_ratio, ratio)
+        return shadow.version, out_scores.tolist(), out_anomalous.tolist()
 
     def _score(
         self, model: Scorer, windows: np.ndarray

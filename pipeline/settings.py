@@ -121,6 +121,8 @@ class WorkerSettings:
     model_poll_s: float = 5.0
     #: Newest windows the drift gauges compare with the model's reference (``pipeline.drift``).
     drift_window: int = 1000
+    #: A registry version scored beside the served model, for comparison only ("": none).
+    shadow_model: str = ""
 
     def alert_policy(self) -> AlertPolicy:
         """The alert policy of the ``alerts.*`` settings.

@@ -91,6 +91,28 @@ def load_version(settings: WorkerSettings, version: str, on_gpu: bool) -> Any:
     return artifact
 
 
+def _load_shadow(settings: WorkerSettings, metrics: PipelineMetrics) -> Any:
+    """``worker.shadow_model``, verified like the served model; ``None`` when not set.
+
+    Raises
+    ------
+    PipelineError
+        When the version cannot be loaded: a shadow named in the configuration that does
+        not verify is a configuration error, said at start rather than never.
+    """
+    if not settings.shadow_model:
+        return None
+    try:
+        shadow = load_version(settings, settings.shadow_model, _select_device(settings.device))
+    except (ArtifactError, RegistryError) as exc:
+        raise PipelineError(f"refusing to start: worker.shadow_model: {exc}") from exc
+    metrics.shadow_info.labels(shadow.version).set(1)
+    for agreement in ("agree", "disagree", "failed"):
+        metrics.shadow_windows.labels(agreement)
+    print(f"[worker] shadow model {shadow.version} scores every batch too (no alerts)", flush=True)
+    return shadow
+
+
 def _start_rollout(
     settings: WorkerSettings, processor: WindowProcessor, metrics: PipelineMetrics
 ) -> Any:
@@ -147,6 +169,7 @@ def run_worker(settings: WorkerSettings) -> int:
         settings.max_message_bytes,
         feeds=FeedWatch(settings.stale_after_s),
         drift_window=settings.drift_window,
+        shadow=_load_shadow(settings, metrics),
     )
     server = None
     if settings.metrics_port:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from pipeline.replay import replay
+from tests.integration.conftest import SeedModel
 from tests.integration.prometheus_server import running_prometheus
 from tests.integration.stream import REPO, WorkerPool, new_topics
 
@@ -83,13 +84,18 @@ def test_substitute_knows_every_variable_in_the_dashboards() -> None:
 
 
 def test_every_dashboard_query_returns_data(
-    worker_pool: WorkerPool, kafka_bootstrap: str, ecg_arrays: tuple, tmp_path: Path
+    worker_pool: WorkerPool,
+    kafka_bootstrap: str,
+    ecg_arrays: tuple,
+    tmp_path: Path,
+    seed_model: SeedModel,
 ) -> None:
     queries = dashboard_queries()
     stale = [k for k in EMPTY_BY_DESIGN if k not in {(f, e) for f, _t, e in queries}]
     assert not stale, f"EMPTY_BY_DESIGN names queries no dashboard has: {stale}"
     topics = new_topics(kafka_bootstrap, "dash")
-    worker = worker_pool.start(topics)
+    # A shadow model (the served version itself: agreement 1) so the shadow panel has data.
+    worker = worker_pool.start(topics, env={"ECGWATCH_WORKER__SHADOW_MODEL": seed_model.version})
     target = f"127.0.0.1:{worker.metrics_port}"
     with running_prometheus([target], tmp_path) as prom:
         # rate() sees an increase only between two scrapes: have one sample of the counters

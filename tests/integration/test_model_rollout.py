@@ -137,3 +137,45 @@ def test_publish_mid_stream_switches_every_worker_without_loss_or_double_scoring
     )
     assert all(f"refusing version {tampered}" in log and "model.keras" in log for log in logs)
     assert all(f"model switched: {v1} -> {v2}" in log for log in logs)
+
+
+@pytest.mark.parametrize("engine", ["batch", "faust"])
+def test_a_shadow_model_scores_every_window_beside_the_served_one(
+    engine: str, kafka_bootstrap: str, seed_model: SeedModel, shared_data: Path, tmp_path: Path
+) -> None:
+    """``worker.shadow_model``: its score and decision in fields of their own, agreement
+    metrics on ``/metrics``, no alert of its own."""
+    from ecgwatch.cli_common import load_windows
+    from tests.integration.stream import TopicReader
+
+    reg_dir = tmp_path / "registry"
+    shutil.copytree(seed_model.registry, reg_dir, symlinks=True)
+    registry = ModelRegistry(reg_dir)
+    candidate, candidate_threshold = _publish_new(registry, seed_model)
+    registry.promote(seed_model.version)  # serve the seed; the candidate only shadows
+    x, _ = load_windows(str(shared_data))
+    topics = new_topics(kafka_bootstrap, f"it.shadow.{engine}", partitions=2)
+    pool = WorkerPool(reg_dir, kafka_bootstrap, tmp_path / "workers")
+    env = {"ECGWATCH_WORKER__ENGINE": engine, "ECGWATCH_WORKER__SHADOW_MODEL": candidate}
+    try:
+        worker = pool.start(topics, env=env)
+        replay(x, bootstrap=kafka_bootstrap, topic=topics.windows, devices=10, progress=None)
+        want = {device_of(i, 10) for i in range(len(x))}
+        records = every_window_scored(kafka_bootstrap, topics.scores, want, worker.log_tail)
+        agree = worker.metric("ecg_shadow_windows_total", agreement="agree")
+        disagree = worker.metric("ecg_shadow_windows_total", agreement="disagree")
+        assert worker.metric("ecg_shadow_model_info", version=candidate) == 1
+        assert worker.metric("ecg_shadow_scoring_duration_seconds_count") > 0
+        with TopicReader(kafka_bootstrap, topics.alerts) as reader:
+            alerts = reader.drain()
+    finally:
+        pool.close()
+    assert all(r["model_version"] == seed_model.version for r in records)
+    assert all(r["shadow_model_version"] == candidate for r in records)
+    for r in records:
+        assert r["shadow_anomaly"] == (r["shadow_score"] > candidate_threshold)
+        assert r["shadow_score"] == pytest.approx(r["score"], rel=1e-5)  # same weights
+    differ = sum(r["anomaly"] != r["shadow_anomaly"] for r in records)
+    assert differ > 0, "the candidate's higher threshold should change some decisions"
+    assert (agree, disagree) == (len(records) - differ, differ)
+    assert alerts and all(a["model_version"] == seed_model.version for a in alerts)

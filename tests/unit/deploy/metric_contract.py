@@ -17,6 +17,7 @@ __all__ = [
     "ROLLOUT_OUTCOMES",
     "SCRAPE_LABELS",
     "SEVERITIES",
+    "SHADOW_AGREEMENT",
     "STANDARD_SERIES",
     "Metric",
     "allowed_labels",
@@ -32,6 +33,8 @@ EPISODE_KINDS = frozenset({"physiological", "technical"})
 ROLLOUT_OUTCOMES = frozenset({"switched", "refused"})
 #: ``statistic`` of ``ecg_input_drift`` (detector.drift.INPUT_STATISTICS).
 DRIFT_STATISTICS = frozenset({"min", "max"})
+#: ``agreement`` of a shadow model's decision with the served one's.
+SHADOW_AGREEMENT = frozenset({"agree", "disagree", "failed"})
 REJECT_REASONS = frozenset(
     {
         "invalid_json",
@@ -148,6 +151,27 @@ _METRICS = (
         ("outcome",),
         {"outcome": ROLLOUT_OUTCOMES},
     ),
+    Metric(
+        "ecg_shadow_windows_total",
+        "counter",
+        "Windows the shadow model scored, by agreement with the served decision.",
+        "windows",
+        ("agreement",),
+        {"agreement": SHADOW_AGREEMENT},
+    ),
+    Metric(
+        "ecg_shadow_score_ratio",
+        "histogram",
+        "Shadow score / served score per window.",
+        "ratio",
+    ),
+    Metric(
+        "ecg_shadow_scoring_duration_seconds",
+        "histogram",
+        "Time of the shadow model's call on one batch.",
+        "seconds",
+    ),
+    Metric("ecg_shadow_model_info", "gauge", "The shadow model (value 1).", "", ("version",)),
     Metric(
         "ecg_score_drift",
         "gauge",
