@@ -39,8 +39,10 @@ class _Ring:
             idx = idx[-size:]
         slots = (self.pos + np.arange(len(idx))) % size
         old = self.bins[slots]
-        np.subtract.at(self.counts, old[old >= 0], 1)
-        np.add.at(self.counts, idx, 1)
+        nbins = len(self.counts)
+        # bincount, not np.add.at: an order of magnitude faster on a thousand values.
+        self.counts -= np.bincount(old[old >= 0], minlength=nbins)
+        self.counts += np.bincount(idx, minlength=nbins)
         self.bins[slots] = idx
         self.pos = int((self.pos + len(idx)) % size)
         self.filled = min(size, self.filled + len(idx))

@@ -270,7 +270,10 @@ class WindowProcessor:
         m.windows.labels("scored").inc(int(good.sum()))
         m.anomalous.inc(len(result.anomalies))
         observe_many(m.reconstruction_error, scores[good])
-        self._observe_drift(result.model, scores[good], decoded.windows[good])
+        if failed:
+            self._observe_drift(result.model, scores[good], decoded.windows[good])
+        else:  # the common case: no copy of the batch
+            self._observe_drift(result.model, scores, decoded.windows)
 
     def _observe_drift(self, model: Any, scores: np.ndarray, windows: np.ndarray) -> None:
         """Feed the served model's drift monitor; export its PSI values."""
