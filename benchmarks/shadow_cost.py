@@ -70,10 +70,15 @@ def _processor(served: Any, shadow: Any) -> Any:
 def _batch(x: np.ndarray) -> list[Any]:
     from pipeline.codec import encode_window_json
     from pipeline.processor import InRecord
+    from pipeline.settings import DEFAULT_TOPICS
 
     return [
         InRecord(
-            "ecg.windows", 0, i, b"d", encode_window_json(f"d{i % 100}", i, 1e9 + i, row.tolist())
+            DEFAULT_TOPICS.windows,
+            0,
+            i,
+            b"d",
+            encode_window_json(f"d{i % 100}", i, 1e9 + i, row.tolist()),
         )
         for i, row in enumerate(x)
     ]

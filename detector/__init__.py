@@ -2,66 +2,38 @@
 
 Knows nothing of Kafka or Faust. Importing this package does not import Keras; the model
 code does so lazily when a model is built, trained or loaded.
+
+The names below are the stable contract, in the manner of alibi-detect's
+``fit / infer_threshold / predict / save / load``: :class:`AutoencoderDetector` (``fit``,
+``score``), :func:`fit_threshold` (the decision, label-free), :class:`Artifact` (``predict``:
+scores and decisions together; ``save`` / ``load`` with checksums), :class:`ModelRegistry`
+(versions, ``latest``, ``promote`` / ``rollback``) and the error hierarchy. Everything else is
+in its submodule (``detector.validation``, ``detector.normalise``, ``detector.drift``, ...).
 """
 
-from detector.artifact import Artifact
-from detector.autoencoder import (
-    AutoencoderDetector,
-    EpochCallback,
-    FitHistory,
-    FitOptions,
-    seed_everything,
-)
+from detector.artifact import Artifact, Prediction
+from detector.autoencoder import AutoencoderDetector, FitOptions
 from detector.errors import (
     ArtifactError,
-    ChecksumMismatchError,
     DetectorConfigError,
     DetectorError,
-    IncompatibleArtifactError,
     InvalidWindowError,
-    MissingArtifactFileError,
-    NotFittedError,
     RegistryError,
 )
-from detector.models import build_model, default_params
-from detector.normalise import MinMaxNormaliser, WindowNormaliser
 from detector.registry import ModelRegistry
-from detector.threshold import POLICIES, Threshold, fit_threshold
-from detector.validation import (
-    FLAT_WINDOW,
-    REASONS,
-    WINDOW_LENGTH,
-    validate_batch,
-    validate_window,
-)
+from detector.threshold import Threshold, fit_threshold
 
 __all__ = [
-    "FLAT_WINDOW",
-    "POLICIES",
-    "REASONS",
-    "WINDOW_LENGTH",
     "Artifact",
     "ArtifactError",
     "AutoencoderDetector",
-    "ChecksumMismatchError",
     "DetectorConfigError",
     "DetectorError",
-    "EpochCallback",
-    "FitHistory",
     "FitOptions",
-    "IncompatibleArtifactError",
     "InvalidWindowError",
-    "MinMaxNormaliser",
-    "MissingArtifactFileError",
     "ModelRegistry",
-    "NotFittedError",
+    "Prediction",
     "RegistryError",
     "Threshold",
-    "WindowNormaliser",
-    "build_model",
-    "default_params",
     "fit_threshold",
-    "seed_everything",
-    "validate_batch",
-    "validate_window",
 ]

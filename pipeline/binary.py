@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from detector import WINDOW_LENGTH
+from detector.validation import WINDOW_LENGTH
 from pipeline.codec import DEFAULT_MAX_MESSAGE_BYTES, DecodedBatch, screen_values
 from pipeline.errors import InvalidMessageError
 

@@ -24,7 +24,8 @@ import numpy as np
 import orjson
 import simdjson
 
-from detector import FLAT_WINDOW, REASONS, WINDOW_LENGTH, InvalidWindowError, validate_window
+from detector import InvalidWindowError
+from detector.validation import FLAT_WINDOW, REASONS, WINDOW_LENGTH, validate_window
 from pipeline.errors import InvalidMessageError
 
 __all__ = [
@@ -45,7 +46,7 @@ __all__ = [
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 
 #: Every reason code decoding can reject a message with: the transport's and message's own,
-#: then the window checks' (``detector.REASONS``, defined once there).
+#: then the window checks' (``detector.validation.REASONS``, defined once there).
 REJECT_REASONS = (
     "too_large",
     "not_utf8",

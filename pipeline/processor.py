@@ -16,9 +16,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from detector import FLAT_WINDOW, InvalidWindowError
+from detector import InvalidWindowError
 from detector.drift import INPUT_STATISTICS
 from detector.normalise import flat_detail
+from detector.validation import FLAT_WINDOW
 from pipeline.codec import SCORING_ERROR, DecodedBatch, dlq_record, encode_json
 from pipeline.decode import decode_records
 from pipeline.drift import DriftMonitor

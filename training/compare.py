@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
-from detector import AutoencoderDetector, default_params, fit_threshold
+from detector import AutoencoderDetector, fit_threshold
+from detector.models import default_params
 from detector.threshold import fit_best_f1_threshold
 from training.config import TrainConfig, config_from_dict, load_config
 from training.data import Dataset

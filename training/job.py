@@ -12,14 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from detector import (
-    Artifact,
-    AutoencoderDetector,
-    EpochCallback,
-    FitOptions,
-    ModelRegistry,
-    fit_threshold,
-)
+from detector import Artifact, AutoencoderDetector, FitOptions, ModelRegistry, fit_threshold
+from detector.autoencoder import EpochCallback
 from detector.drift import DriftReference
 from training.augment import augment
 from training.config import TrainConfig, config_from_dict

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ecgwatch.cli_common import format_metrics, progress_display
 
 if TYPE_CHECKING:
-    from detector import EpochCallback
+    from detector.autoencoder import EpochCallback
 
 __all__ = ["register"]
 

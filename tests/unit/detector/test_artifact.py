@@ -10,15 +10,13 @@ import numpy as np
 import pytest
 
 import detector.artifact as artifact_module
-from detector import (
-    Artifact,
+from detector import Artifact, ModelRegistry, RegistryError
+from detector.artifact import write_checksums
+from detector.errors import (
     ChecksumMismatchError,
     IncompatibleArtifactError,
     MissingArtifactFileError,
-    ModelRegistry,
-    RegistryError,
 )
-from detector.artifact import write_checksums
 
 
 @pytest.fixture

@@ -107,7 +107,8 @@ def test_vae_adds_its_kl_term_and_scores_the_mean_decode(beats: tuple) -> None:
 
 
 def test_unknown_param_names_the_kind() -> None:
-    from detector import DetectorConfigError, build_model
+    from detector import DetectorConfigError
+    from detector.models import build_model
 
     with pytest.raises(DetectorConfigError, match="conv1d"):
         build_model("conv1d", 140, {"units": 3})

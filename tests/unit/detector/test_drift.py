@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector import Artifact, DetectorConfigError, IncompatibleArtifactError
+from detector import Artifact, DetectorConfigError
 from detector.artifact import write_checksums
 from detector.drift import DriftReference, input_statistics, psi
+from detector.errors import IncompatibleArtifactError
 
 
 def _beats(n: int, seed: int, offset: float = 0.0) -> np.ndarray:

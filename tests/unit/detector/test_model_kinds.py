@@ -85,8 +85,13 @@ def test_importing_architectures_alone_registers_every_kind_there() -> None:
 
 
 def test_public_names_stay_where_they_are_imported() -> None:
-    from detector import build_model, default_params
-    from detector.models import MODEL_KINDS, custom_objects, register_kind
+    from detector.models import (
+        MODEL_KINDS,
+        build_model,
+        custom_objects,
+        default_params,
+        register_kind,
+    )
     from detector.models import build_model as models_build_model
 
     assert MODEL_KINDS == BUILT_IN
@@ -104,7 +109,8 @@ def test_public_names_stay_where_they_are_imported() -> None:
     ],
 )
 def test_shared_parameter_checks(kind: str, params: dict, message: str) -> None:
-    from detector import DetectorConfigError, build_model
+    from detector import DetectorConfigError
+    from detector.models import build_model
 
     with pytest.raises(DetectorConfigError, match=message):
         build_model(kind, 140, params)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector import DetectorConfigError, MinMaxNormaliser, NotFittedError, Threshold, fit_threshold
+from detector import DetectorConfigError, Threshold, fit_threshold
+from detector.errors import NotFittedError
+from detector.normalise import MinMaxNormaliser
 
 
 def test_normaliser_round_trip_and_persistence() -> None:

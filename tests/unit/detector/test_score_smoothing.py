@@ -11,15 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from detector import (
-    Artifact,
-    AutoencoderDetector,
-    DetectorConfigError,
-    FitOptions,
-    IncompatibleArtifactError,
-    fit_threshold,
-)
+from detector import Artifact, AutoencoderDetector, DetectorConfigError, FitOptions, fit_threshold
 from detector.artifact import write_checksums
+from detector.errors import IncompatibleArtifactError
 from detector.scoring import smooth
 from tests.reference import gaussian_smooth
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector import REASONS, InvalidWindowError, validate_batch, validate_window
+from detector import InvalidWindowError
+from detector.validation import REASONS, validate_batch, validate_window
 
 GOOD = [0.1] * 140
 

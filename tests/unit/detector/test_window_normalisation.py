@@ -8,18 +8,17 @@ import numpy as np
 import pytest
 
 from detector import (
-    FLAT_WINDOW,
     Artifact,
     AutoencoderDetector,
     DetectorConfigError,
     FitOptions,
     InvalidWindowError,
-    WindowNormaliser,
     fit_threshold,
 )
 from detector.align import Aligner, AlignmentGrid, warp
 from detector.models import MODEL_KINDS
-from detector.normalise import flat_rows, zscore_rows
+from detector.normalise import WindowNormaliser, flat_rows, zscore_rows
+from detector.validation import FLAT_WINDOW
 
 
 @pytest.fixture(scope="module")

@@ -76,8 +76,8 @@ def test_aggregate_mean_and_std() -> None:
 
 
 def test_best_f1_is_not_a_label_free_policy() -> None:
-    from detector import POLICIES, DetectorConfigError, fit_threshold
-    from detector.threshold import fit_best_f1_threshold
+    from detector import DetectorConfigError, fit_threshold
+    from detector.threshold import POLICIES, fit_best_f1_threshold
 
     assert "best_f1" not in POLICIES
     with pytest.raises(DetectorConfigError):
