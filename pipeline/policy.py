@@ -283,22 +283,23 @@ class AlertPolicy:
         ``seq``, ``ts`` and ``score`` are those of the window that caused the event.
         """
         severity = SEVERITIES[int(episode["level"])]
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "alert_id": self.record_id(device_id, seq, phase, model_version),
-            "episode_id": episode["episode_id"],
-            "phase": phase,
-            "kind": KIND_PHYSIOLOGICAL,
-            "condition": CONDITION_ANOMALOUS_BEATS,
-            "priority": PRIORITY_OF_SEVERITY[severity],
-            "severity": severity,
-            "device_id": device_id,
-            "seq": seq,
-            "ts": ts,
-            "score": score,
-            "threshold": threshold,
-            "model_version": model_version,
-            "detected_at": detected_at,
+        head = _record_head(
+            alert_id=self.record_id(device_id, seq, phase, model_version),
+            episode_id=episode["episode_id"],
+            phase=phase,
+            kind=KIND_PHYSIOLOGICAL,
+            condition=CONDITION_ANOMALOUS_BEATS,
+            priority=PRIORITY_OF_SEVERITY[severity],
+            severity=severity,
+            device_id=device_id,
+            seq=seq,
+            ts=ts,
+            score=score,
+            threshold=threshold,
+            model_version=model_version,
+            detected_at=detected_at,
+        )
+        return head | {
             "first_ts": episode["first_ts"],
             "last_ts": episode["last_ts"],
             "anomalous_windows": episode["anomalous_windows"],
@@ -369,22 +370,23 @@ def stale_record(
     (``start``) or of the window that ended it (``end``); ``episode`` is the stale episode
     (``pipeline.feeds``: ``episode_id``, ``first_ts``, ``last_seen_at``, ``silent_s``).
     """
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "alert_id": _uuid(CONDITION_FEED_STALE, device_id, seq, phase),
-        "episode_id": episode["episode_id"],
-        "phase": phase,
-        "kind": KIND_TECHNICAL,
-        "condition": CONDITION_FEED_STALE,
-        "priority": STALE_PRIORITY,
-        "severity": STALE_SEVERITY,
-        "device_id": device_id,
-        "seq": seq,
-        "ts": ts,
-        "score": score,
-        "threshold": threshold,
-        "model_version": model_version,
-        "detected_at": detected_at,
+    head = _record_head(
+        alert_id=_uuid(CONDITION_FEED_STALE, device_id, seq, phase),
+        episode_id=episode["episode_id"],
+        phase=phase,
+        kind=KIND_TECHNICAL,
+        condition=CONDITION_FEED_STALE,
+        priority=STALE_PRIORITY,
+        severity=STALE_SEVERITY,
+        device_id=device_id,
+        seq=seq,
+        ts=ts,
+        score=score,
+        threshold=threshold,
+        model_version=model_version,
+        detected_at=detected_at,
+    )
+    return head | {
         "first_ts": episode["first_ts"],
         "last_ts": ts,
         "anomalous_windows": 0,
@@ -393,6 +395,13 @@ def stale_record(
         "last_seen_at": episode["last_seen_at"],
         "silent_s": round(float(episode["silent_s"]), 3),
     }
+
+
+def _record_head(**fields: Any) -> dict[str, Any]:
+    """The fields every episode record starts with, physiological or technical: its ids,
+    phase, kind, condition, priority, severity and the window that caused it (in the
+    documented field order)."""
+    return {"schema_version": SCHEMA_VERSION, **fields}
 
 
 def closed_state(ts: float, seq: int) -> dict[str, Any]:

@@ -214,16 +214,9 @@ class WindowProcessor:
             failed,
             [records[pos].partition for pos in index],
         )
+        # The first six fields of ScoredWindows: pos, device_id, seq, ts, score, anomaly.
         for i, (pos, device_id, seq, ts, score, anomaly) in enumerate(
-            zip(
-                index,
-                decoded.device_id,
-                decoded.seq,
-                decoded.ts,
-                score_list,
-                anomaly_list,
-                strict=True,
-            )
+            zip(*result.scored[:6], strict=True)
         ):
             if failed and i in failed:
                 self._reject(result, records[pos], *failed[i], now)
