@@ -23,7 +23,7 @@ from faust.streams import _current_event
 from pipeline.alert_state import RESTORE_TIMEOUT_S, fold_stale, read_recent_alerts
 from pipeline.cycle import SHUTDOWN_DELIVERY_TIMEOUT_S, BatchCycle
 from pipeline.feeds import FEED_CHECK_INTERVAL_S
-from pipeline.lag import report_consumer_state
+from pipeline.lag import CatchUp, report_consumer_state
 from pipeline.lifecycle import fail_stop
 from pipeline.output import BatchProducer
 from pipeline.processor import InRecord, OutRecord, WindowProcessor
@@ -92,10 +92,12 @@ def create_app(
         ):
             await _complete(handle(events))
 
+    catch_up = CatchUp()
+
     @app.timer(interval=1.0)
     async def heartbeat() -> None:
         feeds.lagging = await report_consumer_state(
-            app.consumer, settings.topics.windows, metrics, health
+            app.consumer, settings.topics.windows, metrics, health, catch_up
         )
 
     @app.timer(interval=FEED_CHECK_INTERVAL_S)

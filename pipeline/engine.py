@@ -36,7 +36,7 @@ from pipeline.alert_state import (
 )
 from pipeline.cycle import BatchCycle
 from pipeline.feeds import FEED_CHECK_INTERVAL_S
-from pipeline.lag import report_consumer_state
+from pipeline.lag import CatchUp, report_consumer_state
 from pipeline.lifecycle import arm_shutdown_watchdog, fail_stop
 from pipeline.output import BatchProducer
 from pipeline.processor import InRecord, WindowProcessor
@@ -75,6 +75,7 @@ class BatchEngine:
         processor.alert_state = self.state
         # Partitions behind (or not fetched yet): the stale-feed check leaves them alone.
         self._lagging: set[int] = set()
+        self._catch_up = CatchUp()
         # Cleared until the state is rebuilt for the current assignment: aiokafka may hand out
         # records of new partitions while the assignment callback is still running.
         self._state_ready = asyncio.Event()
@@ -209,7 +210,11 @@ class BatchEngine:
         while True:
             await asyncio.sleep(1.0)
             self._lagging = await report_consumer_state(
-                self.consumer, self.settings.topics.windows, self.processor.metrics, self.health
+                self.consumer,
+                self.settings.topics.windows,
+                self.processor.metrics,
+                self.health,
+                self._catch_up,
             )
 
     async def _feed_timer(self) -> None:

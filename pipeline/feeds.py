@@ -11,9 +11,10 @@ What a worker knows, and why a restart or rebalance raises no storm of stale ale
   over the device's partition; "last seen" is this process's wall clock at that moment (no
   producer clock is trusted). So a device the worker only just took over is never stale
   before it has had ``stale_after_s`` to send its next window;
-* a partition whose consumer lag is not zero is not judged: its devices' newer windows may be
-  waiting in the topic (a stuck or slow pipeline is the pipeline-health alerts' business, not
-  a silent feed);
+* a partition the worker is behind on (its lag would take more than ``pipeline.lag.BEHIND_S``
+  to consume at the rate it has been consuming it, or it makes no progress) is not judged: its
+  devices' newer windows may be waiting in the topic (a stuck or slow pipeline is the
+  pipeline-health alerts' business, not a silent feed);
 * open ``feed_stale`` episodes are restored from the alerts topic on assignment
   (:func:`pipeline.alert_state.fold_stale`), so a device that stays silent across a restart
   gets no second ``start``, and its next window ends the episode on whichever worker owns it.
@@ -45,16 +46,18 @@ FEED_CHECK_INTERVAL_S = 1.0
 
 
 def check_stale_after(value: float) -> None:
-    """Validate ``alerts.stale_after_s`` (0 turns stale-feed alerts off).
+    """Validate ``alerts.stale_after_s`` (0 turns stale-feed alerts off; the check runs every
+    :data:`FEED_CHECK_INTERVAL_S`, so that is its resolution).
 
     Raises
     ------
     PipelineConfigError
         Naming the setting, its value and the allowed range.
     """
-    if isinstance(value, bool) or not (value == 0 or 1 <= value <= 86400):
+    if isinstance(value, bool) or not (0 <= value <= 86400):
         raise PipelineConfigError(
-            f"alerts.stale_after_s: {value!r} is not allowed; must be 0 (off) or 1-86400 seconds"
+            f"alerts.stale_after_s: {value!r} is not allowed; must be 0 (off) or a number of "
+            "seconds up to 86400"
         )
 
 

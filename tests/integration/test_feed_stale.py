@@ -122,12 +122,15 @@ def test_two_hundred_silent_devices_get_one_start_each_and_their_next_window_end
 
 
 class _Feeder(threading.Thread):
-    """Devices sending a window every 0.5 s until stopped (they never go silent)."""
+    """Devices sending a window every ``period_s`` until stopped (they never go silent)."""
 
-    def __init__(self, bootstrap: str, topic: str, devices: list[str], beat: Any) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, devices: list[str], beat: Any, period_s: float = 0.5
+    ) -> None:
         super().__init__(daemon=True)
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
         self.topic, self.devices, self.beat = topic, devices, beat
+        self.period_s = period_s
         self.seq = 0
         self.stop_event = threading.Event()
 
@@ -135,7 +138,7 @@ class _Feeder(threading.Thread):
         while not self.stop_event.is_set():
             _send(self.producer, self.topic, self.devices, self.seq, self.beat)
             self.seq += 1
-            self.stop_event.wait(0.5)
+            self.stop_event.wait(self.period_s)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -185,4 +188,40 @@ def test_a_sigkill_and_restart_repeat_no_stale_start_and_raise_no_storm(
     assert [r["device_id"] for r in starts] == ["silent"]
     assert [r["device_id"] for r in ends] == ["silent"], "the end is lost or doubled"
     assert ends[0]["episode_id"] == starts[0]["episode_id"]
+    worker.assert_running()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_one_silent_device_among_busy_ones_is_flagged_in_time(
+    engine: str, kafka_bootstrap: str, beats: tuple, worker_pool: WorkerPool
+) -> None:
+    """A silent device is flagged in time while the other devices of its partitions keep the
+    worker busy (800 windows/s), and none of those is. (At this rate lag is often zero at the
+    moment it is sampled; the rule that a quickly consumed lag is no backlog is unit-tested in
+    tests/unit/pipeline/test_catch_up.py.)"""
+    topics = new_topics(kafka_bootstrap, f"it.stale.busy.{engine}", partitions=2)
+    worker = worker_pool.start(topics, env=_env(engine))
+    normal = beats[1].tolist()
+    busy = [f"busy-{i:02d}" for i in range(40)]
+    feeder = _Feeder(kafka_bootstrap, topics.windows, busy, normal, period_s=0.05)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    try:
+        with TopicReader(kafka_bootstrap, topics.alerts) as alerts:
+            feeder.start()
+            time.sleep(2.0)
+            sent = _send(producer, topics.windows, ["quiet"], 0, normal)
+            records = alerts.until(
+                lambda rs: len(_stale(rs, "start")) >= 1, 30, "the quiet start", worker.log_tail
+            )
+            late = _stale(records, "start")[0]["detected_at"] - sent
+            time.sleep(2.0)
+            alerts.poll(500)
+            starts = _stale(alerts.records, "start")
+            scored = worker.scored()
+    finally:
+        feeder.stop()
+        producer.close()
+    assert [r["device_id"] for r in starts] == ["quiet"], "a busy device flagged, or a repeat"
+    assert late <= STALE_AFTER_S + SLACK_S, f"the start came {late:.2f} s after the send"
+    assert scored > 2000, f"only {scored:.0f} windows scored: the traffic was not busy"
     worker.assert_running()

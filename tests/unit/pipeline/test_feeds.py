@@ -208,7 +208,7 @@ def test_a_dead_lettered_window_proves_the_feed_alive() -> None:
     assert w.tick() == []
 
 
-@pytest.mark.parametrize("value", [-1, 0.5, 86401, True])
+@pytest.mark.parametrize("value", [-1, -0.5, 86401, True])
 def test_stale_after_s_is_checked(value: Any) -> None:
     with pytest.raises(PipelineConfigError, match="alerts.stale_after_s"):
         WorkerSettings(stale_after_s=value)
