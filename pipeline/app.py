@@ -22,6 +22,7 @@ from faust.streams import _current_event
 
 from pipeline.alert_state import RESTORE_TIMEOUT_S, fold_stale, read_recent_alerts
 from pipeline.cycle import SHUTDOWN_DELIVERY_TIMEOUT_S, BatchCycle
+from pipeline.feed_restore import SEED_TIMEOUT_S, read_newest_before_committed
 from pipeline.feeds import FEED_CHECK_INTERVAL_S
 from pipeline.lag import CatchUp, report_consumer_state
 from pipeline.lifecycle import fail_stop
@@ -144,21 +145,40 @@ class _FeedHooks:
     async def _on_assigned(self, sender: Any, assigned: Any, **kwargs: Any) -> None:
         # In the background: Faust awaits this signal inside its rebalance.
         self._ready.clear()
-        self._restoring = asyncio.ensure_future(self._restore())
+        windows = self.settings.topics.windows
+        partitions = {tp.partition for tp in assigned if tp.topic == windows}
+        self._restoring = asyncio.ensure_future(self._restore(partitions))
 
-    async def _restore(self) -> None:
+    async def _restore(self, partitions: set[int]) -> None:
         s = self.settings
+        loop = asyncio.get_running_loop()
         try:
             alerts = await asyncio.wait_for(
-                asyncio.get_running_loop().run_in_executor(
+                loop.run_in_executor(
                     None, read_recent_alerts, s.bootstrap, s.topics.alerts, s.security
                 ),
                 RESTORE_TIMEOUT_S + 10,
             )
             async with self._lock:
                 await self.cycle.publish(self.processor.restore_stale(fold_stale(alerts)))
+            newest = await asyncio.wait_for(
+                loop.run_in_executor(
+                    None,
+                    read_newest_before_committed,
+                    s.bootstrap,
+                    s.topics.windows,
+                    s.group_id,
+                    partitions,
+                    s.security,
+                ),
+                SEED_TIMEOUT_S + 10,
+            )
+            added = self.processor.seed_feeds(newest)
+            print(
+                f"[worker] feed watch: {added} devices seeded from {s.topics.windows}", flush=True
+            )
         except Exception as exc:  # fail open: an end may be missed, a start is not repeated
-            log.warning("stale-feed state not restored from %s: %r", s.topics.alerts, exc)
+            log.warning("stale-feed state not restored: %r", exc)
         finally:
             self._ready.set()
 

@@ -19,9 +19,10 @@ What a worker knows, and why a restart or rebalance raises no storm of stale ale
   (:func:`pipeline.alert_state.fold_stale`), so a device that stays silent across a restart
   gets no second ``start``, and its next window ends the episode on whichever worker owns it.
 
-What it does not know: a device that fell silent *before* a restart and whose ``start`` had not
-been delivered yet is not tracked by the new owner (it has no window of it): it is flagged
-again only after it sends once more. ``docs/operations.md`` ("Alert lifecycle") says so.
+* a device that fell silent shortly *before* a restart or rebalance is still known: on
+  assignment the engines seed the watch with each device's newest window before the committed
+  offset (:mod:`pipeline.feed_restore`; "last seen" is then the message's Kafka timestamp), so
+  it is flagged ``stale_after_s`` after it was sent, once the worker has caught up.
 
 The state is per process, in memory, for both engines: a Faust table can be written only from
 within a stream event (its changelog goes to the event's partition), and a timer has none.
@@ -131,6 +132,19 @@ class FeedWatch:
                     silent = max(0.0, feed.seen_at - float(episode["last_seen_at"]))
                     ended.append(("end", device, dict(episode, silent_s=silent), feed))
         return ended
+
+    def seed(self, device_id: str, partition: int, seen_at: float, seq: int, ts: float) -> bool:
+        """Track a device known only from a window processed before this assignment
+        (``pipeline.feed_restore``): ``seen_at`` is when it was sent. A device already
+        tracked is left as it is; a restored open stale episode stays open on it. Returns
+        whether the device was added."""
+        with self._lock:
+            if device_id in self.devices:
+                return False
+            feed = DeviceFeed(partition, min(seen_at, self.clock()), seq, ts, None, False)
+            feed.stale = self.restored.pop(device_id, None)
+            self.devices[device_id] = feed
+        return True
 
     # ------------------------------------------------------------------ windows and timer
     def observe(

@@ -506,6 +506,21 @@ class WindowProcessor:
         the ``end`` records of those whose device has sent since (to deliver now)."""
         return self._stale_records(self.feeds.restore(open_stale))
 
+    def seed_feeds(self, newest: Sequence[tuple[InRecord, float]]) -> int:
+        """Seed the feed watch with windows processed before this assignment, each with its
+        Kafka timestamp (``pipeline.feed_restore``); returns how many devices were added.
+        Undecodable ones are skipped (they were dead-lettered when first consumed)."""
+        if not newest:
+            return 0
+        decoded = decode_records([r for r, _ in newest], self.max_message_bytes)
+        added = 0
+        for i, pos in enumerate(decoded.index):
+            record, sent_at = newest[pos]
+            added += self.feeds.seed(
+                decoded.device_id[i], record.partition, sent_at, decoded.seq[i], decoded.ts[i]
+            )
+        return added
+
     def _stale_records(self, events: Sequence[StaleEvent]) -> list[OutRecord]:
         out = []
         now = self.clock()

@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 
 from pipeline.codec import encode_window_json
 from tests.integration import test_alert_state_restore as episodes
-from tests.integration.stream import TopicReader, WorkerPool, new_topics
+from tests.integration.stream import TopicReader, WorkerPool, new_topics, wait_until
 
 #: The same anomalous/normal beat pair as the physiological episode tests (a module fixture).
 beats = episodes.beats
@@ -224,4 +224,39 @@ def test_one_silent_device_among_busy_ones_is_flagged_in_time(
     assert [r["device_id"] for r in starts] == ["quiet"], "a busy device flagged, or a repeat"
     assert late <= STALE_AFTER_S + SLACK_S, f"the start came {late:.2f} s after the send"
     assert scored > 2000, f"only {scored:.0f} windows scored: the traffic was not busy"
+    worker.assert_running()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_device_silent_since_before_a_restart_is_still_flagged(
+    engine: str, kafka_bootstrap: str, beats: tuple, worker_pool: WorkerPool
+) -> None:
+    """Its last window was processed and committed by the previous run: the restarted worker
+    learns it from the windows before the committed offset, and flags it."""
+    topics = new_topics(kafka_bootstrap, f"it.stale.seed.{engine}", partitions=2)
+    worker = worker_pool.start(topics, env=_env(engine))
+    normal = beats[1].tolist()
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    try:
+        with TopicReader(kafka_bootstrap, topics.alerts) as alerts:
+            sent = _send(producer, topics.windows, ["gone"], 0, normal)
+            wait_until(lambda: worker.scored() >= 1, 30, "its window scored", worker)
+            assert worker.stop() == 0  # a clean stop commits; then the device stays silent
+            worker.start().wait_ready()
+            records = alerts.until(
+                lambda rs: len(_stale(rs, "start")) >= 1, 40, "the start", worker.log_tail
+            )
+            start = _stale(records, "start")[0]
+            assert start["device_id"] == "gone" and start["seq"] == 0
+            assert start["silent_s"] >= STALE_AFTER_S - 0.5
+            assert start["detected_at"] - sent >= STALE_AFTER_S - 0.5
+            _send(producer, topics.windows, ["gone"], 1, normal)
+            alerts.until(lambda rs: len(_stale(rs, "end")) >= 1, 30, "the end", worker.log_tail)
+            alerts.poll(500)
+            assert len(_stale(alerts.records, "start")) == 1
+    finally:
+        producer.close()
+    assert "feed watch: 1 devices seeded" in (
+        worker.log_path.read_text() if worker.log_path else ""
+    )
     worker.assert_running()

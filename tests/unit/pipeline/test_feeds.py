@@ -251,3 +251,44 @@ def test_a_restore_that_completes_after_the_device_sent_ends_its_episode_at_once
     assert ended[0]["silent_s"] == pytest.approx(13.0)
     assert new.batch([("a", 2, 0.1)]) == []  # ended once
     assert _stale(new.batch([("b", 1, 0.1)])) == [("b", "end")]  # b: its next window ends it
+
+
+def test_a_device_silent_since_before_the_assignment_is_seeded_and_flagged() -> None:
+    clock = Clock()
+    w = Worker(clock)
+    sent = clock.now - 3.0  # its last window, processed by the previous owner
+    assert w.proc.feeds.seed("gone", 0, sent, 7, 100.0) is True
+    assert w.proc.feeds.seed("gone", 0, sent, 7, 100.0) is False  # once
+    clock.now += STALE_AFTER - 3.5
+    assert w.tick() == []
+    clock.now += 1.0
+    starts = w.tick()
+    assert _stale(starts) == [("gone", "start")]
+    assert starts[0]["seq"] == 7 and starts[0]["score"] is None
+    assert starts[0]["silent_s"] == pytest.approx(STALE_AFTER + 0.5)
+
+
+def test_a_seeded_device_keeps_its_restored_stale_episode() -> None:
+    clock = Clock()
+    old = Worker(clock)
+    old.batch([("a", 0, 0.1)])
+    clock.now += STALE_AFTER
+    starts = old.tick()
+    new = Worker(clock)
+    assert new.proc.restore_stale(fold_stale(starts)) == []
+    new.proc.feeds.seed("a", 0, clock.now - STALE_AFTER, 0, 100.0)
+    clock.now += 60
+    assert new.tick() == []  # no second start
+    assert _stale(new.batch([("a", 1, 0.1)])) == [("a", "end")]
+
+
+def test_seed_feeds_decodes_the_newest_windows() -> None:
+    clock = Clock()
+    w = Worker(clock)
+    good = InRecord(
+        "w", 3, 5, b"d1", json.dumps(window_doc("d1", 41, ts=100.0, samples=[0.1] * 140)).encode()
+    )
+    bad = InRecord("w", 3, 6, b"d2", b"{not json")
+    assert w.proc.seed_feeds([(good, clock.now - 1), (bad, clock.now - 1)]) == 1
+    ((device, feed),) = w.proc.feeds.snapshot()
+    assert (device, feed.partition, feed.seq) == ("d1", 3, 41)

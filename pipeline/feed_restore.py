@@ -1,0 +1,95 @@
+"""What a new owner of ``ecg.windows`` partitions learns of their devices before consuming.
+
+A worker tracks a device's feed once it consumes one of its windows (``pipeline.feeds``). A
+device that fell silent shortly before a restart or rebalance sends nothing the new owner
+could consume: without more, it would never be flagged. So on every assignment the engines
+read the newest windows *before* the group's committed offset of each assigned partition (at
+most :data:`SEED_PER_PARTITION` each; already processed, so nothing is scored again) and seed
+the feed watch with each device's newest one: its ``seq`` and ``ts``, and as "last seen" the
+message's Kafka timestamp (no later than now). A device that is still sending is seen again
+as soon as its newer windows are consumed; one that is not is flagged ``stale_after_s`` after
+that timestamp, once the worker has caught up with the partition.
+
+Best effort, like the alert-state restore: a failure is logged and the worker goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from pipeline.processor import InRecord
+from pipeline.security import KafkaSecurity
+
+__all__ = ["SEED_PER_PARTITION", "SEED_TIMEOUT_S", "read_newest_before_committed"]
+
+log = logging.getLogger(__name__)
+
+#: Newest already-processed windows read per assigned partition.
+SEED_PER_PARTITION = 5_000
+#: Longest one read may take.
+SEED_TIMEOUT_S = 10.0
+
+
+def read_newest_before_committed(
+    bootstrap: str,
+    topic: str,
+    group_id: str,
+    partitions: Iterable[int],
+    security: KafkaSecurity,
+    *,
+    per_partition: int = SEED_PER_PARTITION,
+    timeout_s: float = SEED_TIMEOUT_S,
+) -> list[tuple[InRecord, float]]:
+    """Per device key, the newest message before the group's committed offset, with its
+    Kafka timestamp (epoch seconds). Blocking (kafka-python; run it in a thread).
+
+    Messages without a key are skipped (the documented key is the device id).
+    """
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    kwargs = security.client_kwargs()
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), **kwargs)
+    try:
+        # kafka-python 3: {group: {TopicPartition: OffsetAndMetadata}}.
+        committed = admin.list_group_offsets({group_id: None}).get(group_id, {})
+    finally:
+        admin.close()
+    ends = {
+        tp: int(meta.offset)
+        for tp, meta in committed.items()
+        if tp.topic == topic and tp.partition in set(partitions) and meta.offset > 0
+    }
+    if not ends:
+        return []
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","),
+        enable_auto_commit=False,
+        group_id=None,
+        max_poll_records=10_000,
+        **kwargs,
+    )
+    newest: dict[bytes, tuple[InRecord, float]] = {}
+    try:
+        tps = [TopicPartition(topic, tp.partition) for tp in ends]
+        consumer.assign(tps)
+        for tp, end in zip(tps, ends.values(), strict=True):
+            consumer.seek(tp, max(0, end - per_partition))
+        todo = {tp: end for tp, end in zip(tps, ends.values(), strict=True)}
+        deadline = time.monotonic() + timeout_s
+        while todo and time.monotonic() < deadline:
+            for tp, msgs in consumer.poll(timeout_ms=200).items():
+                stop = todo.get(tp, -1)
+                for m in msgs:
+                    if m.offset >= stop or m.key is None:
+                        continue
+                    rec = InRecord(m.topic, m.partition, m.offset, m.key, m.value, m.headers)
+                    newest[m.key] = (rec, m.timestamp / 1000.0)
+            for tp in [tp for tp, stop in todo.items() if consumer.position(tp) >= stop]:
+                del todo[tp]
+        if todo:
+            log.warning("feed seed: stopped reading %s after %.0f s", topic, timeout_s)
+    finally:
+        consumer.close()
+    return list(newest.values())
