@@ -22,7 +22,7 @@ from faust.streams import _current_event
 
 from pipeline.alert_state import RESTORE_TIMEOUT_S, fold_stale, read_recent_alerts
 from pipeline.cycle import SHUTDOWN_DELIVERY_TIMEOUT_S, BatchCycle
-from pipeline.feed_restore import SEED_TIMEOUT_S, read_newest_before_committed
+from pipeline.feed_restore import seed_feeds
 from pipeline.feeds import FEED_CHECK_INTERVAL_S
 from pipeline.lag import CatchUp, report_consumer_state
 from pipeline.lifecycle import fail_stop
@@ -161,22 +161,7 @@ class _FeedHooks:
             )
             async with self._lock:
                 await self.cycle.publish(self.processor.restore_stale(fold_stale(alerts)))
-            newest = await asyncio.wait_for(
-                loop.run_in_executor(
-                    None,
-                    read_newest_before_committed,
-                    s.bootstrap,
-                    s.topics.windows,
-                    s.group_id,
-                    partitions,
-                    s.security,
-                ),
-                SEED_TIMEOUT_S + 10,
-            )
-            added = self.processor.seed_feeds(newest)
-            print(
-                f"[worker] feed watch: {added} devices seeded from {s.topics.windows}", flush=True
-            )
+            await seed_feeds(s, self.processor, partitions)
         except Exception as exc:  # fail open: an end may be missed, a start is not repeated
             log.warning("stale-feed state not restored: %r", exc)
         finally:

@@ -35,7 +35,7 @@ from pipeline.alert_state import (
     read_recent_alerts,
 )
 from pipeline.cycle import BatchCycle
-from pipeline.feed_restore import read_newest_before_committed
+from pipeline.feed_restore import seed_feeds
 from pipeline.feeds import FEED_CHECK_INTERVAL_S
 from pipeline.lag import CatchUp, report_consumer_state
 from pipeline.lifecycle import arm_shutdown_watchdog, fail_stop
@@ -178,29 +178,9 @@ class BatchEngine:
         self.health.assigned_partitions = len(assigned)
         try:
             await self._restore_state()
-            await self._seed_feeds({tp.partition for tp in assigned})
+            await seed_feeds(self.settings, self.processor, {tp.partition for tp in assigned})
         finally:
             self._state_ready.set()
-
-    async def _seed_feeds(self, partitions: set[int]) -> None:
-        """Learn the assigned partitions' devices from their newest processed windows
-        (``pipeline.feed_restore``), so one silent since before the assignment is flagged."""
-        s = self.settings
-        try:
-            newest = await asyncio.get_running_loop().run_in_executor(
-                None,
-                read_newest_before_committed,
-                s.bootstrap,
-                s.topics.windows,
-                s.group_id,
-                partitions,
-                s.security,
-            )
-        except Exception as exc:  # fail open: such a device is flagged once it sends again
-            log.warning("feed seed from %s failed: %r", s.topics.windows, exc)
-            return
-        added = self.processor.seed_feeds(newest)
-        print(f"[worker] feed watch: {added} devices seeded from {s.topics.windows}", flush=True)
 
     async def _restore_state(self) -> None:
         s = self.settings

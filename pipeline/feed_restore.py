@@ -15,14 +15,16 @@ Best effort, like the alert-state restore: a failure is logged and the worker go
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
 
-from pipeline.processor import InRecord
+from pipeline.processor import InRecord, WindowProcessor
 from pipeline.security import KafkaSecurity
+from pipeline.settings import WorkerSettings
 
-__all__ = ["SEED_PER_PARTITION", "SEED_TIMEOUT_S", "read_newest_before_committed"]
+__all__ = ["SEED_PER_PARTITION", "SEED_TIMEOUT_S", "read_newest_before_committed", "seed_feeds"]
 
 log = logging.getLogger(__name__)
 
@@ -93,3 +95,30 @@ def read_newest_before_committed(
     finally:
         consumer.close()
     return list(newest.values())
+
+
+async def seed_feeds(
+    settings: WorkerSettings, processor: WindowProcessor, partitions: set[int]
+) -> None:
+    """On an assignment (both engines): read the assigned partitions' newest processed windows
+    off the event loop and seed the processor's feed watch with their devices. A failure is
+    logged; such a device is then flagged only once it sends again."""
+    s = settings
+    try:
+        newest = await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(
+                None,
+                read_newest_before_committed,
+                s.bootstrap,
+                s.topics.windows,
+                s.group_id,
+                partitions,
+                s.security,
+            ),
+            SEED_TIMEOUT_S + 10,
+        )
+    except Exception as exc:
+        log.warning("feed seed from %s failed: %r", s.topics.windows, exc)
+        return
+    added = processor.seed_feeds(newest)
+    print(f"[worker] feed watch: {added} devices seeded from {s.topics.windows}", flush=True)
