@@ -20,15 +20,21 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 @dataclass(frozen=True)
 class TopicNames:
-    """Names of the four topics (formats: docs/messages.md; flow: docs/architecture.md)."""
+    """Names of the topics (formats: docs/messages.md; flow: docs/architecture.md).
+
+    The first four are the worker's; ``samples`` and ``samples_dlq`` are the beat-extraction
+    stage's (``ecgwatch ingest``: continuous signal in, windows out to ``windows``).
+    """
 
     windows: str = "ecg.windows"
     scores: str = "ecg.scores"
     alerts: str = "ecg.alerts"
     dlq: str = "ecg.windows.dlq"
+    samples: str = "ecg.samples"
+    samples_dlq: str = "ecg.samples.dlq"
 
 
-#: The four topic names every tool uses unless configured otherwise (the one place they are
+#: The topic names every tool uses unless configured otherwise (the one place they are
 #: spelled out; ``pipeline.topics``, ``pipeline.replay`` and the demo take them from here).
 DEFAULT_TOPICS = TopicNames()
 

@@ -22,6 +22,7 @@ __all__ = [
     "TopicSpec",
     "create_topics",
     "default_topics",
+    "ingest_topics",
     "topic_partitions",
 ]
 
@@ -104,6 +105,33 @@ def default_topics(
         TopicSpec(alerts, 1),
         TopicSpec(dlq, 1),
     ]
+
+
+def ingest_topics(
+    partitions: int = DEFAULT_PARTITIONS,
+    *,
+    samples: str = DEFAULT_TOPICS.samples,
+    samples_dlq: str = DEFAULT_TOPICS.samples_dlq,
+) -> list[TopicSpec]:
+    """The beat-extraction stage's topics: ``ecg.samples`` (``partitions``, keyed by device
+    like the windows) and its dead-letter topic (one partition, as the worker's).
+
+    Parameters
+    ----------
+    partitions : int
+        Partitions of the samples topic.
+    samples, samples_dlq : str
+        Topic names (default :data:`pipeline.settings.DEFAULT_TOPICS`).
+
+    Returns
+    -------
+    list of TopicSpec
+    """
+    if partitions < 1:
+        raise PipelineError(
+            f"partitions must be >= 1, got {partitions}: pass --partitions 1 or more"
+        )
+    return [TopicSpec(samples, partitions), TopicSpec(samples_dlq, 1)]
 
 
 class _AuthFailures(logging.Handler):

@@ -1,0 +1,353 @@
+"""Beats from a continuous ECG: R-peak detection, cutting and resampling (the beat recipe).
+
+One :class:`BeatExtractor` per device segment turns a continuous signal, fed in chunks of any
+length, into model-ready windows. Detection runs at fixed points of the segment's sample axis
+(every ``hop_s``, on the newest ``span_s``), so the beats found do not depend on how the signal
+was chunked: the stream stage (``ecgwatch ingest``) and the training path (WFDB records,
+:func:`extract_beats`) get the same beats from the same signal.
+
+A beat is the interval between two consecutive R peaks, moved back by ``pre_fraction`` of
+that interval (ECG5000's beats start just before their R wave), resampled to ``window``
+samples. The R peak is a downward deflection in ECG5000's lead, hence ``invert``. Figures
+(detectors compared, the calibration of ``pre_fraction``): docs/continuous.md.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from detector.errors import DetectorConfigError
+from detector.validation import WINDOW_LENGTH
+
+__all__ = [
+    "BEAT_DETECTORS",
+    "DEFAULT_RECIPE",
+    "Beat",
+    "BeatExtractor",
+    "BeatRecipe",
+    "Beats",
+    "cut_beat",
+    "detect_peaks",
+    "extract_beats",
+]
+
+#: QRS detectors a recipe may name: NeuroKit2's own method, or wfdb's XQRS.
+BEAT_DETECTORS = ("neurokit", "xqrs")
+
+#: Shortest stretch of signal handed to a detector (shorter ones find nothing reliable).
+_MIN_DETECT_S = 1.0
+
+
+@dataclass(frozen=True)
+class BeatRecipe:
+    """How a continuous signal becomes windows; stored in ``detector.json``.
+
+    Parameters
+    ----------
+    window : int
+        Samples per produced window (the model's input length).
+    detector : str
+        QRS detector, one of :data:`BEAT_DETECTORS`.
+    invert : bool
+        Detect on the negated signal and refine to minima (R is a downward deflection).
+    pre_fraction : float
+        Where a beat starts before its R peak, as a fraction of its RR interval.
+    refine_s : float
+        Each detected peak moves to the most extreme sample within this many seconds.
+    min_rr_s, max_rr_s : float
+        Intervals outside this range produce no window (a missed or spurious peak).
+    span_s, hop_s : float
+        Each detection pass looks at the newest ``span_s`` seconds, every ``hop_s``.
+    guard_s : float
+        Peaks closer than this to the end of a pass wait for the next pass.
+    margin_s : float
+        Peaks closer than this to the start of a pass (not of the segment) are ignored.
+    """
+
+    window: int = WINDOW_LENGTH
+    detector: str = "neurokit"
+    invert: bool = True
+    pre_fraction: float = 0.021
+    refine_s: float = 0.04
+    min_rr_s: float = 0.25
+    max_rr_s: float = 2.0
+    span_s: float = 4.0
+    hop_s: float = 0.2
+    guard_s: float = 0.4
+    margin_s: float = 0.6
+
+    def __post_init__(self) -> None:
+        if self.detector not in BEAT_DETECTORS:
+            raise DetectorConfigError(
+                f"beat_recipe.detector: got {self.detector!r}; use one of {list(BEAT_DETECTORS)}"
+            )
+        if not isinstance(self.window, int) or self.window < 8:
+            raise DetectorConfigError(
+                f"beat_recipe.window: got {self.window!r}; use an integer >= 8"
+            )
+        if not 0.0 <= self.pre_fraction < 0.5:
+            raise DetectorConfigError(
+                f"beat_recipe.pre_fraction: got {self.pre_fraction!r}; use 0 <= value < 0.5"
+            )
+        if not 0 < self.min_rr_s < self.max_rr_s <= 5.0:
+            raise DetectorConfigError(
+                f"beat_recipe.min_rr_s/max_rr_s: got {self.min_rr_s!r}/{self.max_rr_s!r}; "
+                "use 0 < min_rr_s < max_rr_s <= 5"
+            )
+        if not 0 < self.hop_s <= self.span_s - self.guard_s - self.margin_s:
+            raise DetectorConfigError(
+                f"beat_recipe.hop_s: got {self.hop_s!r}; use 0 < hop_s <= span_s - guard_s - "
+                f"margin_s ({self.span_s - self.guard_s - self.margin_s:g}) so every peak is seen"
+            )
+        if self.span_s < max(_MIN_DETECT_S, self.max_rr_s) or self.span_s > 30:
+            raise DetectorConfigError(
+                f"beat_recipe.span_s: got {self.span_s!r}; use max(1, max_rr_s) <= span_s <= 30"
+            )
+        for name in ("refine_s", "guard_s", "margin_s"):
+            value = getattr(self, name)
+            if not 0 <= value <= 5.0:
+                raise DetectorConfigError(f"beat_recipe.{name}: got {value!r}; use 0..5 seconds")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe as stored in ``detector.json``."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BeatRecipe:
+        """Rebuild a recipe, naming any unknown key."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise DetectorConfigError(
+                f"beat_recipe: unknown key(s) {unknown}; known: {sorted(known)}"
+            )
+        return cls(**data)
+
+
+#: The recipe of ECG5000-trained models (calibration: docs/continuous.md).
+DEFAULT_RECIPE = BeatRecipe()
+
+
+def detect_peaks(signal: np.ndarray, fs: float, recipe: BeatRecipe = DEFAULT_RECIPE) -> np.ndarray:
+    """R-peak sample indices of ``signal``, refined to the recipe's extreme sample.
+
+    Parameters
+    ----------
+    signal : ndarray, shape (n,)
+    fs : float
+        Sampling rate in Hz.
+    recipe : BeatRecipe
+
+    Returns
+    -------
+    ndarray of int64, sorted, unique.
+    """
+    x = np.asarray(signal, dtype=np.float64)
+    if x.size < int(_MIN_DETECT_S * fs) or not np.all(np.isfinite(x)):
+        return np.zeros(0, dtype=np.int64)
+    oriented = -x if recipe.invert else x
+    raw = _run_detector(oriented, fs, recipe.detector)
+    if raw.size == 0:
+        return raw
+    radius = round(recipe.refine_s * fs)
+    return _refine(oriented, raw, radius)
+
+
+def _run_detector(x: np.ndarray, fs: float, name: str) -> np.ndarray:
+    """Raw detections of one library detector (its warnings on short or odd stretches are
+    expected here and not the user's concern)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if name == "xqrs":
+            import wfdb.processing
+
+            peaks = wfdb.processing.xqrs_detect(x, fs=fs, verbose=False)
+        else:
+            import neurokit2
+
+            try:
+                info = neurokit2.ecg_findpeaks(x, sampling_rate=round(fs), method="neurokit")
+            except (ValueError, IndexError):
+                # NeuroKit2 raises on stretches with no candidate at all (a flat line).
+                return np.zeros(0, dtype=np.int64)
+            peaks = info["ECG_R_Peaks"]
+    return np.asarray(peaks, dtype=np.int64)
+
+
+def _refine(x: np.ndarray, peaks: np.ndarray, radius: int) -> np.ndarray:
+    """Move each peak to the largest sample within ``radius`` (one vectorised gather)."""
+    if radius <= 0:
+        return np.unique(peaks)
+    offsets = np.arange(-radius, radius + 1)
+    idx = np.clip(peaks[:, None] + offsets[None, :], 0, x.size - 1)
+    best = idx[np.arange(idx.shape[0]), np.argmax(x[idx], axis=1)]
+    return np.unique(best.astype(np.int64))
+
+
+def cut_beat(
+    signal: np.ndarray, start: float, rr: float, window: int = WINDOW_LENGTH
+) -> np.ndarray:
+    """Resample ``rr`` samples of ``signal`` from ``start`` (fractional) to ``window`` samples.
+
+    Parameters
+    ----------
+    signal : ndarray, shape (n,)
+    start : float
+        Position of the beat's first sample (fractional); positions past the end of
+        ``signal`` take its last sample.
+    rr : float
+        The beat's length in input samples.
+    window : int
+
+    Returns
+    -------
+    ndarray, shape (window,), float32
+    """
+    pos = start + np.arange(window, dtype=np.float64) * (rr / window)
+    return np.interp(pos, np.arange(signal.size, dtype=np.float64), signal).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Beat:
+    """One beat cut from a segment (positions in samples from the segment's start).
+
+    Parameters
+    ----------
+    peak : int
+        The R peak that starts the beat's interval.
+    start, end : float
+        The beat's first sample and the next beat's first sample (``end - start`` = RR).
+    window : ndarray, shape (window,), float32
+    """
+
+    peak: int
+    start: float
+    end: float
+    window: np.ndarray = field(repr=False)
+
+
+class BeatExtractor:
+    """Beats of one continuous segment, fed in chunks of any length.
+
+    Parameters
+    ----------
+    fs : float
+        Sampling rate of the segment, Hz.
+    recipe : BeatRecipe
+    """
+
+    def __init__(self, fs: float, recipe: BeatRecipe = DEFAULT_RECIPE) -> None:
+        if not (math.isfinite(fs) and 20.0 <= fs <= 10_000.0):
+            raise DetectorConfigError(f"fs: got {fs!r} Hz; use 20..10000")
+        self.fs = float(fs)
+        self.recipe = recipe
+        self._span = round(recipe.span_s * fs)
+        self._hop = max(1, round(recipe.hop_s * fs))
+        self._guard = round(recipe.guard_s * fs)
+        self._margin = round(recipe.margin_s * fs)
+        self._min_rr = recipe.min_rr_s * fs
+        self._max_rr = recipe.max_rr_s * fs
+        self._buf = np.zeros(0, dtype=np.float64)
+        self._base = 0
+        self._next_pass = self._hop
+        self.last_peak: int | None = None
+        #: Intervals seen outside ``[min_rr_s, max_rr_s]`` (no window produced).
+        self.rejected_intervals = 0
+
+    @property
+    def received(self) -> int:
+        """Samples fed since the segment started."""
+        return self._base + self._buf.size
+
+    @property
+    def first_needed(self) -> int:
+        """The oldest sample position a restarted extractor must be fed again from so that no
+        beat is lost: enough before the newest peak to find it again, and the next pass's span."""
+        keep = self._next_pass - self._span
+        if self.last_peak is not None:
+            keep = min(keep, self.last_peak - self._margin - math.ceil(self._pre_max()))
+        return max(0, keep)
+
+    def feed(self, samples: np.ndarray) -> list[Beat]:
+        """Append samples; return the beats they complete, oldest first."""
+        chunk = np.asarray(samples, dtype=np.float64).ravel()
+        self._buf = np.concatenate([self._buf, chunk]) if self._buf.size else chunk.copy()
+        beats: list[Beat] = []
+        while self._next_pass <= self.received:
+            self._detect(self._next_pass, beats)
+            self._next_pass += self._hop
+        self._trim()
+        return beats
+
+    def _pre_max(self) -> float:
+        return self.recipe.pre_fraction * self._max_rr + 1
+
+    def _detect(self, end: int, beats: list[Beat]) -> None:
+        begin = max(self._base, end - self._span)
+        segment = self._buf[begin - self._base : end - self._base]
+        peaks = detect_peaks(segment, self.fs, self.recipe) + begin
+        low = begin + self._margin if begin > 0 else 0
+        high = end - self._guard
+        for p in peaks[(peaks >= low) & (peaks <= high)]:
+            if self.last_peak is not None and p - self.last_peak < self._min_rr:
+                continue
+            self._accept(int(p), beats)
+
+    def _accept(self, peak: int, beats: list[Beat]) -> None:
+        previous, self.last_peak = self.last_peak, peak
+        if previous is None:
+            return
+        rr = float(peak - previous)
+        start = previous - self.recipe.pre_fraction * rr
+        if rr > self._max_rr or start < self._base:
+            self.rejected_intervals += 1
+            return
+        window = cut_beat(self._buf, start - self._base, rr, self.recipe.window)
+        beats.append(Beat(peak=previous, start=start, end=start + rr, window=window))
+
+    def _trim(self) -> None:
+        drop = self.first_needed - self._base
+        if drop > 0:
+            self._buf = self._buf[drop:]
+            self._base += drop
+
+
+@dataclass(frozen=True)
+class Beats:
+    """Every beat of one record (positions in samples from its start)."""
+
+    windows: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    peaks: np.ndarray
+    rejected_intervals: int
+
+
+def extract_beats(signal: np.ndarray, fs: float, recipe: BeatRecipe = DEFAULT_RECIPE) -> Beats:
+    """All beats of a whole record, exactly as the stream stage would cut them.
+
+    Parameters
+    ----------
+    signal : ndarray, shape (n,)
+    fs : float
+    recipe : BeatRecipe
+
+    Returns
+    -------
+    Beats
+    """
+    extractor = BeatExtractor(fs, recipe)
+    found = extractor.feed(np.asarray(signal, dtype=np.float64))
+    width = recipe.window
+    return Beats(
+        windows=np.stack([b.window for b in found]) if found else np.zeros((0, width), np.float32),
+        starts=np.array([b.start for b in found], dtype=np.float64),
+        ends=np.array([b.end for b in found], dtype=np.float64),
+        peaks=np.array([b.peak for b in found], dtype=np.int64),
+        rejected_intervals=extractor.rejected_intervals,
+    )

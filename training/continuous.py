@@ -1,0 +1,131 @@
+"""A continuous ECG signal stitched from ECG5000 beats, with its ground truth.
+
+ECG5000's beats were cut from a 250 Hz recording and interpolated to 140 samples each.
+:func:`stitch` undoes that for test data: each beat is resampled to its own length (an RR
+interval that drifts slowly, swings with breathing and jitters from beat to beat) and the beats
+are concatenated. A few normal beats lead in and out (label :data:`PAD_LABEL`) so that the first
+and last real beats have neighbours to be cut between. The same stitched signal feeds
+``ecgwatch replay --continuous`` and the WFDB records of the training path
+(:mod:`training.records`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from detector.beats import DEFAULT_RECIPE
+from training.errors import DataError
+
+__all__ = ["ANNOTATION_SYMBOLS", "PAD_LABEL", "Stitched", "stitch"]
+
+#: Label of the lead-in/lead-out beats (not part of the ground truth).
+PAD_LABEL = -1
+
+#: MIT-BIH beat symbols of ECG5000's classes (1 normal, 2 R-on-T PVC, 3 PVC, 4 supraventricular
+#: premature, 5 unclassified) and of the pads, for WFDB annotations.
+ANNOTATION_SYMBOLS = {1: "N", 2: "r", 3: "V", 4: "S", 5: "Q", PAD_LABEL: "N"}
+
+
+@dataclass(frozen=True)
+class Stitched:
+    """A stitched signal and where each beat lies in it.
+
+    Attributes
+    ----------
+    signal : ndarray, shape (n,), float32
+    fs : float
+    starts, lengths : ndarray of int — each beat's first sample and its length in samples.
+    labels : ndarray of int — the class given for each beat, :data:`PAD_LABEL` for the pads.
+    rows : ndarray of int — each beat's index in the input, -1 for the pads.
+    """
+
+    signal: np.ndarray
+    fs: float
+    starts: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+    rows: np.ndarray
+
+    @property
+    def peaks(self) -> np.ndarray:
+        """Each beat's R position (where the beat recipe expects it): the annotation sample."""
+        offset = np.round(DEFAULT_RECIPE.pre_fraction * self.lengths).astype(np.int64)
+        return self.starts + offset
+
+    @property
+    def counted(self) -> np.ndarray:
+        """Which beats are ground truth (not lead-in/lead-out)."""
+        return self.labels != PAD_LABEL
+
+
+def _rr_intervals(n: int, rng: np.random.Generator, mean_s: float) -> np.ndarray:
+    """Slow drift + breathing swing + beat-to-beat jitter, kept physiological."""
+    i = np.arange(n)
+    drift = 0.06 * np.sin(2 * np.pi * i / max(n, 200) + rng.uniform(0, 2 * np.pi))
+    breathing = 0.05 * np.sin(2 * np.pi * i / 4.5 + rng.uniform(0, 2 * np.pi))
+    jitter = 0.025 * rng.standard_normal(n)
+    return np.clip(mean_s + drift + breathing + jitter, 0.45, 1.5)
+
+
+def stitch(
+    beats: np.ndarray,
+    labels: np.ndarray,
+    *,
+    fs: float = 250.0,
+    seed: int = 0,
+    rr_mean_s: float = 0.8,
+    pad: int = 3,
+) -> Stitched:
+    """Stitch beats into one continuous signal.
+
+    Parameters
+    ----------
+    beats : ndarray, shape (n, m)
+        Beats in any units (ECG5000's are z-normalised).
+    labels : ndarray, shape (n,)
+        Class of each beat (ECG5000's 1–5; 1 = normal).
+    fs : float, default 250
+        Sampling rate of the signal, Hz.
+    seed : int
+        Seeds the RR intervals.
+    rr_mean_s : float, default 0.8
+        Mean RR interval in seconds (75 beats per minute).
+    pad : int, default 3
+        Normal beats before and after the given ones (copies of the first normal beat).
+
+    Returns
+    -------
+    Stitched
+    """
+    x = np.asarray(beats, dtype=np.float64)
+    y = np.asarray(labels).astype(np.int64)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[0] != y.shape[0]:
+        raise DataError(
+            f"beats: got shape {x.shape} with {y.shape[0]} labels; need (n, m), n >= 1 labels"
+        )
+    if not 0.3 <= rr_mean_s <= 2.0 or not 50 <= fs <= 2000:
+        raise DataError(f"rr_mean_s={rr_mean_s!r}, fs={fs!r}: use 0.3..2 s and 50..2000 Hz")
+    normal = np.flatnonzero(y == 1)
+    pad_beat = x[normal[0]] if normal.size else x[0]
+    lead = np.repeat(pad_beat[None], pad, 0)
+    all_beats = np.concatenate([lead, x, lead])
+    all_labels = np.concatenate([np.full(pad, PAD_LABEL), y, np.full(pad, PAD_LABEL)])
+    rows = np.concatenate([np.full(pad, -1), np.arange(len(x)), np.full(pad, -1)])
+    rng = np.random.default_rng(seed)
+    lengths = np.round(_rr_intervals(len(all_beats), rng, rr_mean_s) * fs).astype(np.int64)
+    m = x.shape[1]
+    pieces = [
+        np.interp(np.arange(n_out) * (m / n_out), np.arange(m), beat)
+        for beat, n_out in zip(all_beats, lengths, strict=True)
+    ]
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return Stitched(
+        signal=np.concatenate(pieces).astype(np.float32),
+        fs=float(fs),
+        starts=starts,
+        lengths=lengths,
+        labels=all_labels,
+        rows=rows,
+    )
