@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from detector.autoencoder import AutoencoderDetector
+from detector.beats import DEFAULT_RECIPE, BeatRecipe
 from detector.drift import DriftReference
 from detector.errors import (
     ArtifactError,
@@ -198,6 +199,13 @@ class Artifact:
         data = self.metadata.get("drift_reference")
         return DriftReference.from_dict(data) if isinstance(data, dict) else None
 
+    @property
+    def beat_recipe(self) -> BeatRecipe:
+        """How a continuous signal is cut into this model's windows (artifacts written before
+        recipes were recorded were all trained on ECG5000's cutting: the default recipe)."""
+        data = self.metadata.get("beat_recipe")
+        return BeatRecipe.from_dict(data) if isinstance(data, dict) else DEFAULT_RECIPE
+
     def predict(self, windows: np.ndarray) -> Prediction:
         """Score ``windows`` and decide: :class:`Prediction` (scores, anomalous).
 
@@ -367,4 +375,11 @@ class Artifact:
             raise IncompatibleArtifactError(
                 str(root / META_FILE), f"normalisation cannot be used: {exc}"
             ) from exc
-        return cls(det, Threshold.from_dict(meta["threshold"]), meta, root)
+        artifact = cls(det, Threshold.from_dict(meta["threshold"]), meta, root)
+        try:
+            artifact.beat_recipe  # noqa: B018 - validated at load, not at the first chunk
+        except (DetectorConfigError, TypeError) as exc:
+            raise IncompatibleArtifactError(
+                str(root / META_FILE), f"beat_recipe cannot be used: {exc}"
+            ) from exc
+        return artifact

@@ -48,8 +48,10 @@ def test_score_shape_dtype_and_no_side_effects(kind: str, fitted: dict, beats: t
     assert np.isfinite(s1).all() and (s1 >= 0).all()
     np.testing.assert_array_equal(x, before)  # input untouched
     np.testing.assert_array_equal(det.score(x), s1)  # deterministic, stateless
-    np.testing.assert_array_equal(det.score(x[:1]), s1[:1])  # batch-independent
-    np.testing.assert_array_equal(det.score(x[0]), s1[:1])  # one window works too
+    # Batch-independent up to float32 rounding: BLAS kernels pick their blocking by batch size,
+    # so the last bit of a score may differ between a batch of 1 and one of 200.
+    np.testing.assert_allclose(det.score(x[:1]), s1[:1], rtol=1e-6)
+    np.testing.assert_allclose(det.score(x[0]), s1[:1], rtol=1e-6)  # one window works too
     assert det.score(x[:0]).shape == (0,)
     assert det.reconstruct(x[:3]).shape == (3, x.shape[1])
 
