@@ -69,6 +69,13 @@ class TopicResult:
     partitions: int
 
 
+def _check_partitions(partitions: int) -> None:
+    if partitions < 1:
+        raise PipelineError(
+            f"partitions must be >= 1, got {partitions}: pass --partitions 1 or more"
+        )
+
+
 def default_topics(
     partitions: int = DEFAULT_PARTITIONS,
     *,
@@ -95,10 +102,7 @@ def default_topics(
     -------
     list of TopicSpec
     """
-    if partitions < 1:
-        raise PipelineError(
-            f"partitions must be >= 1, got {partitions}: pass --partitions 1 or more"
-        )
+    _check_partitions(partitions)
     return [
         TopicSpec(windows, partitions),
         TopicSpec(scores, partitions),
@@ -127,10 +131,7 @@ def ingest_topics(
     -------
     list of TopicSpec
     """
-    if partitions < 1:
-        raise PipelineError(
-            f"partitions must be >= 1, got {partitions}: pass --partitions 1 or more"
-        )
+    _check_partitions(partitions)
     return [TopicSpec(samples, partitions), TopicSpec(samples_dlq, 1)]
 
 
