@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from ecgwatch.broker import free_ports
 from ecgwatch.cli_common import worker_argv
@@ -362,5 +363,8 @@ def every_window_scored(
     got = by_window(records)
     assert set(got) == want
     for r in records:
-        assert r["score"] == got[(r["device_id"], r["seq"])]["score"]
+        # Equal up to float32 rounding: a re-delivered window is scored in another batch, and
+        # BLAS may round the last bit differently by batch size (test_contract.py).
+        first = got[(r["device_id"], r["seq"])]["score"]
+        assert r["score"] == pytest.approx(first, rel=1e-6)
     return records
