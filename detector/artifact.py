@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from detector.autoencoder import AutoencoderDetector
-from detector.beats import DEFAULT_RECIPE, BeatRecipe
+from detector.beats import BeatRecipe
 from detector.drift import DriftReference
 from detector.errors import (
     ArtifactError,
@@ -203,8 +203,7 @@ class Artifact:
     def beat_recipe(self) -> BeatRecipe:
         """How a continuous signal is cut into this model's windows (artifacts written before
         recipes were recorded were all trained on ECG5000's cutting: the default recipe)."""
-        data = self.metadata.get("beat_recipe")
-        return BeatRecipe.from_dict(data) if isinstance(data, dict) else DEFAULT_RECIPE
+        return BeatRecipe.of_model(self.metadata)
 
     def predict(self, windows: np.ndarray) -> Prediction:
         """Score ``windows`` and decide: :class:`Prediction` (scores, anomalous).

@@ -27,6 +27,8 @@ from detector.validation import WINDOW_LENGTH
 __all__ = [
     "BEAT_DETECTORS",
     "DEFAULT_RECIPE",
+    "MAX_FS",
+    "MIN_FS",
     "Beat",
     "BeatExtractor",
     "BeatRecipe",
@@ -38,6 +40,10 @@ __all__ = [
 
 #: QRS detectors a recipe may name: NeuroKit2's own method, or wfdb's XQRS.
 BEAT_DETECTORS = ("neurokit", "xqrs")
+
+#: Sampling rates a segment may have, Hz (below 20 Hz a QRS complex is one or two samples).
+MIN_FS = 20.0
+MAX_FS = 10_000.0
 
 #: Shortest stretch of signal handed to a detector (shorter ones find nothing reliable).
 _MIN_DETECT_S = 1.0
@@ -127,6 +133,13 @@ class BeatRecipe:
                 f"beat_recipe: unknown key(s) {unknown}; known: {sorted(known)}"
             )
         return cls(**data)
+
+    @classmethod
+    def of_model(cls, metadata: dict[str, Any]) -> BeatRecipe:
+        """The recipe a model's ``detector.json`` records; models written before recipes were
+        recorded were all trained on ECG5000's cutting: :data:`DEFAULT_RECIPE`."""
+        data = metadata.get("beat_recipe")
+        return cls.from_dict(data) if isinstance(data, dict) else cls()
 
 
 #: The recipe of ECG5000-trained models (calibration: docs/continuous.md).
@@ -242,8 +255,8 @@ class BeatExtractor:
     """
 
     def __init__(self, fs: float, recipe: BeatRecipe = DEFAULT_RECIPE) -> None:
-        if not (math.isfinite(fs) and 20.0 <= fs <= 10_000.0):
-            raise DetectorConfigError(f"fs: got {fs!r} Hz; use 20..10000")
+        if not (math.isfinite(fs) and MIN_FS <= fs <= MAX_FS):
+            raise DetectorConfigError(f"fs: got {fs!r} Hz; use {MIN_FS:g}..{MAX_FS:g}")
         self.fs = float(fs)
         self.recipe = recipe
         self._span = round(recipe.span_s * fs)
@@ -269,7 +282,9 @@ class BeatExtractor:
         """The oldest sample position a restarted extractor must be fed again from so that no
         beat is lost: enough before the newest peak to find it again, and the next pass's span."""
         keep = self._next_pass - self._span
-        if self.last_peak is not None:
+        # A peak older than the longest interval can start no beat: keeping the signal since
+        # then would let the buffer grow without bound while no beat is found (a lead off).
+        if self.last_peak is not None and keep - self.last_peak <= self._max_rr:
             keep = min(keep, self.last_peak - self._margin - math.ceil(self._pre_max()))
         return max(0, keep)
 

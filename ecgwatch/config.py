@@ -1,8 +1,10 @@
 """The one YAML configuration file, with ``ECGWATCH_<SECTION>__<KEY>`` environment overrides.
 
 Sections: ``kafka`` (bootstrap, group_id, topics.*, security_protocol, sasl_*, ssl_*),
-``worker`` (registry, batching, metrics, device, processes, …) and ``alerts`` (mode,
-update_interval_s, end_after_normal, end_after_s, cooldown_s, critical_ratio). Secrets
+``worker`` (registry, batching, metrics, device, processes, …), ``ingest`` (the
+beat-extraction stage: group_id, metrics_port, max_chunk_bytes, idle_s, batch_*) and
+``alerts`` (mode, update_interval_s, end_after_normal, end_after_s, cooldown_s,
+critical_ratio). Secrets
 such as the SASL password are read from the environment only and are never accepted in the
 file.
 """
@@ -63,6 +65,17 @@ _LAYOUT: dict[str, dict[str, str]] = {
             "model_poll_s",
             "drift_window",
             "shadow_model",
+        )
+    },
+    "ingest": {
+        k: f"ingest.{k}"
+        for k in (
+            "group_id",
+            "metrics_port",
+            "max_chunk_bytes",
+            "idle_s",
+            "batch_size",
+            "batch_timeout_s",
         )
     },
     "alerts": {

@@ -44,7 +44,13 @@ from pipeline.processor import InRecord, WindowProcessor
 from pipeline.server import HealthState
 from pipeline.settings import WorkerSettings
 
-__all__ = ["BatchEngine", "run_batch_engine"]
+__all__ = [
+    "BatchEngine",
+    "close_client",
+    "consumer_kwargs",
+    "producer_kwargs",
+    "run_batch_engine",
+]
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +99,8 @@ class BatchEngine:
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
         """Run until :meth:`stop`; commits everything delivered before returning."""
-        producer = AIOKafkaProducer(**_producer_kwargs(self.settings))
-        self.consumer = AIOKafkaConsumer(**_consumer_kwargs(self.settings))
+        producer = AIOKafkaProducer(**producer_kwargs(self.settings))
+        self.consumer = AIOKafkaConsumer(**consumer_kwargs(self.settings))
         await producer.start()
         self.cycle = BatchCycle(
             self.processor,
@@ -115,8 +121,8 @@ class BatchEngine:
         finally:
             beat.cancel()
             feeds.cancel()
-            await _close(self.consumer, "consumer")
-            await _close(producer, "producer")
+            await close_client(self.consumer, "consumer")
+            await close_client(producer, "producer")
 
     async def _loop(self) -> None:
         s = self.settings
@@ -236,7 +242,7 @@ class BatchEngine:
 CLOSE_TIMEOUT_S = 5.0
 
 
-async def _close(client: Any, what: str) -> None:
+async def close_client(client: Any, what: str) -> None:
     """Stop an aiokafka client; a broker that is gone must not turn a stop into a failure.
 
     Everything delivered is committed before this runs, so nothing is lost by giving up: the
@@ -248,7 +254,7 @@ async def _close(client: Any, what: str) -> None:
         log.warning("closing the Kafka %s failed (%r); exiting anyway", what, exc)
 
 
-def _producer_kwargs(s: WorkerSettings) -> dict[str, Any]:
+def producer_kwargs(s: WorkerSettings) -> dict[str, Any]:
     return dict(
         bootstrap_servers=s.bootstrap.split(","),
         **s.security.client_kwargs(),
@@ -259,7 +265,7 @@ def _producer_kwargs(s: WorkerSettings) -> dict[str, Any]:
     )
 
 
-def _consumer_kwargs(s: WorkerSettings) -> dict[str, Any]:
+def consumer_kwargs(s: WorkerSettings) -> dict[str, Any]:
     session_ms = int(s.session_timeout_s * 1000)
     return dict(
         bootstrap_servers=s.bootstrap.split(","),

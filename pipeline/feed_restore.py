@@ -18,13 +18,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from pipeline.processor import InRecord, WindowProcessor
 from pipeline.security import KafkaSecurity
 from pipeline.settings import WorkerSettings
 
-__all__ = ["SEED_PER_PARTITION", "SEED_TIMEOUT_S", "read_newest_before_committed", "seed_feeds"]
+__all__ = [
+    "SEED_PER_PARTITION",
+    "SEED_TIMEOUT_S",
+    "read_newest_before_committed",
+    "read_newest_in_topic",
+    "read_newest_per_key",
+    "seed_feeds",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +56,61 @@ def read_newest_before_committed(
 
     Messages without a key are skipped (the documented key is the device id).
     """
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    from kafka import KafkaAdminClient
 
-    kwargs = security.client_kwargs()
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), **kwargs)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), **security.client_kwargs())
     try:
         # kafka-python 3: {group: {TopicPartition: OffsetAndMetadata}}.
         committed = admin.list_group_offsets({group_id: None}).get(group_id, {})
     finally:
         admin.close()
     ends = {
-        tp: int(meta.offset)
+        tp.partition: int(meta.offset)
         for tp, meta in committed.items()
         if tp.topic == topic and tp.partition in set(partitions) and meta.offset > 0
     }
+    return read_newest_per_key(
+        bootstrap, topic, ends, security, per_partition=per_partition, timeout_s=timeout_s
+    )
+
+
+def read_newest_in_topic(
+    bootstrap: str,
+    topic: str,
+    security: KafkaSecurity,
+    *,
+    per_partition: int = SEED_PER_PARTITION,
+    timeout_s: float = SEED_TIMEOUT_S,
+) -> list[tuple[InRecord, float]]:
+    """Per device key, the newest message of ``topic`` (all partitions, the newest
+    ``per_partition`` of each), with its Kafka timestamp. Blocking (kafka-python)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    probe = KafkaConsumer(bootstrap_servers=bootstrap.split(","), **security.client_kwargs())
+    try:
+        parts = probe.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        ends = {tp.partition: int(off) for tp, off in probe.end_offsets(tps).items() if off > 0}
+    finally:
+        probe.close()
+    return read_newest_per_key(
+        bootstrap, topic, ends, security, per_partition=per_partition, timeout_s=timeout_s
+    )
+
+
+def read_newest_per_key(
+    bootstrap: str,
+    topic: str,
+    ends: Mapping[int, int],
+    security: KafkaSecurity,
+    *,
+    per_partition: int = SEED_PER_PARTITION,
+    timeout_s: float = SEED_TIMEOUT_S,
+) -> list[tuple[InRecord, float]]:
+    """Per key, the newest message before ``ends`` (partition -> offset) of ``topic``, reading
+    at most the ``per_partition`` messages before each end. Blocking (kafka-python)."""
+    from kafka import KafkaConsumer, TopicPartition
+
     if not ends:
         return []
     consumer = KafkaConsumer(
@@ -70,15 +118,15 @@ def read_newest_before_committed(
         enable_auto_commit=False,
         group_id=None,
         max_poll_records=10_000,
-        **kwargs,
+        **security.client_kwargs(),
     )
     newest: dict[bytes, tuple[InRecord, float]] = {}
     try:
-        tps = [TopicPartition(topic, tp.partition) for tp in ends]
+        tps = [TopicPartition(topic, p) for p in ends]
         consumer.assign(tps)
-        for tp, end in zip(tps, ends.values(), strict=True):
-            consumer.seek(tp, max(0, end - per_partition))
-        todo = {tp: end for tp, end in zip(tps, ends.values(), strict=True)}
+        for tp in tps:
+            consumer.seek(tp, max(0, ends[tp.partition] - per_partition))
+        todo = {tp: ends[tp.partition] for tp in tps}
         deadline = time.monotonic() + timeout_s
         while todo and time.monotonic() < deadline:
             for tp, msgs in consumer.poll(timeout_ms=200).items():
@@ -91,7 +139,7 @@ def read_newest_before_committed(
             for tp in [tp for tp, stop in todo.items() if consumer.position(tp) >= stop]:
                 del todo[tp]
         if todo:
-            log.warning("feed seed: stopped reading %s after %.0f s", topic, timeout_s)
+            log.warning("reading the newest of %s stopped after %.0f s", topic, timeout_s)
     finally:
         consumer.close()
     return list(newest.values())

@@ -9,7 +9,14 @@ from pipeline.feeds import check_stale_after
 from pipeline.policy import AlertPolicy
 from pipeline.security import KafkaSecurity
 
-__all__ = ["DEFAULT_BOOTSTRAP", "DEFAULT_TOPICS", "LOG_LEVELS", "TopicNames", "WorkerSettings"]
+__all__ = [
+    "DEFAULT_BOOTSTRAP",
+    "DEFAULT_TOPICS",
+    "LOG_LEVELS",
+    "IngestSettings",
+    "TopicNames",
+    "WorkerSettings",
+]
 
 #: Where the clients look for Kafka unless told otherwise (the local broker's default port).
 DEFAULT_BOOTSTRAP = "localhost:9092"
@@ -37,6 +44,59 @@ class TopicNames:
 #: The topic names every tool uses unless configured otherwise (the one place they are
 #: spelled out; ``pipeline.topics``, ``pipeline.replay`` and the demo take them from here).
 DEFAULT_TOPICS = TopicNames()
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """The beat-extraction stage's own settings (``ingest.*``; ``ecgwatch ingest``).
+
+    Parameters
+    ----------
+    group_id : str
+        Consumer group of ``ecg.samples``; stages sharing it split the partitions (and with
+        them the devices: a device's chunks are keyed by its id, so one stage owns it).
+    metrics_port : int
+        Port of the stage's ``/metrics``, ``/healthz``, ``/readyz`` (0 = disabled).
+    max_chunk_bytes : int
+        Larger ``ecg.samples`` values are dead-lettered as ``too_large``.
+    idle_s : float
+        A device silent this long has its buffered signal dropped (it would otherwise hold
+        back its partition's commits); its beat counter is kept.
+    batch_size : int
+        Most chunks consumed in one ``getmany``.
+    batch_timeout_s : float
+        Longest wait to fill a batch.
+    """
+
+    group_id: str = "ecgwatch-ingest"
+    metrics_port: int = 9103
+    max_chunk_bytes: int = 1024 * 1024
+    idle_s: float = 60.0
+    batch_size: int = 500
+    batch_timeout_s: float = 0.02
+
+    def __post_init__(self) -> None:
+        checks = [
+            (bool(self.group_id.strip()), "ingest.group_id", self.group_id, "a non-empty name"),
+            (0 <= self.metrics_port <= 65535, "ingest.metrics_port", self.metrics_port, "0-65535"),
+            (
+                1024 <= self.max_chunk_bytes <= 64 * 1024 * 1024,
+                "ingest.max_chunk_bytes",
+                self.max_chunk_bytes,
+                "1024-67108864",
+            ),
+            (1 <= self.idle_s <= 86400, "ingest.idle_s", self.idle_s, "1-86400 seconds"),
+            (1 <= self.batch_size <= 100_000, "ingest.batch_size", self.batch_size, "1-100000"),
+            (
+                0 < self.batch_timeout_s <= 10,
+                "ingest.batch_timeout_s",
+                self.batch_timeout_s,
+                "> 0 and <= 10 seconds",
+            ),
+        ]
+        for ok, key, value, allowed in checks:
+            if not ok:
+                raise PipelineConfigError(f"{key}: {value!r} is not allowed; must be {allowed}")
 
 
 @dataclass(frozen=True)
@@ -129,6 +189,8 @@ class WorkerSettings:
     drift_window: int = 1000
     #: A registry version scored beside the served model, for comparison only ("": none).
     shadow_model: str = ""
+    #: The beat-extraction stage's settings (``ingest.*``).
+    ingest: IngestSettings = field(default_factory=IngestSettings)
 
     def alert_policy(self) -> AlertPolicy:
         """The alert policy of the ``alerts.*`` settings.

@@ -23,6 +23,7 @@ __all__ = [
     "create_topics",
     "default_topics",
     "ingest_topics",
+    "require_topics",
     "topic_partitions",
 ]
 
@@ -203,6 +204,32 @@ def topic_partitions(
         return _partitions(admin, list(names))
     finally:
         admin.close()
+
+
+def require_topics(
+    bootstrap: str, names: list[str], security: KafkaSecurity | None = None
+) -> dict[str, int]:
+    """Partition counts of ``names``; explains an unreachable broker or a missing topic.
+
+    Raises
+    ------
+    PipelineError
+        Naming the broker and the fix, or the missing topics and the command that creates them.
+    """
+    try:
+        parts = topic_partitions(bootstrap, names, security=security)
+    except PipelineError:
+        raise
+    except Exception as exc:
+        raise PipelineError(
+            f"cannot reach Kafka at {bootstrap}: {exc}; start a broker or pass --bootstrap"
+        ) from exc
+    missing = [n for n in names if n not in parts]
+    if missing:
+        raise PipelineError(
+            f"topics {missing} do not exist on {bootstrap}; run `ecgwatch topics create` first"
+        )
+    return parts
 
 
 def _partitions(admin: Any, names: list[str]) -> dict[str, int]:

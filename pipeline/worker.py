@@ -194,25 +194,12 @@ def run_worker(settings: WorkerSettings) -> int:
 
 def _check_topics(settings: WorkerSettings) -> dict[str, int]:
     """Partition counts of the four topics; explains an unreachable broker or a missing topic."""
-    from pipeline.topics import topic_partitions
+    from pipeline.topics import require_topics
 
     t = settings.topics
-    names = [t.windows, t.scores, t.alerts, t.dlq]
-    try:
-        parts = topic_partitions(settings.bootstrap, names, security=settings.security)
-    except PipelineError:
-        raise
-    except Exception as exc:
-        raise PipelineError(
-            f"cannot reach Kafka at {settings.bootstrap}: {exc}; start a broker or pass --bootstrap"
-        ) from exc
-    missing = [n for n in names if n not in parts]
-    if missing:
-        raise PipelineError(
-            f"topics {missing} do not exist on {settings.bootstrap}; run `ecgwatch topics "
-            "create` first"
-        )
-    return parts
+    return require_topics(
+        settings.bootstrap, [t.windows, t.scores, t.alerts, t.dlq], settings.security
+    )
 
 
 def _model_metrics(artifact: Any) -> PipelineMetrics:

@@ -13,7 +13,8 @@ def register(sub: Any) -> None:
     parser = sub.add_parser(
         "topics",
         help="create the pipeline's Kafka topics",
-        description="Create ecg.windows, ecg.scores, ecg.alerts and ecg.windows.dlq if missing.",
+        description="Create ecg.windows, ecg.scores, ecg.alerts, ecg.windows.dlq and the beat-"
+        "extraction stage's ecg.samples and ecg.samples.dlq if missing.",
     )
     parser.add_argument("action", choices=("create",))
     parser.add_argument(
@@ -30,7 +31,7 @@ def register(sub: Any) -> None:
         "--partitions",
         type=int,
         default=8,
-        help="partitions of ecg.windows and ecg.scores (default 8)",
+        help="partitions of ecg.windows, ecg.scores and ecg.samples (default 8)",
     )
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds to wait for Kafka (default 30)"
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     """Create the topics and print one line per topic."""
     from ecgwatch.cli_common import overrides_from_args, quiet_kafka_client_logs
     from ecgwatch.config import load_settings
-    from pipeline.topics import create_topics, default_topics
+    from pipeline.topics import create_topics, default_topics, ingest_topics
 
     quiet_kafka_client_logs(args)
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     t = settings.topics
     specs = default_topics(
         args.partitions, windows=t.windows, scores=t.scores, alerts=t.alerts, dlq=t.dlq
-    )
+    ) + ingest_topics(args.partitions, samples=t.samples, samples_dlq=t.samples_dlq)
     results = create_topics(
         settings.bootstrap, specs, timeout_s=args.timeout, security=settings.security
     )
