@@ -19,18 +19,20 @@ share a topic. Reject reasons reuse the JSON codes (see ``docs/binary-encoding.m
 
 Decoding is vectorised: frames of equal length are joined and viewed as one NumPy structured
 array, all checks run per column, and only the rows that fail take a per-frame path that names
-the exact problem.
+the exact problem (:meth:`FrameLayout.parse`, which the sample-chunk frame of
+:mod:`pipeline.samples` shares).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from detector.validation import WINDOW_LENGTH
-from pipeline.codec import DEFAULT_MAX_MESSAGE_BYTES, DecodedBatch, screen_values
+from pipeline.codec import DEFAULT_MAX_MESSAGE_BYTES, DecodedBatch, screen_values, utf8_text
 from pipeline.errors import InvalidMessageError
 
 __all__ = [
@@ -38,6 +40,9 @@ __all__ = [
     "HEADER_SIZE",
     "MAGIC",
     "VERSION",
+    "WINDOW_FRAME",
+    "Frame",
+    "FrameLayout",
     "binary_message",
     "decode_binary_batch",
     "encode_window_binary",
@@ -47,10 +52,120 @@ __all__ = [
 BINARY_CONTENT_TYPE = b"application/x-ecg-window"
 MAGIC = b"EW"
 VERSION = 1
-HEADER_SIZE = 24
-_HEADER = struct.Struct("<2sBBHHQd")
 _MAX_ID = 256
 _MAX_SEQ = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The checked fields of one binary frame (:meth:`FrameLayout.parse`).
+
+    Attributes
+    ----------
+    device_id : str
+    seq : int
+    ts : float
+    extra : tuple of float
+        The layout's header fields after ``ts`` (the chunk frame's ``fs``), unchecked.
+    samples : ndarray, shape (n,), float32, finite (a read-only view of the frame)
+    """
+
+    device_id: str
+    seq: int
+    ts: float
+    extra: tuple[float, ...]
+    samples: np.ndarray
+
+
+@dataclass(frozen=True)
+class FrameLayout:
+    """A binary frame family: magic, header layout and how many samples a frame may hold.
+
+    Every frame is ``header``, ``float32[n_samples]`` samples, then the UTF-8 device id; the
+    header starts ``magic, version, flags, n_samples, id_len, seq, ts`` (any integer widths)
+    and may add fields (``extra``). The window frame and the sample-chunk frame
+    (:mod:`pipeline.samples`) share these checks and their reject reasons.
+    """
+
+    magic: bytes
+    header: struct.Struct
+    min_samples: int
+    max_samples: int
+
+    def pack(
+        self,
+        device_id: str,
+        seq: int,
+        ts: float,
+        samples: Sequence[float] | np.ndarray,
+        *extra: float,
+    ) -> bytes:
+        """One frame (any sample count is encoded; :meth:`parse` checks it)."""
+        ident = device_id.encode("utf-8")
+        arr = np.ascontiguousarray(samples, dtype="<f4").ravel()
+        head = self.header.pack(
+            self.magic, VERSION, 0, arr.size, len(ident), int(seq), float(ts), *map(float, extra)
+        )
+        return head + arr.tobytes() + ident
+
+    def parse(self, value: bytes) -> Frame:
+        """Check one frame and return its fields.
+
+        Raises
+        ------
+        InvalidMessageError
+            ``wrong_shape`` (size), ``invalid_value`` (magic, version, flags, id length, seq,
+            NUL in the id), ``wrong_length`` (sample count), ``non_finite`` (ts, a sample),
+            ``not_utf8`` (the id).
+        """
+        size = self.header.size
+        if len(value) < size:
+            raise InvalidMessageError(
+                "wrong_shape", f"value: {len(value)} bytes is shorter than the {size}-byte header"
+            )
+        magic, version, flags, n, id_len, seq, ts, *extra = self.header.unpack_from(value)
+        if magic != self.magic:
+            raise InvalidMessageError("invalid_value", f"magic: {magic!r} is not {self.magic!r}")
+        if version != VERSION or flags != 0:
+            raise InvalidMessageError(
+                "invalid_value", f"version/flags: {version}/{flags}; this worker reads {VERSION}/0"
+            )
+        if not self.min_samples <= n <= self.max_samples:
+            want = (
+                f"{self.min_samples}"
+                if self.min_samples == self.max_samples
+                else f"{self.min_samples}-{self.max_samples}"
+            )
+            raise InvalidMessageError("wrong_length", f"samples: got {n} samples, expected {want}")
+        if not 1 <= id_len <= _MAX_ID:
+            raise InvalidMessageError(
+                "invalid_value", f"device_id: {id_len} bytes; must be 1-{_MAX_ID} bytes"
+            )
+        if len(value) != size + 4 * n + id_len:
+            raise InvalidMessageError(
+                "wrong_shape",
+                f"value: {len(value)} bytes, but the header announces "
+                f"{size + 4 * n + id_len} ({n} samples, {id_len}-byte id)",
+            )
+        if seq > _MAX_SEQ:
+            raise InvalidMessageError("invalid_value", f"seq: {seq} must be < 2**63")
+        if not np.isfinite(ts):
+            raise InvalidMessageError("non_finite", f"ts: {ts!r} is not finite")
+        samples = np.frombuffer(value, dtype="<f4", count=n, offset=size)
+        bad = np.flatnonzero(~np.isfinite(samples))
+        if len(bad):
+            raise InvalidMessageError(
+                "non_finite", f"samples[{bad[0]}]: {float(samples[bad[0]])!r} is not finite"
+            )
+        ident = value[size + 4 * n :]
+        if b"\x00" in ident:
+            raise InvalidMessageError("invalid_value", "device_id: contains a NUL byte")
+        return Frame(utf8_text(ident, "device_id"), seq, ts, tuple(extra), samples)
+
+
+#: The window frame: the header's ``struct`` format is ``"<2sBBHHQd"``.
+WINDOW_FRAME = FrameLayout(MAGIC, struct.Struct("<2sBBHHQd"), WINDOW_LENGTH, WINDOW_LENGTH)
+HEADER_SIZE = WINDOW_FRAME.header.size  # 24
 _FRAME = HEADER_SIZE + 4 * WINDOW_LENGTH
 
 
@@ -68,13 +183,7 @@ def encode_window_binary(device_id: str, seq: int, ts: float, samples: Sequence[
     samples : sequence of float
         The window (any length is encoded; the worker accepts 140).
     """
-    ident = device_id.encode("utf-8")
-    arr = np.ascontiguousarray(samples, dtype="<f4").ravel()
-    return (
-        _HEADER.pack(MAGIC, VERSION, 0, arr.size, len(ident), int(seq), float(ts))
-        + arr.tobytes()
-        + ident
-    )
+    return WINDOW_FRAME.pack(device_id, seq, ts, samples)
 
 
 def binary_message(
@@ -104,49 +213,10 @@ def _dtype(id_len: int) -> np.dtype:
 
 def _check_one(value: bytes) -> InvalidMessageError:
     """The precise problem of one frame that failed the vectorised checks."""
-    if len(value) < HEADER_SIZE:
-        return InvalidMessageError(
-            "wrong_shape",
-            f"value: {len(value)} bytes is shorter than the {HEADER_SIZE}-byte header",
-        )
-    magic, version, flags, n, id_len, seq, ts = _HEADER.unpack_from(value)
-    if magic != MAGIC:
-        return InvalidMessageError("invalid_value", f"magic: {magic!r} is not {MAGIC!r}")
-    if version != VERSION or flags != 0:
-        return InvalidMessageError(
-            "invalid_value", f"version/flags: {version}/{flags}; this worker reads {VERSION}/0"
-        )
-    if n != WINDOW_LENGTH:
-        return InvalidMessageError(
-            "wrong_length", f"samples: got {n} samples, expected {WINDOW_LENGTH}"
-        )
-    if not 1 <= id_len <= _MAX_ID:
-        return InvalidMessageError(
-            "invalid_value", f"device_id: {id_len} bytes; must be 1-{_MAX_ID} bytes"
-        )
-    if len(value) != HEADER_SIZE + 4 * n + id_len:
-        return InvalidMessageError(
-            "wrong_shape",
-            f"value: {len(value)} bytes, but the header announces "
-            f"{HEADER_SIZE + 4 * n + id_len} ({n} samples, {id_len}-byte id)",
-        )
-    if seq > _MAX_SEQ:
-        return InvalidMessageError("invalid_value", f"seq: {seq} must be < 2**63")
-    if not np.isfinite(ts):
-        return InvalidMessageError("non_finite", f"ts: {ts!r} is not finite")
-    samples = np.frombuffer(value, dtype="<f4", count=n, offset=HEADER_SIZE)
-    bad = np.flatnonzero(~np.isfinite(samples))
-    if len(bad):
-        return InvalidMessageError(
-            "non_finite", f"samples[{bad[0]}]: {samples[bad[0]]!r} is not finite"
-        )
-    ident = value[HEADER_SIZE + 4 * n :]
-    if b"\x00" in ident:
-        return InvalidMessageError("invalid_value", "device_id: contains a NUL byte")
     try:
-        ident.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return InvalidMessageError("not_utf8", f"device_id: byte {exc.start} is not valid UTF-8")
+        WINDOW_FRAME.parse(value)
+    except InvalidMessageError as exc:
+        return exc
     return InvalidMessageError("invalid_value", "value: frame rejected")  # not reached
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "encode_json",
     "encode_window_json",
     "screen_values",
+    "utf8_text",
 ]
 
 #: Messages larger than this are rejected as ``too_large`` (a 140-sample JSON window is ~2 KB).
@@ -138,16 +139,30 @@ class DecodedBatch:
         return out
 
 
+def utf8_text(raw: bytes, where: str, fix: str = "") -> str:
+    """``raw`` decoded as UTF-8, or ``not_utf8`` naming ``where`` and the first bad byte.
+
+    Parameters
+    ----------
+    raw : bytes
+    where : str
+        The field (``value``, ``device_id``), named in the error.
+    fix : str
+        Appended to the detail (``"; send UTF-8 JSON"``).
+    """
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessageError(
+            "not_utf8", f"{where}: byte {exc.start} is not valid UTF-8{fix}"
+        ) from None
+
+
 def _loads(value: bytes) -> Any:
     try:
         return orjson.loads(value)
     except orjson.JSONDecodeError as fast_exc:
-        try:
-            text = value.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidMessageError(
-                "not_utf8", f"value: byte {exc.start} is not valid UTF-8; send UTF-8 JSON"
-            ) from None
+        text = utf8_text(value, "value", "; send UTF-8 JSON")
         # orjson rejects the NaN/Infinity literals that Python's json.dumps emits; parse
         # those with the stdlib so the window is rejected as `non_finite`, which is what it is.
         try:
@@ -156,15 +171,18 @@ def _loads(value: bytes) -> Any:
             raise InvalidMessageError("invalid_json", f"value: {fast_exc}") from None
 
 
-def _fields(doc: Any) -> tuple[str, int, float, Any]:
+def _fields(doc: Any, required: tuple[str, ...] = _REQUIRED) -> tuple[str, int, float, Any]:
+    """The checked ``device_id``, ``seq`` and ``ts`` of a parsed message, and its unchecked
+    ``samples``; ``required`` lists every field the message must have (the chunk codec,
+    :mod:`pipeline.samples`, adds ``fs``, which it checks itself)."""
     if not isinstance(doc, dict):
         raise InvalidMessageError(
             "wrong_type", f"value: expected a JSON object, got {type(doc).__name__}"
         )
-    missing = [k for k in _REQUIRED if k not in doc]
+    missing = [k for k in required if k not in doc]
     if missing:
         raise InvalidMessageError(
-            "missing_field", f"{missing[0]}: required field is missing (need {_REQUIRED})"
+            "missing_field", f"{missing[0]}: required field is missing (need {required})"
         )
     device_id, seq, ts = doc["device_id"], doc["seq"], doc["ts"]
     if not isinstance(device_id, str):
@@ -189,19 +207,37 @@ def _fields(doc: Any) -> tuple[str, int, float, Any]:
         )
     if seq < 0:
         raise InvalidMessageError("invalid_value", f"seq: {seq} is negative; seq must be >= 0")
-    if isinstance(ts, bool) or not isinstance(ts, (int, float)):
+    return device_id, seq, _number("ts", ts, "epoch seconds"), doc["samples"]
+
+
+def _number(name: str, value: Any, meaning: str, type_reason: str = "wrong_type") -> float:
+    """A JSON number as a finite float (booleans refused), or the precise error.
+
+    Parameters
+    ----------
+    name : str
+        The field, named in the error.
+    value : Any
+        As parsed.
+    meaning : str
+        What the number is (``"epoch seconds"``), for the detail of a wrong type.
+    type_reason : str
+        The reason code of a wrong type (a sample's is ``not_numeric``).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidMessageError(
-            "wrong_type", f"ts: expected epoch seconds (a number), got {type(ts).__name__}"
+            type_reason,
+            f"{name}: expected {meaning} (a number), got {type(value).__name__} {repr(value)[:40]}",
         )
     try:
-        ts_f = float(ts)
+        out = float(value)
     except OverflowError:  # an integer literal beyond float64 (e.g. 10**400)
         raise InvalidMessageError(
-            "non_finite", "ts: the integer is too large for a float"
+            "non_finite", f"{name}: the integer is too large for a float"
         ) from None
-    if not math.isfinite(ts_f):
-        raise InvalidMessageError("non_finite", f"ts: {ts!r} is not finite")
-    return device_id, seq, ts_f, doc["samples"]
+    if not math.isfinite(out):
+        raise InvalidMessageError("non_finite", f"{name}: {value!r} is not finite")
+    return out
 
 
 def decode_window(
