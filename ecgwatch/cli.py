@@ -25,6 +25,7 @@ COMMANDS = (
     "broker",
     "topics",
     "worker",
+    "ingest",
     "promote",
     "rollback",
     "replay",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pipeline.errors import PipelineConfigError
 from pipeline.feeds import check_stale_after
 from pipeline.policy import AlertPolicy
+from pipeline.samples import DEFAULT_MAX_CHUNK_BYTES
 from pipeline.security import KafkaSecurity
 
 __all__ = [
@@ -70,7 +71,7 @@ class IngestSettings:
 
     group_id: str = "ecgwatch-ingest"
     metrics_port: int = 9103
-    max_chunk_bytes: int = 1024 * 1024
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES
     idle_s: float = 60.0
     batch_size: int = 500
     batch_timeout_s: float = 0.02

@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,10 +30,11 @@ import pytest
 from ecgwatch.broker import free_ports
 from ecgwatch.cli_common import worker_argv
 from pipeline.settings import TopicNames
-from pipeline.topics import create_topics, default_topics
+from pipeline.topics import create_topics, default_topics, ingest_topics
 
 __all__ = [
     "REPO",
+    "IngestProcess",
     "TopicReader",
     "WorkerPool",
     "WorkerProcess",
@@ -50,13 +52,25 @@ REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 120.0
 
 
-def new_topics(bootstrap: str, prefix: str, partitions: int = 4) -> TopicNames:
-    """Create four fresh topics ``<prefix>.<random>.{windows,scores,alerts,dlq}``."""
+def new_topics(
+    bootstrap: str, prefix: str, partitions: int = 4, *, samples: bool = False
+) -> TopicNames:
+    """Create four fresh topics ``<prefix>.<random>.{windows,scores,alerts,dlq}`` (and, with
+    ``samples``, the beat-extraction stage's ``.samples`` and ``.samples.dlq``)."""
     base = f"{prefix}.{uuid.uuid4().hex[:8]}"
-    names = TopicNames(f"{base}.windows", f"{base}.scores", f"{base}.alerts", f"{base}.dlq")
+    names = TopicNames(
+        f"{base}.windows",
+        f"{base}.scores",
+        f"{base}.alerts",
+        f"{base}.dlq",
+        f"{base}.samples",
+        f"{base}.samples.dlq",
+    )
     specs = default_topics(
         partitions, windows=names.windows, scores=names.scores, alerts=names.alerts, dlq=names.dlq
     )
+    if samples:
+        specs += ingest_topics(partitions, samples=names.samples, samples_dlq=names.samples_dlq)
     create_topics(bootstrap, specs)
     return names
 
@@ -65,7 +79,7 @@ def topics_env(topics: TopicNames) -> dict[str, str]:
     """``ECGWATCH_KAFKA__TOPICS__*`` variables selecting ``topics``."""
     return {
         f"ECGWATCH_KAFKA__TOPICS__{k.upper()}": getattr(topics, k)
-        for k in ("windows", "scores", "alerts", "dlq")
+        for k in ("windows", "scores", "alerts", "dlq", "samples", "samples_dlq")
     }
 
 
@@ -129,8 +143,23 @@ class WorkerProcess:
         self.starts += 1
         self.metrics_port = free_ports(1)[0]
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.workdir / f"worker-{self.starts}.log"
-        cmd = worker_argv(
+        self.log_path = self.workdir / f"{self.name}-{self.starts}.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                self.argv(),
+                cwd=REPO,
+                env=ecgwatch_env({**topics_env(self.topics), **self.env}),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    name = "worker"
+
+    def argv(self) -> list[str]:
+        """The command line of one start."""
+        return worker_argv(
             self.registry,
             self.bootstrap,
             self.metrics_port,
@@ -140,16 +169,6 @@ class WorkerProcess:
             *self.extra_args,
             batch_timeout_s=self.batch_timeout_s,
         )
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                cmd,
-                cwd=REPO,
-                env=ecgwatch_env({**topics_env(self.topics), **self.env}),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> WorkerProcess:
         """Block until ``/readyz`` answers 200; fail with the log if the worker dies or hangs."""
@@ -217,6 +236,29 @@ class WorkerProcess:
             return "(no worker log)"
         text = self.log_path.read_text(errors="replace")
         return f"--- {self.log_path} (tail) ---\n{text[-chars:]}"
+
+
+class IngestProcess(WorkerProcess):
+    """One ``ecgwatch ingest`` subprocess (the beat-extraction stage), same lifecycle."""
+
+    name = "ingest"
+
+    def argv(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "ecgwatch",
+            "ingest",
+            "--registry",
+            str(self.registry),
+            "--bootstrap",
+            self.bootstrap,
+            "--metrics-port",
+            str(self.metrics_port),
+            "--group-id",
+            self.group_id,
+            *self.extra_args,
+        ]
 
 
 def wait_until(

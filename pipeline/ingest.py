@@ -1,0 +1,269 @@
+"""``ecgwatch ingest``: the beat-extraction stage between ``ecg.samples`` and ``ecg.windows``.
+
+The Kafka adapter of :class:`pipeline.ingest_state.IngestProcessor` (which decides what is
+produced and what may be committed): one aiokafka ``getmany`` per micro-batch, its window and
+dead-letter records produced and acknowledged, then the offsets the processor allows
+committed. A record is therefore committed only after the windows it completes are in
+``ecg.windows`` (at-least-once), and never past a chunk a device's buffer still needs.
+
+Scaling out: stages sharing ``ingest.group_id`` split the ``ecg.samples`` partitions, and a
+device's chunks (keyed by its id) stay in one partition, so each device is served by one
+stage. On an assignment the stage reads each device's newest window in ``ecg.windows`` so
+that beats found again in re-consumed chunks are not produced twice (``pipeline.ingest_state``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from pipeline.decode import decode_records
+from pipeline.engine import close_client, consumer_kwargs, producer_kwargs
+from pipeline.feed_restore import read_newest_in_topic
+from pipeline.ingest_state import IngestProcessor
+from pipeline.lifecycle import arm_shutdown_watchdog, fail_stop
+from pipeline.output import BatchProducer, deliver_with_retry
+from pipeline.server import HealthState
+from pipeline.settings import WorkerSettings
+
+__all__ = ["IngestCollector", "IngestStage", "newest_windows", "run_ingest"]
+
+log = logging.getLogger(__name__)
+
+#: How often idle devices are looked for and the heartbeat ticks.
+HOUSEKEEPING_S = 1.0
+
+
+def newest_windows(settings: WorkerSettings) -> dict[str, tuple[int, float]]:
+    """Per device, ``(seq, ts)`` of its newest window in ``ecg.windows``. Blocking.
+
+    Only windows that decode are counted (another producer's garbage is no beat of ours).
+    """
+    found = read_newest_in_topic(settings.bootstrap, settings.topics.windows, settings.security)
+    batch = decode_records([rec for rec, _ in found], max_bytes=settings.max_message_bytes)
+    return {d: (q, t) for d, q, t in zip(batch.device_id, batch.seq, batch.ts, strict=True)}
+
+
+class IngestStage:
+    """Consume ``ecg.samples``, produce beat windows and dead letters, commit safely.
+
+    Parameters
+    ----------
+    settings : WorkerSettings
+        Kafka address and security, topics, ``ingest.*``.
+    processor : IngestProcessor
+    health : HealthState
+        Partition assignment, heartbeat and delivery stall for the probes.
+    """
+
+    def __init__(
+        self, settings: WorkerSettings, processor: IngestProcessor, health: HealthState
+    ) -> None:
+        self.settings = settings
+        self.processor = processor
+        self.health = health
+        self.consumer: Any = None
+        self._sink: BatchProducer | None = None
+        self._consumed: dict[int, int] = {}
+        self._committed: dict[int, int] = {}
+        self._last_commit = 0.0
+        self._ready = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Finish the current batch, commit, and return from :meth:`run`."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`."""
+        s = self.settings
+        group = dataclasses.replace(s, group_id=s.ingest.group_id)
+        producer = AIOKafkaProducer(**producer_kwargs(s))
+        self.consumer = AIOKafkaConsumer(**consumer_kwargs(group))
+        await producer.start()
+        self._sink = BatchProducer(producer)
+        self.consumer.subscribe([s.topics.samples], listener=_Listener(self))
+        await self.consumer.start()
+        chores = asyncio.ensure_future(self._housekeeping())
+        try:
+            await self._loop()
+            await self._commit(force=True)
+        finally:
+            chores.cancel()
+            await close_client(self.consumer, "consumer")
+            await close_client(producer, "producer")
+
+    async def _loop(self) -> None:
+        s = self.settings.ingest
+        timeout_ms = max(1, int(s.batch_timeout_s * 1000))
+        while not self._stop.is_set():
+            fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=s.batch_size)
+            if not fetched:
+                continue
+            await self._ready.wait()
+            try:
+                await self._handle(fetched)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                fail_stop(f"unexpected error in the ingest stage: {exc!r}")
+
+    async def _handle(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        records = [m for msgs in fetched.values() for m in msgs]
+        out = self.processor.process(records)
+        if out:
+            await self._deliver(out)
+        for tp, msgs in fetched.items():
+            self._consumed[tp.partition] = msgs[-1].offset + 1
+        await self._commit()
+
+    async def _deliver(self, out: list[Any]) -> None:
+        assert self._sink is not None
+        sink = self._sink
+        self.health.undelivered_since = time.monotonic()
+        try:
+            await deliver_with_retry(sink.send_all, out, on_retry=sink.forget_metadata)
+        finally:
+            self.health.undelivered_since = None
+
+    async def _commit(self, force: bool = False) -> None:
+        """Commit what the processor allows (everything produced is acknowledged by now),
+        at most every ``worker.commit_interval_s`` unless ``force``."""
+        if not force and time.monotonic() - self._last_commit < self.settings.commit_interval_s:
+            return
+        allowed = self.processor.committable(self._consumed)
+        todo = {p: o for p, o in allowed.items() if self._committed.get(p) != o}
+        if not todo:
+            return
+        topic = self.settings.topics.samples
+        await self.consumer.commit({TopicPartition(topic, p): o for p, o in todo.items()})
+        self._committed.update(todo)
+        self._last_commit = time.monotonic()
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_S)
+            self.health.beat()
+            self.processor.drop_idle()
+
+    # ------------------------------------------------------------------ rebalancing
+    async def on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        """Commit what is safe, then forget the revoked partitions' devices."""
+        self._ready.clear()
+        gone = {tp.partition for tp in revoked}
+        try:
+            await self._commit(force=True)
+        except Exception as exc:  # the next owner re-extracts from the last commit: no loss
+            log.warning("commit on revocation failed: %r", exc)
+        self.processor.revoke(gone)
+        for p in gone:
+            self._consumed.pop(p, None)
+            self._committed.pop(p, None)
+
+    async def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        """Learn the devices' newest windows before consuming (restart de-duplication)."""
+        parts = {tp.partition for tp in assigned}
+        self.health.assigned_partitions = len(parts)
+        try:
+            newest = await asyncio.get_running_loop().run_in_executor(
+                None, newest_windows, self.settings
+            )
+            self.processor.restore(newest)
+            print(
+                f"[ingest] {len(parts)} partitions of {self.settings.topics.samples} assigned; "
+                f"{len(newest)} devices' newest windows read from {self.settings.topics.windows}",
+                flush=True,
+            )
+        except Exception as exc:  # fail open: a beat may be produced twice, none is lost
+            log.warning("newest windows not read from %s: %r", self.settings.topics.windows, exc)
+        finally:
+            self._ready.set()
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, stage: IngestStage) -> None:
+        self.stage = stage
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.stage.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.stage.on_assigned(assigned)
+
+
+class IngestCollector(Collector):  # type: ignore[misc]
+    """The stage's metrics, read from :attr:`IngestProcessor.counts` at each scrape."""
+
+    def __init__(self, processor: IngestProcessor) -> None:
+        self.processor = processor
+
+    def collect(self) -> Iterable[Any]:
+        """Yield the metric families (names and meaning: docs/operations.md)."""
+        c = self.processor.counts
+        for name, value, doc in (
+            ("ecg_ingest_chunks", c.chunks, "Sample chunks used"),
+            ("ecg_ingest_samples", c.samples, "Samples fed to beat extraction"),
+            ("ecg_ingest_beats", c.beats, "Beat windows produced to ecg.windows"),
+            ("ecg_ingest_beats_skipped", c.beats_skipped, "Beats found again after a restart"),
+            ("ecg_ingest_rejected_intervals", c.rejected_intervals, "RR outside the recipe"),
+            ("ecg_ingest_segments", c.segments, "Device segments started"),
+        ):
+            yield CounterMetricFamily(name, doc, value=value)
+        rejected = CounterMetricFamily(
+            "ecg_ingest_rejected", "Chunks dead-lettered, by reason", labels=["reason"]
+        )
+        for reason, n in sorted(c.rejected.items()):
+            rejected.add_metric([reason], n)
+        yield rejected
+        devices = sum(1 for d in self.processor.devices.values() if d.segment is not None)
+        yield GaugeMetricFamily("ecg_ingest_devices", "Devices with buffered signal", devices)
+
+
+def run_ingest(settings: WorkerSettings, processor: IngestProcessor) -> int:
+    """Run the stage until SIGINT/SIGTERM (metrics on ``ingest.metrics_port``); exit code."""
+    from pipeline.server import MetricsServer
+
+    health = HealthState(model_loaded=True, delivery_stall_s=settings.delivery_stall_s)
+    registry = CollectorRegistry()
+    registry.register(IngestCollector(processor))
+    server = None
+    if settings.ingest.metrics_port:
+        server = MetricsServer(
+            registry, health, settings.metrics_host, settings.ingest.metrics_port
+        ).start()
+
+    async def main() -> None:
+        stage = IngestStage(settings, processor, health)
+        loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            arm_shutdown_watchdog()
+            stage.stop()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        await stage.run()
+
+    print(
+        f"[ingest] consuming {settings.topics.samples} from {settings.bootstrap} "
+        f"(group {settings.ingest.group_id}); windows to {settings.topics.windows}, dead "
+        f"letters to {settings.topics.samples_dlq}; metrics on "
+        f":{server.port if server else '-'}",
+        flush=True,
+    )
+    try:
+        asyncio.run(main())
+    finally:
+        if server is not None:
+            server.stop()
+    return 0

@@ -1,0 +1,323 @@
+"""Per-device state of the beat-extraction stage: chunks in, beat windows and dead letters out.
+
+No Kafka here (the adapter is :mod:`pipeline.ingest`); everything that decides what is produced
+and which ``ecg.samples`` offsets may be committed is in :class:`IngestProcessor` and is
+unit-tested in-process (``tests/unit/pipeline/test_ingest_state.py``).
+
+* Each device has one *segment* at a time: a :class:`detector.beats.BeatExtractor` fed with its
+  consecutive chunks. A gap in the chunk ``seq`` or a changed ``fs`` ends the segment (a
+  dead-letter record says so; the chunk itself starts the next segment), a chunk whose ``seq``
+  is not newer than the newest one received is dead-lettered and not used.
+* Each beat becomes one window: ``seq`` is the device's beat counter, ``ts`` the beat's end
+  time, from the ``ts`` of the chunk that holds the beat's last sample.
+* **Commits**: a partition's offset may be committed up to the oldest chunk any of its devices
+  still needs (:attr:`~detector.beats.BeatExtractor.first_needed`): a restarted stage consuming
+  from there rebuilds every device's buffer and loses no beat.
+* **Restarts**: beats re-extracted from chunks consumed again are recognised by their end time
+  against each device's newest window already in ``ecg.windows`` (:meth:`IngestProcessor.
+  restore`) and are not produced again; the next beat continues that window's ``seq``.
+* A device silent for ``idle_s`` has its signal dropped, so it does not hold its partition's
+  commits; its beat counter is kept.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detector.beats import BeatExtractor, BeatRecipe
+from pipeline.codec import dlq_record, encode_json, encode_window_json
+from pipeline.errors import InvalidMessageError
+from pipeline.processor import InRecord, OutRecord
+from pipeline.samples import (
+    FS_CHANGED,
+    SAMPLES_GAP,
+    SAMPLES_OUT_OF_ORDER,
+    SampleChunk,
+    decode_chunk,
+)
+from pipeline.settings import TopicNames
+
+__all__ = ["IngestCounts", "IngestProcessor"]
+
+
+@dataclass
+class IngestCounts:
+    """What the stage did, cumulative (the metrics read these)."""
+
+    chunks: int = 0
+    samples: int = 0
+    beats: int = 0
+    #: Beats found again after a restart and not produced a second time.
+    beats_skipped: int = 0
+    #: Intervals between two peaks outside the recipe's RR range (no window).
+    rejected_intervals: int = 0
+    segments: int = 0
+    dropped_devices: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, reason: str) -> None:
+        """Count one dead-lettered chunk."""
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+
+@dataclass
+class _Chunk:
+    start: int  # the chunk's first sample in the segment
+    ts: float
+    offset: int
+
+
+class _Segment:
+    """One device's consecutive chunks at one ``fs`` and their extractor."""
+
+    def __init__(self, fs: float, recipe: BeatRecipe) -> None:
+        self.fs = fs
+        self.extractor = BeatExtractor(fs, recipe)
+        self.chunks: list[_Chunk] = []
+        self._starts: list[int] = []
+
+    def feed(self, chunk: SampleChunk, offset: int) -> list[tuple[float, np.ndarray]]:
+        """The ``(end_ts, window)`` of each beat the chunk completes."""
+        self.chunks.append(_Chunk(self.extractor.received, chunk.ts, offset))
+        self._starts.append(self.extractor.received)
+        rejected = self.extractor.rejected_intervals
+        beats = self.extractor.feed(chunk.samples)
+        #: Intervals the last :meth:`feed` rejected (outside the recipe's RR range).
+        self.new_rejected = self.extractor.rejected_intervals - rejected
+        out = [(self._time_of(b.end), b.window) for b in beats]
+        self._trim()
+        return out
+
+    def _time_of(self, position: float) -> float:
+        # The ts of the chunk holding the position: the device's clock, not a sample count
+        # from the segment's start, so a slowly drifting clock does not shift beat times.
+        i = max(0, bisect.bisect_right(self._starts, int(position)) - 1)
+        c = self.chunks[i]
+        return c.ts + (position - c.start) / self.fs
+
+    def _trim(self) -> None:
+        needed = self.extractor.first_needed
+        keep = max(0, bisect.bisect_right(self._starts, needed) - 1)
+        if keep:
+            del self.chunks[:keep]
+            del self._starts[:keep]
+
+    @property
+    def oldest_offset(self) -> int:
+        """Offset of the oldest chunk a restart must consume again."""
+        return self.chunks[0].offset
+
+
+@dataclass
+class _Device:
+    partition: int
+    newest_seq: int
+    last_seen: float
+    #: None once the device was idle for ``idle_s``: its signal is dropped, its counter kept.
+    segment: _Segment | None
+    next_beat: int = 0
+    #: End time of the newest beat already in ``ecg.windows`` (restart dedupe); None: none.
+    done_until: float | None = None
+
+
+class IngestProcessor:
+    """Turns consumed ``ecg.samples`` records into window and dead-letter records.
+
+    Parameters
+    ----------
+    recipe : BeatRecipe
+        How beats are cut (the served model's ``detector.json``).
+    topics : TopicNames
+        ``windows`` for beats, ``samples_dlq`` for dead letters.
+    max_bytes : int
+        Larger chunk values are dead-lettered as ``too_large``.
+    idle_s : float
+        A device silent this long (``clock`` seconds) is forgotten.
+    clock : callable
+        Monotonic seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        recipe: BeatRecipe,
+        topics: TopicNames,
+        max_bytes: int,
+        idle_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.recipe = recipe
+        self.topics = topics
+        self.max_bytes = max_bytes
+        self.idle_s = idle_s
+        self.clock = clock
+        self.counts = IngestCounts()
+        self.devices: dict[str, _Device] = {}
+        #: Per device: (seq, ts) of its newest window in ``ecg.windows`` (see :meth:`restore`).
+        self._restored: dict[str, tuple[int, float]] = {}
+        # Beats ending this close to a restored window's end are that window found again.
+        self._same_beat_s = recipe.min_rr_s / 2
+
+    # ------------------------------------------------------------------ consuming
+    def process(self, records: Sequence[InRecord]) -> list[OutRecord]:
+        """Decode and feed ``records`` (in consumed order); return what to produce."""
+        out: list[OutRecord] = []
+        now = self.clock()
+        for rec in records:
+            try:
+                chunk = decode_chunk(rec.value, rec.headers, self.max_bytes)
+            except InvalidMessageError as exc:
+                out.append(self._dead_letter(rec, exc.reason, exc.detail))
+                continue
+            self._feed(rec, chunk, now, out)
+        return out
+
+    def _feed(self, rec: InRecord, chunk: SampleChunk, now: float, out: list[OutRecord]) -> None:
+        dev = self.devices.get(chunk.device_id)
+        if dev is None:
+            dev = self._new_device(rec, chunk, now)
+        elif chunk.seq <= dev.newest_seq:
+            out.append(
+                self._dead_letter(
+                    rec,
+                    SAMPLES_OUT_OF_ORDER,
+                    f"seq: {chunk.seq} is not newer than {dev.newest_seq}, the newest chunk "
+                    f"received from {chunk.device_id!r}; chunk not used (send each chunk once, "
+                    "in order, keyed by device id)",
+                )
+            )
+            return
+        elif dev.segment is None:
+            self._restart(dev, chunk.fs)
+        elif chunk.fs != dev.segment.fs:
+            out.append(
+                self._dead_letter(
+                    rec,
+                    FS_CHANGED,
+                    f"fs: {chunk.fs:g} Hz, but {chunk.device_id!r} was sending at "
+                    f"{dev.segment.fs:g} Hz; chunk used: a new segment starts here (the beat "
+                    "across the change is lost)",
+                )
+            )
+            self._restart(dev, chunk.fs)
+        elif chunk.seq != dev.newest_seq + 1:
+            out.append(
+                self._dead_letter(
+                    rec,
+                    SAMPLES_GAP,
+                    f"seq: {chunk.seq} follows {dev.newest_seq}: chunks "
+                    f"{dev.newest_seq + 1}..{chunk.seq - 1} of {chunk.device_id!r} are missing; "
+                    "chunk used: a new segment starts here (beats across the gap are lost)",
+                )
+            )
+            self._restart(dev, chunk.fs)
+        dev.newest_seq = chunk.seq
+        dev.last_seen = now
+        dev.partition = rec.partition
+        self.counts.chunks += 1
+        self.counts.samples += int(chunk.samples.size)
+        segment = dev.segment
+        assert segment is not None
+        for end_ts, window in segment.feed(chunk, rec.offset):
+            self._beat(chunk.device_id, dev, end_ts, window, out)
+        self.counts.rejected_intervals += segment.new_rejected
+
+    def _new_device(self, rec: InRecord, chunk: SampleChunk, now: float) -> _Device:
+        dev = _Device(rec.partition, chunk.seq - 1, now, _Segment(chunk.fs, self.recipe))
+        self.counts.segments += 1
+        restored = self._restored.pop(chunk.device_id, None)
+        if restored is not None:
+            dev.next_beat, dev.done_until = restored[0] + 1, restored[1]
+        self.devices[chunk.device_id] = dev
+        return dev
+
+    def _restart(self, dev: _Device, fs: float) -> None:
+        dev.segment = _Segment(fs, self.recipe)
+        self.counts.segments += 1
+
+    def _beat(
+        self, device_id: str, dev: _Device, end_ts: float, window: np.ndarray, out: list[OutRecord]
+    ) -> None:
+        if dev.done_until is not None:
+            if end_ts <= dev.done_until + self._same_beat_s:
+                self.counts.beats_skipped += 1
+                return
+            dev.done_until = None  # past the restored window: every later beat is new
+        value = encode_window_json(device_id, dev.next_beat, end_ts, window)
+        out.append(OutRecord(self.topics.windows, device_id.encode("utf-8"), value))
+        dev.next_beat += 1
+        self.counts.beats += 1
+
+    def _dead_letter(self, rec: InRecord, reason: str, detail: str) -> OutRecord:
+        self.counts.reject(reason)
+        record = dlq_record(
+            reason=reason,
+            detail=detail,
+            topic=rec.topic,
+            partition=rec.partition,
+            offset=rec.offset,
+            key=rec.key,
+            value=rec.value,
+            rejected_at=time.time(),
+        )
+        return OutRecord(self.topics.samples_dlq, rec.key, encode_json(record))
+
+    # ------------------------------------------------------------------ commits and state
+    def committable(self, consumed: Mapping[int, int]) -> dict[int, int]:
+        """Offsets that may be committed once everything produced so far is acknowledged.
+
+        Parameters
+        ----------
+        consumed : mapping of partition -> int
+            The offset after the last record consumed from each partition.
+
+        Returns
+        -------
+        dict of partition -> int
+            Per partition, the oldest chunk one of its devices still needs, or ``consumed``.
+        """
+        out = dict(consumed)
+        for dev in self.devices.values():
+            if dev.segment is not None and dev.partition in out:
+                out[dev.partition] = min(out[dev.partition], dev.segment.oldest_offset)
+        return out
+
+    def restore(self, newest: Mapping[str, tuple[int, float]]) -> None:
+        """Remember each device's newest window already in ``ecg.windows`` (``seq``, ``ts``).
+
+        Called on a partition assignment, before consuming: beats that end no later than the
+        window are not produced again, and the next beat gets the following ``seq``.
+        """
+        for device_id, (seq, ts) in newest.items():
+            if device_id not in self.devices:
+                self._restored[device_id] = (seq, ts)
+
+    def revoke(self, partitions: Iterable[int]) -> int:
+        """Forget the devices of ``partitions`` (another member consumes them now)."""
+        gone = set(partitions)
+        drop = [d for d, dev in self.devices.items() if dev.partition in gone]
+        for d in drop:
+            del self.devices[d]
+        self._restored.clear()
+        return len(drop)
+
+    def drop_idle(self) -> int:
+        """Drop the signal of devices silent for ``idle_s``; returns how many.
+
+        Their beat counter is kept, so a device that sends again continues its ``seq``
+        (``(device_id, seq)`` identifies a window downstream).
+        """
+        limit = self.clock() - self.idle_s
+        idle = [
+            dev
+            for dev in self.devices.values()
+            if dev.segment is not None and dev.last_seen < limit
+        ]
+        for dev in idle:
+            dev.segment = None
+        self.counts.dropped_devices += len(idle)
+        return len(idle)
