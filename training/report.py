@@ -58,6 +58,28 @@ def _reconstruction(path: Path, x: np.ndarray, recon: np.ndarray, title: str) ->
         ax.fill_between(t, recon, x, color="lightcoral", label="error")
 
 
+def _records_section(records: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """report.md's table of how beat extraction found each WFDB record's annotated beats."""
+    lines = [
+        "## WFDB records",
+        "",
+        "Beats cut by the stream stage's beat extraction (`detector.beats`), labelled by the "
+        "beat annotation at each R peak. Sensitivity = matched / annotated, positive "
+        "predictivity = matched / found; unmatched beats are left out.",
+        "",
+        "| set | record | fs | annotated | found | matched | missed | unmatched | Se | +P |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, stats in records.items():
+        for r in stats:
+            lines.append(
+                f"| {name} | {r['name']} | {r['fs']:g} | {r['annotated']} | {r['found']} | "
+                f"{r['matched']} | {r['missed']} | {r['unmatched']} | {r['sensitivity']:.4f} | "
+                f"{r['positive_predictivity']:.4f} |"
+            )
+    return [*lines, ""]
+
+
 def write_report(
     folder: Path,
     *,
@@ -67,11 +89,14 @@ def write_report(
     test_normal: np.ndarray,
     examples: dict[str, tuple[np.ndarray, np.ndarray]],
     summary: dict[str, Any],
+    records: dict[str, list[dict[str, Any]]] | None = None,
 ) -> Path:
     """Write metrics.json, loss.png, error_histogram.png, reconstruction_*.png, report.md.
 
     ``examples`` maps ``"normal"``/``"abnormal"`` to (input, reconstruction) in normalised
-    units.
+    units. ``records`` maps ``"training"``/``"test"`` to the per-record beat detection stats
+    of WFDB sources (:meth:`training.records.RecordStats.to_dict`); given, they are written
+    to records.json and tabulated in report.md.
     """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
@@ -85,7 +110,8 @@ def write_report(
         f"# ecgwatch model report — {summary.get('model_version', '')}",
         "",
         f"Preset `{summary.get('preset')}`, kind `{summary.get('kind')}`, seed "
-        f"{summary.get('seed')}, data `{summary.get('data')}` (sha256 "
+        f"{summary.get('seed')}, data `{summary.get('data')}`"
+        f"{' (WFDB records)' if summary.get('data_kind') == 'wfdb' else ''} (sha256 "
         f"`{str(summary.get('data_sha256'))[:12]}…`), trained in "
         f"{summary.get('train_seconds', 0):.1f} s.",
         "",
@@ -106,5 +132,10 @@ def write_report(
         "![normal](reconstruction_normal.png) ![abnormal](reconstruction_abnormal.png)",
         "",
     ]
+    if summary.get("test_data"):
+        lines[4:4] = [f"Tested on every beat of `{summary['test_data']}`.", ""]
+    if records:
+        (folder / "records.json").write_text(json.dumps(records, indent=2, sort_keys=True))
+        lines += _records_section(records)
     (folder / "report.md").write_text("\n".join(lines))
     return folder

