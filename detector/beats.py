@@ -83,8 +83,8 @@ class BeatRecipe:
     min_rr_s: float = 0.25
     max_rr_s: float = 2.0
     span_s: float = 4.0
-    hop_s: float = 0.2
-    guard_s: float = 0.4
+    hop_s: float = 0.1
+    guard_s: float = 0.3
     margin_s: float = 0.6
 
     def __post_init__(self) -> None:

@@ -6,8 +6,10 @@ unit-tested in-process (``tests/unit/pipeline/test_ingest_state.py``).
 
 * Each device has one *segment* at a time: a :class:`detector.beats.BeatExtractor` fed with its
   consecutive chunks. A gap in the chunk ``seq`` or a changed ``fs`` ends the segment (a
-  dead-letter record says so; the chunk itself starts the next segment), a chunk whose ``seq``
-  is not newer than the newest one received is dead-lettered and not used.
+  dead-letter record says so; the chunk itself starts the next segment), and so does a ``seq``
+  that went back while the chunk starts after the newest one ended (the device's counter was
+  reset); a chunk whose ``seq`` is not newer than the newest one received and that starts
+  before the newest one ended is dead-lettered and not used.
 * Each beat becomes one window: ``seq`` is the device's beat counter, ``ts`` the beat's end
   time, from the ``ts`` of the chunk that holds the beat's last sample.
 * **Commits**: a partition's offset may be committed up to the oldest chunk any of its devices
@@ -23,6 +25,7 @@ unit-tested in-process (``tests/unit/pipeline/test_ingest_state.py``).
 from __future__ import annotations
 
 import bisect
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +40,7 @@ from pipeline.samples import (
     FS_CHANGED,
     SAMPLES_GAP,
     SAMPLES_OUT_OF_ORDER,
+    SEQ_RESET,
     SampleChunk,
     decode_chunk,
 )
@@ -123,6 +127,8 @@ class _Device:
     next_beat: int = 0
     #: End time of the newest beat already in ``ecg.windows`` (restart dedupe); None: none.
     done_until: float | None = None
+    #: When the newest chunk's last sample ended (its ``ts`` + duration).
+    newest_end: float = -math.inf
 
 
 class IngestProcessor:
@@ -180,6 +186,18 @@ class IngestProcessor:
         dev = self.devices.get(chunk.device_id)
         if dev is None:
             dev = self._new_device(rec, chunk, now)
+        elif chunk.seq <= dev.newest_seq and chunk.ts >= dev.newest_end - 0.5 / chunk.fs:
+            out.append(
+                self._dead_letter(
+                    rec,
+                    SEQ_RESET,
+                    f"seq: {chunk.seq} after {dev.newest_seq}, but the chunk starts at "
+                    f"{chunk.ts:.3f}, after the newest chunk of {chunk.device_id!r} ended "
+                    f"({dev.newest_end:.3f}): the device's counter was reset; chunk used: a new "
+                    "segment starts here",
+                )
+            )
+            self._restart(dev, chunk.fs)
         elif chunk.seq <= dev.newest_seq:
             out.append(
                 self._dead_letter(
@@ -216,6 +234,7 @@ class IngestProcessor:
             )
             self._restart(dev, chunk.fs)
         dev.newest_seq = chunk.seq
+        dev.newest_end = chunk.ts + chunk.samples.size / chunk.fs
         dev.last_seen = now
         dev.partition = rec.partition
         self.counts.chunks += 1

@@ -49,6 +49,12 @@ class BatchProducer:
             self._round_robin[topic] = itertools.cycle(parts)
         return parts
 
+    async def warm(self, topics: Iterable[str]) -> None:
+        """Fetch the partitions of ``topics`` now rather than on the first send to each (a
+        metadata round trip that would otherwise delay the first records)."""
+        for topic in topics:
+            await self._partition_list(topic)
+
     def _partition(self, topic: str, key: bytes | None, parts: list[int]) -> int:
         if key is None:  # unkeyed (never for scores/alerts): spread evenly
             return next(self._round_robin[topic])

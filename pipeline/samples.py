@@ -38,6 +38,7 @@ __all__ = [
     "SAMPLES_MAGIC",
     "SAMPLES_OUT_OF_ORDER",
     "SAMPLES_REJECT_REASONS",
+    "SEQ_RESET",
     "STAGE_REASONS",
     "SampleChunk",
     "decode_chunk",
@@ -62,12 +63,16 @@ SAMPLES_REJECT_REASONS: tuple[str, ...] = REJECT_REASONS
 
 #: ``seq`` jumped forward (chunks are missing): the chunk is used and starts a new segment.
 SAMPLES_GAP = "samples_gap"
-#: ``seq`` is at or before the newest one already received for the device: the chunk is not used.
+#: ``seq`` is at or before the newest one already received for the device, and the chunk does
+#: not start after that one ended (a re-sent or late chunk): the chunk is not used.
 SAMPLES_OUT_OF_ORDER = "samples_out_of_order"
+#: ``seq`` went back (e.g. to 0) but the chunk starts after the newest one ended: the device's
+#: counter was reset (a reboot); the chunk is used and starts a new segment.
+SEQ_RESET = "seq_reset"
 #: ``fs`` differs from the device's segment: the chunk is used and starts a new segment at it.
 FS_CHANGED = "fs_changed"
 #: Reasons the beat-extraction stage gives for chunks that decoded but do not follow on.
-STAGE_REASONS = (SAMPLES_GAP, SAMPLES_OUT_OF_ORDER, FS_CHANGED)
+STAGE_REASONS = (SAMPLES_GAP, SAMPLES_OUT_OF_ORDER, SEQ_RESET, FS_CHANGED)
 
 SAMPLES_MAGIC = b"ES"
 #: The binary chunk frame: header ``"<2sBBIHQdd"`` (34 bytes: magic, version, flags,

@@ -77,7 +77,9 @@ def chunk_length(chunk_s: float, fs: float) -> int:
     return n
 
 
-def plan_chunks(lengths: Mapping[str, int], fs: float, chunk_n: int) -> list[PlannedChunk]:
+def plan_chunks(
+    lengths: Mapping[str, int], fs: float, chunk_n: int, *, stagger: bool = False
+) -> list[PlannedChunk]:
     """Every chunk of every device, in the order a live stream would send them.
 
     Parameters
@@ -88,6 +90,10 @@ def plan_chunks(lengths: Mapping[str, int], fs: float, chunk_n: int) -> list[Pla
         Sampling rate, Hz.
     chunk_n : int
         Samples per chunk; a device's last chunk holds the rest (it may be shorter).
+    stagger : bool
+        Spread the devices' chunk boundaries evenly over one chunk (device ``i`` of ``n``
+        sends a first chunk ``i * chunk_n // n`` samples short), as unsynchronised devices
+        do; otherwise every device's chunks are due at the same instants.
 
     Returns
     -------
@@ -95,11 +101,15 @@ def plan_chunks(lengths: Mapping[str, int], fs: float, chunk_n: int) -> list[Pla
         By due time, then in the order of ``lengths``: one device's chunks in ``seq`` order,
         consecutive (each starts where the previous stopped).
     """
-    plan = [
-        PlannedChunk(device, seq, start, min(start + chunk_n, n), min(start + chunk_n, n) / fs)
-        for device, n in lengths.items()
-        for seq, start in enumerate(range(0, n, chunk_n))
-    ]
+    plan = []
+    for i, (device, n) in enumerate(lengths.items()):
+        short = (i * chunk_n) // len(lengths) if stagger else 0
+        starts = [0, *range(chunk_n - short, n, chunk_n)] if short else range(0, n, chunk_n)
+        stops = [*starts[1:], n]
+        plan += [
+            PlannedChunk(device, seq, a, b, b / fs)
+            for seq, (a, b) in enumerate(zip(starts, stops, strict=True))
+        ]
     order = {device: i for i, device in enumerate(lengths)}
     plan.sort(key=lambda c: (c.due_s, order[c.device_id], c.seq))
     return plan
@@ -116,6 +126,7 @@ def replay_signals(
     realtime: bool = False,
     binary: bool = False,
     start_ts: float | None = None,
+    stagger: bool = False,
     progress: Callable[[int, int], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], None] = time.sleep,
@@ -142,8 +153,11 @@ def replay_signals(
     binary : bool
         Send binary frames (``content-type: application/x-ecg-samples``) instead of JSON.
     start_ts : float, optional
-        Epoch seconds of every signal's first sample (default: now). Sample ``i`` is at
-        ``start_ts + i / fs``; a chunk's ``ts`` is that of its first sample.
+        Epoch seconds of every signal's first sample (default: now); in real time, the
+        stream starts then (waiting for it, or starting that far in when it is past).
+        Sample ``i`` is at ``start_ts + i / fs``; a chunk's ``ts`` is that of its first sample.
+    stagger : bool
+        Spread the devices' chunk boundaries over one chunk (:func:`plan_chunks`).
     progress : callable, optional
         ``progress(sent, total)`` in chunks, as :func:`pipeline.replay.replay` reports.
     clock, sleep : callable
@@ -155,11 +169,16 @@ def replay_signals(
     """
     chunk_n = chunk_length(chunk_s, fs)
     arrays = _checked_signals(signals)
-    plan = plan_chunks({d: a.size for d, a in arrays.items()}, fs, chunk_n)
+    plan = plan_chunks({d: a.size for d, a in arrays.items()}, fs, chunk_n, stagger=stagger)
     producer = _producer(bootstrap, security)
     report = _reporter(progress, len(plan))
-    t0 = clock()
+    warm = getattr(producer, "partitions_for", None)
+    if warm is not None:  # the first send would block on the topic's metadata
+        warm(topic)
     ts0 = time.time() if start_ts is None else float(start_ts)
+    # In real time, sample i "happens" at ts0 + i / fs on the wall clock: a ts0 still ahead is
+    # waited for, one already past (the caller took it before setting up) starts that far in.
+    t0 = clock() + (ts0 - time.time())
     futures = []
     try:
         for i, c in enumerate(plan):

@@ -180,3 +180,123 @@ def test_bad_chunks_are_dead_lettered_with_a_reason_and_the_stage_goes_on(
     metrics = stream20["metrics"]
     assert metrics[("ecg_ingest_rejected_total", (("reason", "invalid_json"),))] == 1
     assert metrics[("ecg_ingest_rejected_total", (("reason", SAMPLES_GAP),))] == 1
+
+
+def _signals(data: Path, devices: int) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
+    """The replay's stitched signals of the test beats and their ground truth from now."""
+    from ecgwatch.commands.replay import labelled_beats, stitch_devices, truth_records
+
+    x, classes = labelled_beats(str(data))
+    stitched = stitch_devices(x, classes, devices, fs=250.0, seed=0)
+    t0 = time.time()
+    return stitched, list(truth_records(stitched, t0)), t0
+
+
+def _send(producer: KafkaProducer, topic: str, stitched: dict[str, Any], t0: float, chunks) -> None:
+    from pipeline.samples import samples_message
+
+    for c in chunks:
+        s = stitched[c.device_id]
+        value, headers = samples_message(
+            c.device_id, c.seq, t0 + c.start / s.fs, s.fs, s.signal[c.start : c.stop]
+        )
+        producer.send(topic, key=c.device_id.encode(), value=value, headers=headers or None)
+    producer.flush()
+
+
+def _settled(windows: TopicReader, stage: IngestProcess, chunks: int) -> list[dict[str, Any]]:
+    """The windows topic once the stage used ``chunks`` chunks and 2 s passed with no new
+    window (a restarted stage counts the chunks it consumes again too)."""
+    deadline = time.monotonic() + 120
+    quiet_since = time.monotonic()
+    while stage.metric("ecg_ingest_chunks_total") < chunks or time.monotonic() - quiet_since < 2:
+        assert time.monotonic() < deadline, stage.log_tail()
+        stage.assert_running()
+        if windows.poll():
+            quiet_since = time.monotonic()
+    return windows.drain()
+
+
+def test_kill9_of_the_stage_half_way_loses_and_repeats_no_beat(
+    kafka_bootstrap: str, seed_model: Any, shared_data: Path, tmp_path: Path
+) -> None:
+    from pipeline.samples_replay import chunk_length, plan_chunks
+
+    topics = new_topics(kafka_bootstrap, "it-ingest-kill", partitions=4, samples=True)
+    stitched, truth, t0 = _signals(shared_data, 20)
+    plan = plan_chunks(
+        {d: s.signal.size for d, s in stitched.items()}, 250.0, chunk_length(0.25, 250.0)
+    )
+    half = len(plan) // 2
+    stage = IngestProcess(seed_model.registry, kafka_bootstrap, topics, tmp_path / "ingest")
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    try:
+        stage.start().wait_ready()
+        _send(producer, topics.samples, stitched, t0, plan[:half])
+        deadline = time.monotonic() + 60
+        while stage.metric("ecg_ingest_chunks_total") < half:
+            assert time.monotonic() < deadline, stage.log_tail()
+            time.sleep(0.05)
+        time.sleep(0.5)  # inside the commit interval: some chunks are used but not committed
+        stage.kill9()
+        _send(producer, topics.samples, stitched, t0, plan[half:])
+        stage.start().wait_ready()
+        with TopicReader(kafka_bootstrap, topics.windows) as windows:
+            records = _settled(windows, stage, len(plan) - half)
+        # The restarted stage re-extracted the chunks it was not allowed to commit past,
+        # recognised the beats it had produced, and went on with the next seq.
+        assert stage.metric("ecg_ingest_beats_skipped_total") > 0, stage.log_tail()
+        assert "devices' newest windows read" in stage.log_tail()
+    finally:
+        producer.close()
+        stage.stop()
+    seen = [(r["device_id"], r["seq"]) for r in records]
+    assert len(seen) == len(set(seen)), "a (device, seq) was produced twice"
+    m = match(truth, records)
+    assert m["found"] >= 0.995, m["found"]
+    assert m["spurious"] <= 0.005, m["spurious"]
+    for dev in stitched:
+        seqs = sorted(q for d, q in seen if d == dev)
+        assert seqs == list(range(len(seqs)))
+
+
+def test_latency_from_a_beats_last_sample_to_its_score_at_100_devices(
+    kafka_bootstrap: str, seed_model: Any, shared_data: Path, tmp_path: Path
+) -> None:
+    """Real time, 0.25 s chunks: p99 of (score's ``scored_at`` - window ``ts``) <= 1 s. The
+    window's ``ts`` is the beat's end on the device's clock, which the real-time replay keeps
+    on the wall clock."""
+    topics = new_topics(kafka_bootstrap, "it-ingest-lat", partitions=8, samples=True)
+    pool = WorkerPool(seed_model.registry, kafka_bootstrap, tmp_path)
+    stage = IngestProcess(seed_model.registry, kafka_bootstrap, topics, tmp_path / "ingest")
+    try:
+        worker = pool.start(topics)
+        stage.start().wait_ready()
+        truth, sent = replay_continuous(
+            kafka_bootstrap,
+            topics,
+            shared_data,
+            tmp_path / "truth.jsonl",
+            "--devices",
+            "100",
+            "--realtime",
+            "--chunk-s",
+            "0.25",
+        )
+        with TopicReader(kafka_bootstrap, topics.scores) as scores:
+            _settled(scores, stage, sent)
+            records = scores.drain()
+        worker.assert_running()
+    finally:
+        stage.stop()
+        pool.close()
+    assert match(truth, records)["found"] >= 0.995
+    latency = np.array([r["scored_at"] - r["ts"] for r in records])
+    p50, p99 = np.percentile(latency, [50, 99])
+    print(f"ingest+worker latency at 100 devices: p50 {p50:.3f} s, p99 {p99:.3f} s")
+    ts = np.array([r["ts"] for r in records])
+    fifths = np.array_split(np.argsort(ts), 5)
+    by_fifth = [round(float(np.percentile(latency[f], 99)), 3) for f in fifths]
+    print("p99 by fifth of the stream:", by_fifth)
+    assert latency.min() > 0, "a window's ts is after its score: the beat end time is wrong"
+    assert p99 <= 1.0, (p50, p99)

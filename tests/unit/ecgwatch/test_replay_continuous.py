@@ -144,7 +144,8 @@ def test_replay_continuous_streams_what_the_truth_describes(
     for device, s in expected.items():
         mine = [c for c in chunks if c.device_id == device]
         assert [c.seq for c in mine] == list(range(len(mine)))
-        assert {c.samples.size for c in mine[:-1]} == {62}
+        # Staggered (devices are not synchronised): a first chunk may be short.
+        assert {c.samples.size for c in mine[1:-1]} == {62} and 0 < mine[0].samples.size <= 62
         signal = np.concatenate([c.samples for c in mine])
         np.testing.assert_array_equal(signal, s.signal)  # float32 both ways: exact
         assert mine[0].ts == ts0

@@ -15,6 +15,7 @@ from pipeline.samples import (
     FS_CHANGED,
     SAMPLES_GAP,
     SAMPLES_OUT_OF_ORDER,
+    SEQ_RESET,
     encode_chunk_json,
 )
 from pipeline.settings import DEFAULT_TOPICS
@@ -280,3 +281,25 @@ def test_a_lead_off_after_beats_does_not_grow_the_buffer(signals) -> None:
     assert held_s <= DEFAULT_RECIPE.span_s + DEFAULT_RECIPE.max_rr_s + 1
     assert segment.extractor.received - segment.extractor.first_needed <= 2 * held_s * s.fs
     assert proc.committable({0: 640})[0] >= 640 - 2 * held_s
+
+
+def test_a_reset_counter_with_later_samples_starts_a_new_segment(signals) -> None:
+    s = signals["dev-0"]
+    records = _device_records(s)
+    half = len(records) // 2
+    proc = processor()
+    out = run(proc, records[:half])
+    # The device rebooted: its chunks count from 0 again, but their samples come later.
+    rebooted = [
+        InRecord(
+            TOPIC, 0, 1000 + k, r.key, r.value.replace(b'"seq":%d,' % (half + k), b'"seq":%d,' % k)
+        )
+        for k, r in enumerate(records[half:])
+    ]
+    out += run(proc, rebooted)
+    letters = dead(out)
+    assert [d["reason"] for d in letters] == [SEQ_RESET]
+    assert "counter was reset" in letters[0]["detail"]
+    seqs = sorted(q for _, q in windows(out))
+    assert seqs == list(range(len(seqs)))  # the beat counter goes on
+    assert len(seqs) >= len(windows(run(processor(), records))) - 3

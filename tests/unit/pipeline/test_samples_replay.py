@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 import numpy as np
@@ -144,20 +145,40 @@ def test_realtime_sends_each_chunk_when_its_last_sample_happens(
         bootstrap="u:1",
         chunk_s=0.5,
         realtime=True,
-        start_ts=0.0,
         clock=clock,
         sleep=clock.sleep,
     )
     sent_at = [m["at"] - 1000.0 for m in producer.sent]
     chunks = _chunks(producer)
-    due = [c.ts + c.samples.size / c.fs for c in chunks]  # the last sample's time (+ 1/fs)
-    np.testing.assert_allclose(sent_at, due)
+    ts0 = min(c.ts for c in chunks)  # now, on the wall clock
+    due = [c.ts - ts0 + c.samples.size / c.fs for c in chunks]  # the last sample's (+ 1/fs)
+    np.testing.assert_allclose(sent_at, due, atol=1e-3)  # (the wall clock moved a little)
     assert sent_at == sorted(sent_at)
     order = [(c.device_id, c.seq) for c in chunks]
     assert order == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("b", 2), ("a", 2), ("a", 3), ("a", 4)]
-    np.testing.assert_allclose(sent_at, [0.5, 0.5, 1.0, 1.0, 1.3, 1.5, 2.0, 2.5])
+    np.testing.assert_allclose(sent_at, [0.5, 0.5, 1.0, 1.0, 1.3, 1.5, 2.0, 2.5], atol=1e-3)
     assert stats.seconds == pytest.approx(2.5)  # the longest signal's duration
     assert len(clock.sleeps) == 6  # chunks due together go out together
+
+
+def test_realtime_from_a_start_time_already_past_catches_up_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock()
+    producer = _Producer(clock)
+    monkeypatch.setattr(samples_replay, "_producer", lambda *_a: producer)
+    replay_signals(
+        {"a": np.zeros(250)},
+        100.0,
+        bootstrap="u:1",
+        chunk_s=0.5,
+        realtime=True,
+        start_ts=time.time() - 0.7,  # the first chunk's last sample happened 0.2 s ago
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    sent_at = [m["at"] - 1000.0 for m in producer.sent]
+    np.testing.assert_allclose(sent_at, [0.0, 0.3, 0.8, 1.3, 1.8], atol=0.05)
 
 
 def test_fast_replay_never_sleeps(producer: _Producer) -> None:
@@ -187,3 +208,35 @@ def test_progress_is_reported_in_chunks(producer: _Producer) -> None:
 def test_bad_signals_are_refused_before_connecting(signals: Any, words: str) -> None:
     with pytest.raises(PipelineConfigError, match=words):
         replay_signals(signals, 250.0, bootstrap="unused:1")
+
+
+def test_staggered_devices_send_at_spread_instants_and_still_cover_their_signal() -> None:
+    plan = plan_chunks({f"d{i}": 1000 for i in range(4)}, 100.0, 40, stagger=True)
+    for i in range(4):
+        mine = [c for c in plan if c.device_id == f"d{i}"]
+        assert mine[0].start == 0 and mine[-1].stop == 1000
+        assert all(p.stop == c.start for p, c in itertools.pairwise(mine))
+        assert mine[0].stop == 40 - i * 10  # device i's first chunk is i/4 of a chunk short
+        assert all(c.stop - c.start == 40 for c in mine[1:-1])
+    firsts = sorted(c.due_s for c in plan if c.seq == 1)
+    assert firsts == pytest.approx([0.5, 0.6, 0.7, 0.8])  # a quarter chunk apart
+    unstaggered = plan_chunks({f"d{i}": 1000 for i in range(4)}, 100.0, 40)
+    assert {c.due_s for c in unstaggered if c.seq == 1} == {0.8}
+
+
+def test_realtime_from_a_start_time_ahead_waits_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    producer = _Producer(clock)
+    monkeypatch.setattr(samples_replay, "_producer", lambda *_a: producer)
+    replay_signals(
+        {"a": np.zeros(100)},
+        100.0,
+        bootstrap="u:1",
+        chunk_s=0.5,
+        realtime=True,
+        start_ts=time.time() + 0.5,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    sent_at = [m["at"] - 1000.0 for m in producer.sent]
+    np.testing.assert_allclose(sent_at, [1.0, 1.5], atol=0.05)
