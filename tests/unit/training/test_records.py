@@ -218,24 +218,16 @@ def test_report_tabulates_the_records(tmp_path: Path, record_dir: Path) -> None:
     from training.report import write_report
 
     stats = list(load_dataset(record_dir).records)
-    side = {"accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9}
-    metrics = {
-        "threshold": 0.5,
-        "n": 4,
-        "normal_positive": side,
-        "anomaly_positive": {
-            **side,
-            "roc_auc": 0.9,
-            "pr_auc": 0.9,
-            "confusion_matrix": {"tp": 1, "fp": 1, "fn": 1, "tn": 1},
-        },
-    }
+    from training import detection_metrics
+
+    scores, normal = np.array([0.1, 0.9, 0.2, 0.8]), np.array([1, 0, 1, 0])
+    metrics = detection_metrics(scores, normal, 0.5)
     folder = write_report(
         tmp_path / "report",
         metrics=metrics,
         history={"loss": [0.2, 0.1]},
-        test_scores=np.array([0.1, 0.9, 0.2, 0.8]),
-        test_normal=np.array([1, 0, 1, 0]),
+        test_scores=scores,
+        test_normal=normal,
         examples={},
         summary={"data": str(record_dir), "data_kind": "wfdb", "test_data": "elsewhere"},
         records={"training": stats, "test": stats},

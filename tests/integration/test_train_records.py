@@ -1,0 +1,138 @@
+"""Train from WFDB records through the CLI: ECG5000's training split stitched into annotated
+records trains the model, its test split stitched the same way tests it.
+
+Issue target: accuracy >= 0.98 on the stitched test records, the whole test under ~2 minutes
+on the 2-core dev machine. The target is NOT reached (docs/training-from-records.md,
+"Measured"): the beats that ``detector.beats`` cuts from the stitched signal are not the
+beats ECG5000 cut (an R-on-T window of ECG5000 ends in the next beat's R wave, so the cut
+lands early), and the same model that scores 0.98 on ECG5000's own beats scores ~0.89 on
+the re-cut ones (measured on the training split only; the best validation-chosen config
+reached 0.961). ``test_accuracy_target`` records the target as an expected failure;
+``FLOOR`` holds the measured figures so that a regression still fails.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+#: The issue's target on the stitched test records.
+TARGET = {"accuracy": 0.98}
+#: Just below the measured run (recommended preset, seed 42; training split in 4 records, seed
+#: 0, test split into 2 with seed 100: accuracy 0.921, anomaly F1 0.899, ROC-AUC 0.986;
+#: docs/training-from-records.md, "Measured").
+FLOOR = {"accuracy": 0.90, "f1": 0.87, "roc_auc": 0.98}
+#: Every annotated beat but the few the extractor cuts elsewhere (and each record's last).
+MIN_SENSITIVITY = 0.98
+#: Stitching, cutting and 300 epochs (measured 45-56 s; the issue: the test under ~2 minutes).
+BUDGET_S = 120.0
+
+
+def ecgwatch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ecgwatch", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> tuple[Path, Path]:
+    """(artifact, records folder): the default preset trained on stitched train records."""
+    from training.records import stitch_records
+
+    t0 = time.perf_counter()
+    records = tmp_path_factory.mktemp("records")
+    stitch_records(records, split="train", records=4, data=shared_data, seed=0)
+    stitch_records(records, split="test", records=2, data=shared_data, seed=100)
+    reg = tmp_path_factory.mktemp("registry")
+    proc = ecgwatch(
+        "train",
+        "--registry",
+        str(reg),
+        "--data",
+        str(records / "train"),
+        "--test-data",
+        str(records / "test"),
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "WFDB records" in proc.stdout
+    seconds = time.perf_counter() - t0
+    print(f"stitch + train from records: {seconds:.1f} s")
+    assert seconds < BUDGET_S
+    return reg / "latest", records
+
+
+def _metrics(artifact: Path) -> dict[str, float]:
+    m = json.loads((artifact / "report" / "metrics.json").read_text())
+    return {
+        "accuracy": m["normal_positive"]["accuracy"],
+        "f1": m["anomaly_positive"]["f1"],
+        "roc_auc": m["anomaly_positive"]["roc_auc"],
+        "n": m["n"],
+    }
+
+
+def test_records_metrics_hold_the_measured_floor(trained: tuple[Path, Path]) -> None:
+    artifact, _ = trained
+    got = _metrics(artifact)
+    print(f"records vs floor/target: {got} floor {FLOOR} target {TARGET}")
+    for key, floor in FLOOR.items():
+        assert got[key] >= floor, f"{key}: {got[key]:.4f} < floor {floor}"
+    assert got["n"] > 980  # the stitched test split's 1000 beats, less the unmatched
+
+
+@pytest.mark.xfail(
+    reason="issue target 0.98 not reached on re-cut stitched beats (measured 0.921); "
+    "docs/training-from-records.md",
+    strict=False,
+)
+def test_accuracy_target(trained: tuple[Path, Path]) -> None:
+    artifact, _ = trained
+    assert _metrics(artifact)["accuracy"] >= TARGET["accuracy"]
+
+
+def test_report_and_artifact_name_the_records(trained: tuple[Path, Path]) -> None:
+    artifact, records = trained
+    meta = json.loads((artifact / "detector.json").read_text())
+    assert meta["training_data"]["kind"] == "wfdb"
+    assert meta["training_data"]["source"] == str(records / "train")
+    assert meta["test_data"]["source"] == str(records / "test")
+    stats = json.loads((artifact / "report" / "records.json").read_text())
+    assert [r["name"] for r in stats["training"]] == [f"train{i:03d}" for i in range(4)]
+    assert [r["name"] for r in stats["test"]] == ["test000", "test001"]
+    for r in stats["training"] + stats["test"]:
+        assert r["sensitivity"] >= MIN_SENSITIVITY, r
+        assert r["positive_predictivity"] >= MIN_SENSITIVITY, r
+    text = (artifact / "report" / "report.md").read_text()
+    assert "(WFDB records)" in text and "## WFDB records" in text and "| test | test001 |" in text
+
+
+def test_evaluate_reproduces_the_test_records_metrics(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    artifact, _ = trained
+    out = tmp_path / "m.json"
+    proc = ecgwatch("evaluate", "--model", str(artifact), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "matches the metrics stored at training time: yes" in proc.stdout
+    assert "differs from the training data" not in proc.stdout
+
+
+def test_missing_annotations_is_a_one_line_error(tmp_path: Path, trained) -> None:
+    _, records = trained
+    import shutil
+
+    copy = tmp_path / "train"
+    shutil.copytree(records / "train", copy)
+    (copy / "train002.atr").unlink()
+    proc = ecgwatch("train", "--registry", str(tmp_path / "reg"), "--data", str(copy))
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ecgwatch train: error: ") and "train002.atr: no annotation file" in last
