@@ -125,7 +125,9 @@ def test_evaluate_reproduces_the_test_records_metrics(
     assert "differs from the training data" not in proc.stdout
 
 
-def test_missing_annotations_is_a_one_line_error(tmp_path: Path, trained) -> None:
+def test_missing_annotations_is_a_one_line_error(
+    tmp_path: Path, trained: tuple[Path, Path]
+) -> None:
     _, records = trained
     import shutil
 

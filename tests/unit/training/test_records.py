@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from training import DataError, load_config, load_dataset
-from training.continuous import PAD_LABEL, stitch
+from training.continuous import PAD_LABEL, Stitched, stitch
 from training.job import split_with_test
 from training.records import (
     ABNORMAL_CLASS,
@@ -31,7 +32,7 @@ def classes(shared_data: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def stitched(classes: tuple[np.ndarray, np.ndarray]):
+def stitched(classes: tuple[np.ndarray, np.ndarray]) -> Stitched:
     """250 beats of every class, stitched at 250 Hz."""
     x, c = classes
     rng = np.random.default_rng(7)
@@ -46,13 +47,15 @@ def stitched(classes: tuple[np.ndarray, np.ndarray]):
 
 
 @pytest.fixture(scope="module")
-def record_dir(tmp_path_factory: pytest.TempPathFactory, stitched) -> Path:
+def record_dir(tmp_path_factory: pytest.TempPathFactory, stitched: Stitched) -> Path:
     out = tmp_path_factory.mktemp("records")
     write_records([stitched], out, ["beats250"])
     return out
 
 
-def _sine_record(folder: Path, name: str, fs: float = 250.0, seconds: float = 20.0, **kw) -> Path:
+def _sine_record(
+    folder: Path, name: str, fs: float = 250.0, seconds: float = 20.0, **kw: Any
+) -> Path:
     t = np.arange(int(seconds * fs)) / fs
     signal = kw.pop("signal", np.sin(2 * np.pi * 1.2 * t))
     peaks = kw.pop("peaks", np.arange(0, t.size, int(0.8 * fs)))
@@ -60,7 +63,7 @@ def _sine_record(folder: Path, name: str, fs: float = 250.0, seconds: float = 20
     return write_records([(signal, fs, peaks, symbols)], folder, [name])[0]
 
 
-def test_write_read_round_trip(record_dir: Path, stitched) -> None:
+def test_write_read_round_trip(record_dir: Path, stitched: Stitched) -> None:
     import wfdb
 
     rec = wfdb.rdrecord(str(record_dir / "beats250"))
@@ -76,7 +79,7 @@ def test_write_read_round_trip(record_dir: Path, stitched) -> None:
     assert ann.symbol == expected
 
 
-def test_labels_come_back_from_the_annotations(record_dir: Path, stitched) -> None:
+def test_labels_come_back_from_the_annotations(record_dir: Path, stitched: Stitched) -> None:
     got = load_records(record_dir)
     (stats,) = got.stats
     assert stats.annotated == len(stitched.peaks) and stats.name == "beats250"
@@ -123,7 +126,7 @@ def test_beat_symbols_are_wfdbs_qrs_codes() -> None:
 
 
 def test_non_beat_annotations_are_ignored_and_unknown_beats_are_abnormal(
-    tmp_path: Path, record_dir: Path, stitched
+    tmp_path: Path, record_dir: Path, stitched: Stitched
 ) -> None:
     # The stitched record again, with rhythm/noise annotations between beats and its PVCs
     # re-coded as MIT-BIH fusion beats (F, not one of ECG5000's symbols).
