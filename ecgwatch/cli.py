@@ -34,6 +34,7 @@ COMMANDS = (
     "demo",
     "bench",
     "compare",
+    "stitch",
 )
 
 #: Commands that load Keras; TensorFlow is imported first with its start-up noise filtered
