@@ -290,11 +290,12 @@ def truth_records(stitched: Mapping[str, Stitched], start_ts: float) -> Iterator
     ``beat_index`` counts the device's real beats from 0; ``row`` is the beat's index in the
     replayed beats, ``label`` its class and ``anomalous`` ``label != 1``. The times are epoch
     seconds on the chunks' axis (sample ``i`` at ``start_ts + i / fs``): the beat's first
-    sample, the sample after its last, and its R peak (:attr:`Stitched.peaks`).
+    sample, where it ends in the signal (the next beat's start: :attr:`Stitched.ends`), and its
+    R peak (:attr:`Stitched.peaks`).
     """
     for device, s in stitched.items():
         real = s.counted
-        starts, ends, peaks = s.starts[real], (s.starts + s.lengths)[real], s.peaks[real]
+        starts, ends, peaks = s.starts[real], s.ends[real], s.peaks[real]
         for i, (row, label) in enumerate(zip(s.rows[real], s.labels[real], strict=True)):
             yield {
                 "device_id": device,

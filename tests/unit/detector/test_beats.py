@@ -21,7 +21,7 @@ def stitched(ecg_arrays: tuple):
 
 def _matched(starts: np.ndarray, ends: np.ndarray, s) -> np.ndarray:
     """How many emitted windows overlap each true beat by at least half of it."""
-    true_end = s.starts + s.lengths
+    true_end = s.ends
     j = np.searchsorted(s.starts, (starts + ends) / 2, side="right") - 1
     overlap = np.minimum(ends, true_end[j]) - np.maximum(starts, s.starts[j])
     ok = overlap >= 0.5 * s.lengths[j]
