@@ -85,6 +85,16 @@ def seed_model(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> S
     )
 
 
+@pytest.fixture(scope="session")
+def continuous_model(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """A registry with the ``continuous`` preset (for beats the stage cuts; ~75 s to train)."""
+    from training import load_config, train
+
+    registry = tmp_path_factory.mktemp("registry-continuous")
+    train(load_config("continuous"), data=shared_data, registry=registry)
+    return registry
+
+
 @pytest.fixture
 def worker_pool(
     seed_model: SeedModel, kafka_bootstrap: str, tmp_path: Path
