@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detector.beats import BeatExtractor, BeatRecipe
-from pipeline.codec import dlq_record, encode_json, encode_window_json
+from pipeline.codec import encode_window_json
 from pipeline.errors import InvalidMessageError
-from pipeline.processor import InRecord, OutRecord
+from pipeline.processor import InRecord, OutRecord, dead_letter
 from pipeline.samples import (
     FS_CHANGED,
     SAMPLES_GAP,
@@ -273,17 +273,7 @@ class IngestProcessor:
 
     def _dead_letter(self, rec: InRecord, reason: str, detail: str) -> OutRecord:
         self.counts.reject(reason)
-        record = dlq_record(
-            reason=reason,
-            detail=detail,
-            topic=rec.topic,
-            partition=rec.partition,
-            offset=rec.offset,
-            key=rec.key,
-            value=rec.value,
-            rejected_at=time.time(),
-        )
-        return OutRecord(self.topics.samples_dlq, rec.key, encode_json(record))
+        return dead_letter(rec, reason, detail, self.topics.samples_dlq, time.time())
 
     # ------------------------------------------------------------------ commits and state
     def committable(self, consumed: Mapping[int, int]) -> dict[int, int]:

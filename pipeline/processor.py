@@ -29,7 +29,14 @@ from pipeline.policy import KIND_PHYSIOLOGICAL, KIND_TECHNICAL, AlertPolicy, sta
 from pipeline.scorer import Scorer
 from pipeline.settings import TopicNames
 
-__all__ = ["BatchResult", "InRecord", "OutRecord", "ScoredWindows", "WindowProcessor"]
+__all__ = [
+    "BatchResult",
+    "InRecord",
+    "OutRecord",
+    "ScoredWindows",
+    "WindowProcessor",
+    "dead_letter",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,23 @@ class OutRecord(NamedTuple):
     topic: str
     key: bytes | None
     value: bytes
+
+
+def dead_letter(rec: InRecord, reason: str, detail: str, topic: str, now: float) -> OutRecord:
+    """Log one rejected message (topic/partition/offset, reason, detail) and return its
+    dead-letter record for ``topic`` (format: ``pipeline.codec.dlq_record``)."""
+    log.warning("rejected %s/%d@%d: %s: %s", rec.topic, rec.partition, rec.offset, reason, detail)
+    record = dlq_record(
+        reason=reason,
+        detail=detail,
+        topic=rec.topic,
+        partition=rec.partition,
+        offset=rec.offset,
+        key=rec.key,
+        value=rec.value,
+        rejected_at=now,
+    )
+    return OutRecord(topic, rec.key, encode_json(record))
 
 
 class ScoredWindows(NamedTuple):
@@ -379,20 +403,7 @@ class WindowProcessor:
     def _reject(
         self, result: BatchResult, rec: InRecord, reason: str, detail: str, now: float
     ) -> None:
-        log.warning(
-            "rejected %s/%d@%d: %s: %s", rec.topic, rec.partition, rec.offset, reason, detail
-        )
-        record = dlq_record(
-            reason=reason,
-            detail=detail,
-            topic=rec.topic,
-            partition=rec.partition,
-            offset=rec.offset,
-            key=rec.key,
-            value=rec.value,
-            rejected_at=now,
-        )
-        result.dlq.append(OutRecord(self.topics.dlq, rec.key, encode_json(record)))
+        result.dlq.append(dead_letter(rec, reason, detail, self.topics.dlq, now))
         result.reject_reasons.append(reason)
 
     # ------------------------------------------------------------ loop part
