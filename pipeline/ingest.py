@@ -8,8 +8,11 @@ committed. A record is therefore committed only after the windows it completes a
 
 Scaling out: stages sharing ``ingest.group_id`` split the ``ecg.samples`` partitions, and a
 device's chunks (keyed by its id) stay in one partition, so each device is served by one
-stage. On an assignment the stage reads each device's newest window in ``ecg.windows`` so
-that beats found again in re-consumed chunks are not produced twice (``pipeline.ingest_state``).
+stage. On an assignment the stage reads each device's newest window (``ecg.windows``' newest,
+and the compacted ``ecg.ingest.state`` the stage writes before each commit) so that beats
+found again in re-consumed chunks are not produced twice and the beat counter goes on
+(``pipeline.ingest_state``); if that cannot be read, the stage stops rather than reuse a
+``seq``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -44,6 +48,13 @@ log = logging.getLogger(__name__)
 
 #: How often idle devices are looked for and the heartbeat ticks.
 HOUSEKEEPING_S = 1.0
+#: Devices' beat counters go to the state topic at most this often (and on revocation and
+#: shutdown); the windows read back on assignment cover the minutes since.
+STATE_INTERVAL_S = 10.0
+#: Most records read back from the state topic (compacted: about one per device).
+STATE_READ_MAX = 1_000_000
+#: Attempts at reading the newest windows on an assignment before the stage gives up.
+RESTORE_ATTEMPTS = 3
 
 
 def warm_up(recipe: BeatRecipe) -> None:
@@ -55,13 +66,28 @@ def warm_up(recipe: BeatRecipe) -> None:
 
 
 def newest_windows(settings: WorkerSettings) -> dict[str, tuple[int, float]]:
-    """Per device, ``(seq, ts)`` of its newest window in ``ecg.windows``. Blocking.
+    """Per device, ``(seq, ts)`` of its newest window produced: the newer of what the newest
+    windows in ``ecg.windows`` and the compacted state topic say. Blocking.
 
     Only windows that decode are counted (another producer's garbage is no beat of ours).
     """
-    found = read_newest_in_topic(settings.bootstrap, settings.topics.windows, settings.security)
-    batch = decode_records([rec for rec, _ in found], max_bytes=settings.max_message_bytes)
-    return {d: (q, t) for d, q, t in zip(batch.device_id, batch.seq, batch.ts, strict=True)}
+    s = settings
+    found = read_newest_in_topic(s.bootstrap, s.topics.windows, s.security)
+    batch = decode_records([rec for rec, _ in found], max_bytes=s.max_message_bytes)
+    newest = {d: (q, t) for d, q, t in zip(batch.device_id, batch.seq, batch.ts, strict=True)}
+    state = read_newest_in_topic(
+        s.bootstrap, s.topics.ingest_state, s.security, per_partition=STATE_READ_MAX
+    )
+    for rec, _ in state:
+        try:
+            doc = orjson.loads(rec.value or b"")
+            device, seq, ts = str(doc["device_id"]), int(doc["seq"]), float(doc["ts"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            log.warning("ignoring a malformed record of %s at offset %d", rec.topic, rec.offset)
+            continue
+        if seq > newest.get(device, (-1, 0.0))[0]:
+            newest[device] = (seq, ts)
+    return newest
 
 
 class IngestStage:
@@ -87,8 +113,11 @@ class IngestStage:
         self._consumed: dict[int, int] = {}
         self._committed: dict[int, int] = {}
         self._last_commit = 0.0
+        self._last_state = 0.0
         self._ready = asyncio.Event()
         self._stop = asyncio.Event()
+        # One batch, commit or state write at a time (the loop and the housekeeping timer).
+        self._lock = asyncio.Lock()
 
     def stop(self) -> None:
         """Finish the current batch, commit, and return from :meth:`run`."""
@@ -103,13 +132,14 @@ class IngestStage:
         self.consumer = AIOKafkaConsumer(**consumer_kwargs(group))
         await producer.start()
         self._sink = BatchProducer(producer)
-        await self._sink.warm([s.topics.windows, s.topics.samples_dlq])
+        await self._sink.warm([s.topics.windows, s.topics.samples_dlq, s.topics.ingest_state])
         self.consumer.subscribe([s.topics.samples], listener=_Listener(self))
         await self.consumer.start()
         chores = asyncio.ensure_future(self._housekeeping())
         try:
             await self._loop()
-            await self._commit(force=True)
+            async with self._lock:
+                await self._commit(force=True)
         finally:
             chores.cancel()
             await close_client(self.consumer, "consumer")
@@ -124,7 +154,8 @@ class IngestStage:
                 continue
             await self._ready.wait()
             try:
-                await self._handle(fetched)
+                async with self._lock:
+                    await self._handle(fetched)
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:
@@ -149,24 +180,35 @@ class IngestStage:
             self.health.undelivered_since = None
 
     async def _commit(self, force: bool = False) -> None:
-        """Commit what the processor allows (everything produced is acknowledged by now),
-        at most every ``worker.commit_interval_s`` unless ``force``."""
-        if not force and time.monotonic() - self._last_commit < self.settings.commit_interval_s:
+        """Write the moved beat counters (at most every :data:`STATE_INTERVAL_S` unless
+        ``force``), then commit what the processor allows; everything produced is acknowledged
+        by then. At most every ``worker.commit_interval_s`` unless ``force``."""
+        now = time.monotonic()
+        if not force and now - self._last_commit < self.settings.commit_interval_s:
             return
+        self._last_commit = now
+        if force or now - self._last_state >= STATE_INTERVAL_S:
+            # Before the commit: a restart reading from the committed offsets finds every
+            # counter at least this far.
+            updates = self.processor.state_updates()
+            if updates:
+                await self._deliver(updates)
+            self._last_state = now
         allowed = self.processor.committable(self._consumed)
         todo = {p: o for p, o in allowed.items() if self._committed.get(p) != o}
-        if not todo:
-            return
-        topic = self.settings.topics.samples
-        await self.consumer.commit({TopicPartition(topic, p): o for p, o in todo.items()})
-        self._committed.update(todo)
-        self._last_commit = time.monotonic()
+        if todo:
+            topic = self.settings.topics.samples
+            await self.consumer.commit({TopicPartition(topic, p): o for p, o in todo.items()})
+            self._committed.update(todo)
 
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(HOUSEKEEPING_S)
             self.health.beat()
             self.processor.drop_idle()
+            if self._ready.is_set():  # idle partitions too: counters and commits go out
+                async with self._lock:
+                    await self._commit()
 
     # ------------------------------------------------------------------ rebalancing
     async def on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
@@ -174,7 +216,8 @@ class IngestStage:
         self._ready.clear()
         gone = {tp.partition for tp in revoked}
         try:
-            await self._commit(force=True)
+            async with self._lock:
+                await self._commit(force=True)
         except Exception as exc:  # the next owner re-extracts from the last commit: no loss
             log.warning("commit on revocation failed: %r", exc)
         self.processor.revoke(gone)
@@ -185,18 +228,30 @@ class IngestStage:
     async def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         """Learn the devices' newest windows before consuming (restart de-duplication)."""
         parts = {tp.partition for tp in assigned}
+        t = self.settings.topics
         try:
-            newest = await asyncio.get_running_loop().run_in_executor(
-                None, newest_windows, self.settings
-            )
+            for attempt in range(1, RESTORE_ATTEMPTS + 1):
+                try:
+                    newest = await asyncio.get_running_loop().run_in_executor(
+                        None, newest_windows, self.settings
+                    )
+                    break
+                except Exception as exc:
+                    log.warning("reading the newest windows failed (%d): %r", attempt, exc)
+                    if attempt == RESTORE_ATTEMPTS:
+                        # Without them the beat counters would start again at 0, and
+                        # (device_id, seq) would name two beats: better not cut at all.
+                        fail_stop(
+                            f"cannot read the devices' newest windows from {t.windows} and "
+                            f"{t.ingest_state}: {exc!r}; check the broker and those topics"
+                        )
+                    await asyncio.sleep(attempt)
             self.processor.restore(newest)
             print(
-                f"[ingest] {len(parts)} partitions of {self.settings.topics.samples} assigned; "
-                f"{len(newest)} devices' newest windows read from {self.settings.topics.windows}",
+                f"[ingest] {len(parts)} partitions of {t.samples} assigned; {len(newest)} "
+                f"devices' newest windows read from {t.windows} and {t.ingest_state}",
                 flush=True,
             )
-        except Exception as exc:  # fail open: a beat may be produced twice, none is lost
-            log.warning("newest windows not read from %s: %r", self.settings.topics.windows, exc)
         finally:
             # Ready (``/readyz``) only now: chunks consumed before the restore would be cut
             # without knowing which beats are already in ecg.windows.

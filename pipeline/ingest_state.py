@@ -16,8 +16,10 @@ unit-tested in-process (``tests/unit/pipeline/test_ingest_state.py``).
   still needs (:attr:`~detector.beats.BeatExtractor.first_needed`): a restarted stage consuming
   from there rebuilds every device's buffer and loses no beat.
 * **Restarts**: beats re-extracted from chunks consumed again are recognised by their end time
-  against each device's newest window already in ``ecg.windows`` (:meth:`IngestProcessor.
-  restore`) and are not produced again; the next beat continues that window's ``seq``.
+  against each device's newest window (:meth:`IngestProcessor.restore`: from ``ecg.windows``,
+  and for devices silent longer than that read reaches back, from the compacted state topic
+  that :meth:`IngestProcessor.state_updates` feeds) and are not produced again; the next beat
+  continues that window's ``seq``, so ``(device_id, seq)`` never names two beats.
 * A device silent for ``idle_s`` has its signal dropped, so it does not hold its partition's
   commits; its beat counter is kept.
 """
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detector.beats import BeatExtractor, BeatRecipe
-from pipeline.codec import encode_window_json
+from pipeline.codec import encode_json, encode_window_json
 from pipeline.errors import InvalidMessageError
 from pipeline.processor import InRecord, OutRecord, dead_letter
 from pipeline.samples import (
@@ -129,6 +131,10 @@ class _Device:
     done_until: float | None = None
     #: When the newest chunk's last sample ended (its ``ts`` + duration).
     newest_end: float = -math.inf
+    #: ``ts`` of the newest window produced (with ``next_beat - 1``, what the state records).
+    last_ts: float | None = None
+    #: Whether the counter moved since the last :meth:`IngestProcessor.state_updates`.
+    dirty: bool = False
 
 
 class IngestProcessor:
@@ -269,6 +275,7 @@ class IngestProcessor:
         value = encode_window_json(device_id, dev.next_beat, end_ts, window)
         out.append(OutRecord(self.topics.windows, device_id.encode("utf-8"), value))
         dev.next_beat += 1
+        dev.last_ts, dev.dirty = end_ts, True
         self.counts.beats += 1
 
     def _dead_letter(self, rec: InRecord, reason: str, detail: str) -> OutRecord:
@@ -295,14 +302,30 @@ class IngestProcessor:
                 out[dev.partition] = min(out[dev.partition], dev.segment.oldest_offset)
         return out
 
-    def restore(self, newest: Mapping[str, tuple[int, float]]) -> None:
-        """Remember each device's newest window already in ``ecg.windows`` (``seq``, ``ts``).
+    def state_updates(self) -> list[OutRecord]:
+        """One ``ingest_state`` record per device whose beat counter moved since the last call:
+        ``{"device_id", "seq", "ts"}`` of its newest window, keyed by the device id (the
+        topic is compacted: the newest record per device is what a restart reads back)."""
+        out = []
+        for device_id, dev in self.devices.items():
+            if dev.dirty and dev.last_ts is not None:
+                value = encode_json(
+                    {"device_id": device_id, "seq": dev.next_beat - 1, "ts": dev.last_ts}
+                )
+                out.append(OutRecord(self.topics.ingest_state, device_id.encode("utf-8"), value))
+                dev.dirty = False
+        return out
 
-        Called on a partition assignment, before consuming: beats that end no later than the
-        window are not produced again, and the next beat gets the following ``seq``.
+    def restore(self, newest: Mapping[str, tuple[int, float]]) -> None:
+        """Remember each device's newest window already produced (``seq``, ``ts``).
+
+        Called on a partition assignment, before consuming (with what ``ecg.windows`` and the
+        state topic hold; of several, the highest ``seq`` counts): beats that end no later
+        than the window are not produced again, and the next beat gets the following ``seq``.
         """
         for device_id, (seq, ts) in newest.items():
-            if device_id not in self.devices:
+            known = self._restored.get(device_id)
+            if device_id not in self.devices and (known is None or seq > known[0]):
                 self._restored[device_id] = (seq, ts)
 
     def revoke(self, partitions: Iterable[int]) -> int:

@@ -30,8 +30,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 class TopicNames:
     """Names of the topics (formats: docs/messages.md; flow: docs/architecture.md).
 
-    The first four are the worker's; ``samples`` and ``samples_dlq`` are the beat-extraction
-    stage's (``ecgwatch ingest``: continuous signal in, windows out to ``windows``).
+    The first four are the worker's; ``samples``, ``samples_dlq`` and ``ingest_state`` are the
+    beat-extraction stage's (``ecgwatch ingest``: continuous signal in, windows out to
+    ``windows``; each device's beat counter kept in ``ingest_state``).
     """
 
     windows: str = "ecg.windows"
@@ -40,6 +41,7 @@ class TopicNames:
     dlq: str = "ecg.windows.dlq"
     samples: str = "ecg.samples"
     samples_dlq: str = "ecg.samples.dlq"
+    ingest_state: str = "ecg.ingest.state"
 
 
 #: The topic names every tool uses unless configured otherwise (the one place they are

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import PipelineError
@@ -18,6 +18,7 @@ from pipeline.settings import DEFAULT_BOOTSTRAP, DEFAULT_TOPICS
 __all__ = [
     "DEFAULT_BOOTSTRAP",
     "DEFAULT_PARTITIONS",
+    "INGEST_STATE_CONFIGS",
     "TopicResult",
     "TopicSpec",
     "create_topics",
@@ -28,6 +29,14 @@ __all__ = [
 ]
 
 DEFAULT_PARTITIONS = 8
+
+#: ``ecg.ingest.state`` is read whole on every assignment: compacted (one record per device
+#: kept), with segments rolled and cleaned often so that little uncompacted history is left.
+INGEST_STATE_CONFIGS = {
+    "cleanup.policy": "compact",
+    "segment.ms": "600000",
+    "min.cleanable.dirty.ratio": "0.1",
+}
 
 _TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
 
@@ -44,11 +53,14 @@ class TopicSpec:
         Number of partitions (>= 1).
     replication_factor : int
         Replicas per partition; 1 on the single-node local broker.
+    configs : dict of str to str
+        Topic settings (e.g. ``cleanup.policy``); empty: the broker's defaults.
     """
 
     name: str
     partitions: int
     replication_factor: int = 1
+    configs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -117,15 +129,18 @@ def ingest_topics(
     *,
     samples: str = DEFAULT_TOPICS.samples,
     samples_dlq: str = DEFAULT_TOPICS.samples_dlq,
+    ingest_state: str = DEFAULT_TOPICS.ingest_state,
 ) -> list[TopicSpec]:
     """The beat-extraction stage's topics: ``ecg.samples`` (``partitions``, keyed by device
-    like the windows) and its dead-letter topic (one partition, as the worker's).
+    like the windows), its dead-letter topic (one partition, as the worker's) and its state
+    (``ecg.ingest.state``: each device's newest beat counter, compacted: one record per device
+    is kept; see :data:`INGEST_STATE_CONFIGS`).
 
     Parameters
     ----------
     partitions : int
         Partitions of the samples topic.
-    samples, samples_dlq : str
+    samples, samples_dlq, ingest_state : str
         Topic names (default :data:`pipeline.settings.DEFAULT_TOPICS`).
 
     Returns
@@ -133,7 +148,11 @@ def ingest_topics(
     list of TopicSpec
     """
     _check_partitions(partitions)
-    return [TopicSpec(samples, partitions), TopicSpec(samples_dlq, 1)]
+    return [
+        TopicSpec(samples, partitions),
+        TopicSpec(samples_dlq, 1),
+        TopicSpec(ingest_state, 1, configs=dict(INGEST_STATE_CONFIGS)),
+    ]
 
 
 class _AuthFailures(logging.Handler):
@@ -303,7 +322,11 @@ def _create_missing(
     from kafka.errors import for_code
 
     request = {
-        s.name: {"num_partitions": s.partitions, "replication_factor": s.replication_factor}
+        s.name: {
+            "num_partitions": s.partitions,
+            "replication_factor": s.replication_factor,
+            **({"configs": dict(s.configs)} if s.configs else {}),
+        }
         for s in specs
     }
     response = admin.create_topics(request, timeout_ms=int(timeout_s * 1000), raise_errors=False)

@@ -70,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
     except (ArtifactError, RegistryError) as exc:
         raise PipelineError(f"refusing to start: {exc}") from exc
     t = settings.topics
-    require_topics(settings.bootstrap, [t.samples, t.samples_dlq, t.windows], settings.security)
+    require_topics(
+        settings.bootstrap,
+        [t.samples, t.samples_dlq, t.ingest_state, t.windows],
+        settings.security,
+    )
     logging.getLogger().setLevel(settings.log_level.upper())
     print(
         f"[ingest] beat recipe of {path.name}: {recipe.detector} detector, window "

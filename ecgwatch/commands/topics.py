@@ -14,7 +14,7 @@ def register(sub: Any) -> None:
         "topics",
         help="create the pipeline's Kafka topics",
         description="Create ecg.windows, ecg.scores, ecg.alerts, ecg.windows.dlq and the beat-"
-        "extraction stage's ecg.samples and ecg.samples.dlq if missing.",
+        "extraction stage's ecg.samples, ecg.samples.dlq and ecg.ingest.state if missing.",
     )
     parser.add_argument("action", choices=("create",))
     parser.add_argument(
@@ -51,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
     t = settings.topics
     specs = default_topics(
         args.partitions, windows=t.windows, scores=t.scores, alerts=t.alerts, dlq=t.dlq
-    ) + ingest_topics(args.partitions, samples=t.samples, samples_dlq=t.samples_dlq)
+    ) + ingest_topics(
+        args.partitions,
+        samples=t.samples,
+        samples_dlq=t.samples_dlq,
+        ingest_state=t.ingest_state,
+    )
     results = create_topics(
         settings.bootstrap, specs, timeout_s=args.timeout, security=settings.security
     )

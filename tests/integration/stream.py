@@ -56,7 +56,8 @@ def new_topics(
     bootstrap: str, prefix: str, partitions: int = 4, *, samples: bool = False
 ) -> TopicNames:
     """Create four fresh topics ``<prefix>.<random>.{windows,scores,alerts,dlq}`` (and, with
-    ``samples``, the beat-extraction stage's ``.samples`` and ``.samples.dlq``)."""
+    ``samples``, the beat-extraction stage's ``.samples``, ``.samples.dlq`` and
+    ``.ingest.state``)."""
     base = f"{prefix}.{uuid.uuid4().hex[:8]}"
     names = TopicNames(
         f"{base}.windows",
@@ -65,12 +66,18 @@ def new_topics(
         f"{base}.dlq",
         f"{base}.samples",
         f"{base}.samples.dlq",
+        f"{base}.ingest.state",
     )
     specs = default_topics(
         partitions, windows=names.windows, scores=names.scores, alerts=names.alerts, dlq=names.dlq
     )
     if samples:
-        specs += ingest_topics(partitions, samples=names.samples, samples_dlq=names.samples_dlq)
+        specs += ingest_topics(
+            partitions,
+            samples=names.samples,
+            samples_dlq=names.samples_dlq,
+            ingest_state=names.ingest_state,
+        )
     create_topics(bootstrap, specs)
     return names
 
@@ -79,7 +86,7 @@ def topics_env(topics: TopicNames) -> dict[str, str]:
     """``ECGWATCH_KAFKA__TOPICS__*`` variables selecting ``topics``."""
     return {
         f"ECGWATCH_KAFKA__TOPICS__{k.upper()}": getattr(topics, k)
-        for k in ("windows", "scores", "alerts", "dlq", "samples", "samples_dlq")
+        for k in ("windows", "scores", "alerts", "dlq", "samples", "samples_dlq", "ingest_state")
     }
 
 

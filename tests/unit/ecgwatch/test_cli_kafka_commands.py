@@ -10,7 +10,7 @@ import pytest
 
 from ecgwatch.cli import main
 from pipeline.errors import PipelineError
-from pipeline.topics import default_topics
+from pipeline.topics import default_topics, ingest_topics
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +50,17 @@ def test_default_topics() -> None:
     ]
     with pytest.raises(PipelineError):
         default_topics(0)
+
+
+def test_ingest_topics_keep_the_state_compacted() -> None:
+    specs = ingest_topics(5)
+    assert [(s.name, s.partitions) for s in specs] == [
+        ("ecg.samples", 5),
+        ("ecg.samples.dlq", 1),
+        ("ecg.ingest.state", 1),
+    ]
+    assert specs[2].configs["cleanup.policy"] == "compact"
+    assert not specs[0].configs and not specs[1].configs
 
 
 def test_topics_unreachable_bootstrap_names_the_fix(capsys: pytest.CaptureFixture[str]) -> None:

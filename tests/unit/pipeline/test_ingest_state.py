@@ -303,3 +303,25 @@ def test_a_reset_counter_with_later_samples_starts_a_new_segment(signals) -> Non
     seqs = sorted(q for _, q in windows(out))
     assert seqs == list(range(len(seqs)))  # the beat counter goes on
     assert len(seqs) >= len(windows(run(processor(), records))) - 3
+
+
+def test_state_updates_carry_each_moved_counter_once_and_restore_takes_the_highest(
+    signals,
+) -> None:
+    proc = processor()
+    got = windows(run(proc, chunk_records(signals)))
+    updates = proc.state_updates()
+    assert {r.topic for r in updates} == {DEFAULT_TOPICS.ingest_state}
+    state = {r.key.decode(): orjson.loads(r.value) for r in updates}
+    for dev in signals:
+        newest = max(q for d, q in got if d == dev)
+        assert state[dev]["seq"] == newest and state[dev]["ts"] == got[(dev, newest)][0]
+    assert proc.state_updates() == []  # nothing moved since
+    # A device long silent: only the state topic still knows it; the windows read knows less.
+    fresh = processor()
+    fresh.restore({"dev-0": (3, T0 + 4.0)})
+    fresh.restore({"dev-0": (state["dev-0"]["seq"], state["dev-0"]["ts"])})
+    fresh.restore({"dev-0": (5, T0 + 6.0)})  # an older read does not win
+    again = windows(run(fresh, [r for r in chunk_records(signals) if r.key == b"dev-0"]))
+    assert again == {}  # every beat was already produced: none again, no seq reused
+    assert fresh.counts.beats_skipped == sum(1 for d, _ in got if d == "dev-0")
