@@ -3,12 +3,15 @@ every referenced file exists, service names and ports agree across the files."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pipeline.settings import DEFAULT_TOPICS
+from pipeline.topics import INGEST_STATE_CONFIGS
 from tests.unit.deploy.checks import (
     DEPLOY,
     PROM,
@@ -19,7 +22,7 @@ from tests.unit.deploy.checks import (
 
 COMPOSE = DEPLOY / "compose.yaml"
 METRICS_PORT = 9102
-TOPICS = ("ecg.windows", "ecg.scores", "ecg.alerts", "ecg.windows.dlq")
+TOPICS = tuple(getattr(DEFAULT_TOPICS, f.name) for f in dataclasses.fields(DEFAULT_TOPICS))
 
 
 def _services() -> dict[str, Any]:
@@ -49,7 +52,15 @@ def _binds(service: dict[str, Any]) -> dict[str, str]:
 
 
 def test_the_stack_has_its_services() -> None:
-    assert set(_services()) == {"kafka", "topics", "train", "worker", "prometheus", "grafana"}
+    assert set(_services()) == {
+        "kafka",
+        "topics",
+        "train",
+        "worker",
+        "ingest",
+        "prometheus",
+        "grafana",
+    }
     assert _services()["kafka"]["image"].startswith("apache/kafka:")
 
 
@@ -115,6 +126,23 @@ def test_topics_job_creates_the_design_topics() -> None:
     for topic in TOPICS:
         assert re.search(rf"(^|\s){re.escape(topic)}(;|\s|$)", script), topic
     assert "--if-not-exists" in script
+    for key, value in INGEST_STATE_CONFIGS.items():  # the state topic as ecgwatch makes it
+        assert f"--config {key}={value}" in script
+
+
+def test_ingest_stage_is_scraped_and_its_command_accepted() -> None:
+    ingest = _services()["ingest"]
+    args = ingest["command"]
+    parse_ecgwatch_args(args)
+    port = int(args[args.index("--metrics-port") + 1])
+    assert ingest["expose"] == [str(port)] and "ports" not in ingest
+    assert "models:/models:ro" in ingest["volumes"]
+    (dns,) = next(
+        c
+        for c in load_yaml(PROM / "prometheus-compose.yml")["scrape_configs"]
+        if c["job_name"] == "ecgwatch-ingest"
+    )["dns_sd_configs"]
+    assert dns["names"] == ["ingest"] and dns["port"] == port
 
 
 def test_prometheus_mounts_its_config_and_rules_where_the_config_expects_them() -> None:

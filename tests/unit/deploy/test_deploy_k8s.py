@@ -118,6 +118,7 @@ def test_pods_have_resources_non_root_and_the_registry() -> None:
     (cm_name,) = [n for k, n in docs if k == "ConfigMap"]
     for kind, name, read_only in (
         ("Deployment", "ecgwatch-worker", True),
+        ("Deployment", "ecgwatch-ingest", True),
         ("Job", "ecgwatch-train", False),
     ):
         spec = _pod_spec(kind, name)
@@ -144,11 +145,24 @@ def test_train_job_never_restarts_in_place() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "name"), [("Deployment", "ecgwatch-worker"), ("Job", "ecgwatch-train")]
+    ("kind", "name"),
+    [
+        ("Deployment", "ecgwatch-worker"),
+        ("Deployment", "ecgwatch-ingest"),
+        ("Job", "ecgwatch-train"),
+    ],
 )
 def test_container_args_are_accepted_by_ecgwatch(kind: str, name: str) -> None:
     (container,) = _pod_spec(kind, name)["containers"]
     parse_ecgwatch_args(container["args"])
+
+
+def test_ingest_probes_its_own_metrics_port() -> None:
+    (c,) = _pod_spec("Deployment", "ecgwatch-ingest")["containers"]
+    (port,) = c["ports"]
+    assert c["args"][c["args"].index("--metrics-port") + 1] == str(port["containerPort"])
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert (c[probe]["httpGet"]["path"], c[probe]["httpGet"]["port"]) == (path, "metrics")
 
 
 def test_worker_takes_the_kafka_password_from_an_optional_secret() -> None:
