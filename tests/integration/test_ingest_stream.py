@@ -266,7 +266,13 @@ def test_kill9_of_the_stage_half_way_loses_and_repeats_no_beat(
     finally:
         producer.close()
         stage.stop()
+    # Stopped cleanly, the stage left each device's newest (seq, ts) in the state topic.
+    with TopicReader(kafka_bootstrap, topics.ingest_state) as state_topic:
+        state = {r["device_id"]: r for r in state_topic.drain()}
     seen = [(r["device_id"], r["seq"]) for r in records]
+    for dev in stitched:
+        newest = max(q for d, q in seen if d == dev)
+        assert state[dev]["seq"] == newest, (dev, state.get(dev), newest)
     assert len(seen) == len(set(seen)), "a (device, seq) was produced twice"
     m = match(truth, records)
     assert m["found"] >= 0.995, m["found"]
