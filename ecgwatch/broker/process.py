@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -125,8 +126,48 @@ def status(data_dir: Path | None = None) -> BrokerStatus:
     return BrokerStatus(running, pid if running else None, _read_port(props), data_dir, log_file)
 
 
+def _ephemeral_low(default: int = 32768) -> int:
+    """The lowest port the kernel hands out to outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
 def free_ports(n: int = 1) -> list[int]:
-    """``n`` distinct TCP ports that were free on 127.0.0.1 a moment ago (for tests, demos)."""
+    """``n`` distinct TCP ports that were free on 127.0.0.1 a moment ago (for tests, demos).
+
+    They lie below the kernel's ephemeral range: a port from that range can be taken, while a
+    broker on it is stopped for a restart, as the source port of any outgoing connection (a
+    client reconnecting to that very port can even connect to itself), and the restarted
+    broker then fails to bind it. Outside the range only a listener can hold it.
+    """
+    low = _ephemeral_low()
+    if low < 10_000 + 100 * n:  # an unusual range: fall back to the kernel's choice
+        return _kernel_ports(n)
+    # Not seeded on purpose: parallel test runs on one machine must not pick the same ports.
+    rng = random.SystemRandom()
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(200 * n):
+            if len(socks) == n:
+                break
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind(("127.0.0.1", rng.randrange(10_000, low)))
+            except OSError:
+                sock.close()
+                continue
+            socks.append(sock)
+        if len(socks) < n:
+            return _kernel_ports(n)
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _kernel_ports(n: int) -> list[int]:
     socks: list[socket.socket] = []
     try:
         for _ in range(n):  # hold all sockets open at once so the ports are distinct

@@ -71,3 +71,17 @@ def test_topics_unreachable_bootstrap_names_the_fix(capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert f"localhost:{port}" in err and "ecgwatch broker start" in err and "\n" not in err
+
+
+def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range() -> None:
+    import socket
+
+    from ecgwatch.broker import free_ports
+    from ecgwatch.broker.process import _ephemeral_low
+
+    ports = free_ports(5)
+    assert len(set(ports)) == 5
+    assert all(1024 < p < _ephemeral_low() for p in ports)
+    for p in ports:  # free a moment ago: bindable now
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", p))
