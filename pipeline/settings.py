@@ -49,6 +49,13 @@ class TopicNames:
 DEFAULT_TOPICS = TopicNames()
 
 
+def _require(checks: list[tuple[bool, str, object, str]]) -> None:
+    """Raise for the first failed ``(ok, key, value, allowed)`` check, naming key and range."""
+    for ok, key, value, allowed in checks:
+        if not ok:
+            raise PipelineConfigError(f"{key}: {value!r} is not allowed; must be {allowed}")
+
+
 @dataclass(frozen=True)
 class IngestSettings:
     """The beat-extraction stage's own settings (``ingest.*``; ``ecgwatch ingest``).
@@ -97,9 +104,7 @@ class IngestSettings:
                 "> 0 and <= 10 seconds",
             ),
         ]
-        for ok, key, value, allowed in checks:
-            if not ok:
-                raise PipelineConfigError(f"{key}: {value!r} is not allowed; must be {allowed}")
+        _require(checks)
 
 
 @dataclass(frozen=True)
@@ -269,8 +274,6 @@ class WorkerSettings:
                 " | ".join(LOG_LEVELS),
             ),
         ]
-        for ok, key, value, allowed in checks:
-            if not ok:
-                raise PipelineConfigError(f"{key}: {value!r} is not allowed; must be {allowed}")
+        _require(checks)
         self.alert_policy()  # the alerts.* checks are the policy's own
         check_stale_after(self.stale_after_s)
