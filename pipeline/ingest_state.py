@@ -85,12 +85,10 @@ class _Segment:
         self.fs = fs
         self.extractor = BeatExtractor(fs, recipe)
         self.chunks: list[_Chunk] = []
-        self._starts: list[int] = []
 
     def feed(self, chunk: SampleChunk, offset: int) -> list[tuple[float, np.ndarray]]:
         """The ``(end_ts, window)`` of each beat the chunk completes."""
         self.chunks.append(_Chunk(self.extractor.received, chunk.ts, offset))
-        self._starts.append(self.extractor.received)
         rejected = self.extractor.rejected_intervals
         beats = self.extractor.feed(chunk.samples)
         #: Intervals the last :meth:`feed` rejected (outside the recipe's RR range).
@@ -102,16 +100,18 @@ class _Segment:
     def _time_of(self, position: float) -> float:
         # The ts of the chunk holding the position: the device's clock, not a sample count
         # from the segment's start, so a slowly drifting clock does not shift beat times.
-        i = max(0, bisect.bisect_right(self._starts, int(position)) - 1)
-        c = self.chunks[i]
+        c = self.chunks[self._holding(int(position))]
         return c.ts + (position - c.start) / self.fs
 
     def _trim(self) -> None:
         needed = self.extractor.first_needed
-        keep = max(0, bisect.bisect_right(self._starts, needed) - 1)
+        keep = self._holding(needed)
         if keep:
             del self.chunks[:keep]
-            del self._starts[:keep]
+
+    def _holding(self, position: int) -> int:
+        """Index of the chunk that holds sample ``position``."""
+        return max(0, bisect.bisect_right(self.chunks, position, key=lambda c: c.start) - 1)
 
     @property
     def oldest_offset(self) -> int:
