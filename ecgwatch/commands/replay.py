@@ -220,21 +220,17 @@ def labelled_beats(data: str | None, split: str = "test") -> tuple[np.ndarray, n
         their class (1 normal, 2-5 the abnormal classes; a source without classes, such as
         TensorFlow's ``ecg.csv``, gives 1 normal, 0 abnormal).
     """
-    import dataclasses
-
     import numpy as np
 
-    from training import load_config, load_dataset, make_split
+    from training import load_config, load_dataset
+    from training.split import split_rows
 
     ds = load_dataset(data)
     classes = ds.normal if ds.classes is None else ds.classes
     if split == "all":
         return ds.x, classes
-    # The seed's split of the beats with their class as an extra first column: the same rows,
-    # in the same order, as make_split(ds) gives (its split depends on the labels alone).
-    tagged = dataclasses.replace(ds, x=np.column_stack([classes, ds.x]))
-    test = make_split(tagged, load_config("seed")).x_test
-    return test[:, 1:], test[:, 0].astype(np.int64)
+    rows = split_rows(ds, load_config("seed"))["test"]
+    return ds.x[rows], np.asarray(classes)[rows].astype(np.int64)
 
 
 def stitch_devices(
