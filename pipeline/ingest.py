@@ -65,16 +65,18 @@ def warm_up(recipe: BeatRecipe) -> None:
     detect_peaks(-np.exp(-(((t % 0.8) - 0.1) ** 2) / 2e-4), fs, recipe)
 
 
-def newest_windows(settings: WorkerSettings) -> dict[str, tuple[int, float]]:
-    """Per device, ``(seq, ts)`` of its newest window produced: the newer of what the newest
-    windows in ``ecg.windows`` and the compacted state topic say. Blocking.
+def newest_windows(settings: WorkerSettings) -> list[dict[str, tuple[int, float]]]:
+    """Per device, ``(seq, ts)`` of its newest window produced, as the newest windows in
+    ``ecg.windows`` say and as the compacted state topic says (two readings: of both,
+    :meth:`IngestProcessor.restore` keeps the higher ``seq``). Blocking.
 
     Only windows that decode are counted (another producer's garbage is no beat of ours).
     """
     s = settings
     found = read_newest_in_topic(s.bootstrap, s.topics.windows, s.security)
     batch = decode_records([rec for rec, _ in found], max_bytes=s.max_message_bytes)
-    newest = {d: (q, t) for d, q, t in zip(batch.device_id, batch.seq, batch.ts, strict=True)}
+    windows = {d: (q, t) for d, q, t in zip(batch.device_id, batch.seq, batch.ts, strict=True)}
+    counters: dict[str, tuple[int, float]] = {}
     state = read_newest_in_topic(
         s.bootstrap, s.topics.ingest_state, s.security, per_partition=STATE_READ_MAX
     )
@@ -85,9 +87,8 @@ def newest_windows(settings: WorkerSettings) -> dict[str, tuple[int, float]]:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             log.warning("ignoring a malformed record of %s at offset %d", rec.topic, rec.offset)
             continue
-        if seq > newest.get(device, (-1, 0.0))[0]:
-            newest[device] = (seq, ts)
-    return newest
+        counters[device] = (seq, ts)
+    return [windows, counters]
 
 
 class IngestStage:
@@ -246,9 +247,11 @@ class IngestStage:
                             f"{t.ingest_state}: {exc!r}; check the broker and those topics"
                         )
                     await asyncio.sleep(attempt)
-            self.processor.restore(newest)
+            for reading in newest:
+                self.processor.restore(reading)
+            devices = len(set().union(*newest))
             print(
-                f"[ingest] {len(parts)} partitions of {t.samples} assigned; {len(newest)} "
+                f"[ingest] {len(parts)} partitions of {t.samples} assigned; {devices} "
                 f"devices' newest windows read from {t.windows} and {t.ingest_state}",
                 flush=True,
             )
