@@ -125,9 +125,7 @@ def replay(
                 writer.writerow([device_id, seq, "" if labels is None else int(labels[i])])
             if report is not None:
                 report(i)
-        producer.flush()
-        for f in futures:
-            f.get(timeout=60)  # raises if any window was not acknowledged
+        _await_acks(producer, futures)
     finally:
         producer.close()
         if truth is not None:
@@ -157,6 +155,13 @@ def _json_message(
 ) -> tuple[bytes, list[tuple[str, bytes]]]:
     # No header: JSON is what a message without content-type is read as.
     return encode_window_json(device_id, seq, ts, samples), []
+
+
+def _await_acks(producer: Any, futures: list[Any]) -> None:
+    """Flush ``producer`` and wait for every send's acknowledgement (raises if one failed)."""
+    producer.flush()
+    for f in futures:
+        f.get(timeout=60)
 
 
 def _sleep_until(due: float) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from detector.beats import MAX_FS, MIN_FS
 from pipeline.errors import PipelineConfigError
-from pipeline.replay import ReplayStats, _producer, _reporter
+from pipeline.replay import ReplayStats, _await_acks, _producer, _reporter
 from pipeline.samples import MAX_CHUNK_SAMPLES, samples_message
 from pipeline.security import KafkaSecurity
 from pipeline.settings import DEFAULT_TOPICS
@@ -199,9 +199,7 @@ def replay_signals(
             )
             if report is not None:
                 report(i)
-        producer.flush()
-        for f in futures:
-            f.get(timeout=60)  # raises if any chunk was not acknowledged
+        _await_acks(producer, futures)
     finally:
         producer.close()
     samples = sum(a.size for a in arrays.values())
