@@ -234,15 +234,28 @@ def _format_storage(java: str, kdir: Path, props: Path, data_dir: Path, log_file
         raise EcgwatchError(f"formatting the Kafka storage failed (exit {rc}): see {log_file}")
 
 
-def _wait_ready(pid: int, port: int, log_file: Path, timeout_s: float) -> None:
+def _exit_status(returncode: int | None) -> str:
+    """How the JVM ended, in words (a signal says something outside killed it)."""
+    if returncode is None:
+        return "exit status unknown"
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-returncode).name}"
+        return f"killed by signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], port: int, log_file: Path, timeout_s: float) -> None:
     from kafka import KafkaAdminClient  # heavy-ish import, only when starting
 
+    pid = proc.pid
     deadline = time.monotonic() + timeout_s
     last_error = "no answer yet"
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if proc.poll() is not None or not _alive(pid):
             raise EcgwatchError(
-                f"the Kafka broker exited during start-up: see {log_file} ({_log_tail(log_file)})"
+                f"the Kafka broker exited during start-up ({_exit_status(proc.poll())}): "
+                f"see {log_file} ({_log_tail(log_file)})"
             )
         if _port_in_use(port):
             try:
@@ -342,10 +355,10 @@ def start(
     log4j = data_dir / "log4j2.xml"
     log4j.write_text(render_log4j2_config())
     _format_storage(java, kdir, props, data_dir, log_file)
-    pid = _launch(_broker_command(java, kdir, heap, log4j, data_dir, props), data_dir, log_file)
-    pid_file.write_text(f"{pid}\n")
+    proc = _launch(_broker_command(java, kdir, heap, log4j, data_dir, props), data_dir, log_file)
+    pid_file.write_text(f"{proc.pid}\n")
     try:
-        _wait_ready(pid, port, log_file, timeout_s)
+        _wait_ready(proc, port, log_file, timeout_s)
     except EcgwatchError:
         stop(data_dir)  # leave nothing half-started behind
         raise
@@ -384,8 +397,8 @@ def _broker_command(
     ]
 
 
-def _launch(cmd: list[str], data_dir: Path, log_file: Path) -> int:
-    """Start the JVM in the background, its output appended to ``log_file``; its pid."""
+def _launch(cmd: list[str], data_dir: Path, log_file: Path) -> subprocess.Popen[bytes]:
+    """Start the JVM in the background, its output appended to ``log_file``."""
     with log_file.open("a") as log:
         # Own session: Ctrl-C in the terminal that started it does not kill the broker.
         proc = subprocess.Popen(
@@ -396,7 +409,7 @@ def _launch(cmd: list[str], data_dir: Path, log_file: Path) -> int:
             start_new_session=True,
             cwd=data_dir,
         )
-    return proc.pid
+    return proc
 
 
 def stop(data_dir: Path | None = None, *, timeout_s: float = 30.0) -> bool:
