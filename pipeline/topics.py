@@ -200,14 +200,27 @@ def _admin(bootstrap: str, timeout_s: float, security: KafkaSecurity | None = No
         raise PipelineError(
             f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}): start a broker "
             "(`ecgwatch broker start`) or pass the right --bootstrap HOST:PORT"
-            + (
-                f" (security_protocol is {security.protocol}: is that what the listener speaks?)"
-                if security.protocol != "PLAINTEXT"
-                else ""
-            )
+            + _security_hint(security)
         ) from exc
     finally:
         kafka_log.removeHandler(watch)
+
+
+def _security_hint(security: KafkaSecurity) -> str:
+    """What else to check when a secured listener never answered the handshake."""
+    if security.protocol == "PLAINTEXT":
+        return ""
+    hint = f" (security_protocol is {security.protocol}: is that what the listener speaks?"
+    if security.uses_sasl:
+        # A listener may close the socket during the SASL exchange without an error response
+        # (seen on a loaded machine with a wrong password), so the credentials stay suspect.
+        hint += (
+            f" A listener that closes the connection during the SASL handshake may also be "
+            f"refusing kafka.sasl_username={security.sasl_username!r} "
+            f"(kafka.sasl_mechanism={security.sasl_mechanism}): check the username and "
+            "ECGWATCH_KAFKA__SASL_PASSWORD"
+        )
+    return hint + ")"
 
 
 def topic_partitions(

@@ -171,9 +171,12 @@ def test_wrong_password_stops_the_worker_with_an_authentication_error(
     )
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("ecgwatch worker: error: Kafka at"), proc.stderr[-2000:]
-    assert "authentication failed" in last and f"sasl_username={USER!r}" in last
-    assert "ECGWATCH_KAFKA__SASL_PASSWORD" in last
+    # The broker answers a wrong password with an error response, but on a loaded machine it
+    # has been seen to close the socket first (CI); both messages must lead to the credentials.
+    rejected = last.startswith("ecgwatch worker: error: Kafka at")
+    assert rejected or "closes the connection during the SASL handshake" in last, last
+    assert not rejected or "authentication failed" in last, last
+    assert f"sasl_username={USER!r}" in last and "ECGWATCH_KAFKA__SASL_PASSWORD" in last
     assert "not-the-password" not in proc.stderr + proc.stdout
 
 

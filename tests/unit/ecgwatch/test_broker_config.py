@@ -175,7 +175,9 @@ def test_start_failures_point_at_the_log(tmp_path: Path) -> None:
     # Already formatted: the JVM itself starts and dies (no kafka.Kafka class).
     (data / "data").mkdir(parents=True)
     (data / "data" / "meta.properties").write_text("")
-    with pytest.raises(EcgwatchError, match=r"exited during start-up: see .*broker\.log"):
+    with pytest.raises(
+        EcgwatchError, match=r"exited during start-up \(exit status 1\): see .*broker\.log"
+    ):
         broker.start(port, data, controller_port, kdir=kdir, timeout_s=10)
     assert not broker.status(data).running
     assert not (data / "broker.pid").exists()
