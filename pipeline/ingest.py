@@ -37,7 +37,7 @@ from pipeline.decode import decode_records
 from pipeline.engine import close_client, consumer_kwargs, producer_kwargs
 from pipeline.feed_restore import read_newest_in_topic
 from pipeline.ingest_state import IngestProcessor
-from pipeline.lifecycle import arm_shutdown_watchdog, fail_stop
+from pipeline.lifecycle import arm_shutdown_watchdog, fail_stop, freeze_heap
 from pipeline.output import BatchProducer, deliver_with_retry
 from pipeline.server import HealthState
 from pipeline.settings import WorkerSettings
@@ -128,6 +128,7 @@ class IngestStage:
         """Run until :meth:`stop`."""
         s = self.settings
         warm_up(self.processor.recipe)
+        freeze_heap()  # the detector's libraries: no full-collection pauses on the loop
         group = dataclasses.replace(s, group_id=s.ingest.group_id)
         producer = AIOKafkaProducer(**producer_kwargs(s))
         self.consumer = AIOKafkaConsumer(**consumer_kwargs(group))

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.lifecycle import freeze_heap
 from pipeline.metrics import PipelineMetrics
 from pipeline.processor import WindowProcessor
 from pipeline.scorer import Scorer
@@ -143,6 +144,7 @@ class ModelRollout:
         m.model_threshold.set(float(model.threshold.value))
         m.model_reloads.labels("switched").inc()
         self._set_refused(None)
+        freeze_heap()  # the new model's objects, as the first one's at start-up
         print(f"[worker] model switched: {old.version} -> {model.version}", flush=True)
 
     def _set_refused(self, version: str | None) -> None:

@@ -16,6 +16,7 @@ from pipeline.codec import REJECT_REASONS, SCORING_REASONS
 from pipeline.devices import device_view
 from pipeline.errors import PipelineError
 from pipeline.feeds import FeedWatch
+from pipeline.lifecycle import freeze_heap
 from pipeline.metrics import PipelineMetrics, create_metrics
 from pipeline.policy import KIND_PHYSIOLOGICAL, KIND_TECHNICAL, SEVERITIES
 from pipeline.processor import WindowProcessor
@@ -181,6 +182,7 @@ def run_worker(settings: WorkerSettings) -> int:
     port = server.port if server else "-"
     # worker.log_level for every engine (Faust's worker also sets it for its own loggers).
     logging.getLogger().setLevel(settings.log_level.upper())
+    freeze_heap()
     try:
         if settings.engine == "batch":
             return _run_batch(settings, processor, health, port)
