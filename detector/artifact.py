@@ -31,6 +31,7 @@ from detector.errors import (
     IncompatibleArtifactError,
     MissingArtifactFileError,
 )
+from detector.fastpath import Chain, load_chain, save_chain
 from detector.normalise import normaliser_from_dict
 from detector.threshold import Threshold
 
@@ -56,6 +57,8 @@ class Prediction(NamedTuple):
 #: Version of the ``detector.json`` layout this code writes and reads.
 SCHEMA_VERSION = 1
 MODEL_FILE = "model.keras"
+#: The NumPy pass of a Dense-chain model, checked against Keras at save (``detector.fastpath``).
+FORWARD_FILE = "forward.npz"
 META_FILE = "detector.json"
 SUMS_FILE = "SHA256SUMS"
 
@@ -271,7 +274,7 @@ class Artifact:
         Path
             The final folder.
         """
-        if self.detector.model is None:
+        if not self.detector.fitted:
             raise ArtifactError(str(path), "the detector is not fitted; call fit() first")
         target = Path(path)
         if target.exists():
@@ -283,6 +286,9 @@ class Artifact:
         tmp.mkdir()
         try:
             self.detector.model.save(tmp / MODEL_FILE)
+            chain = self.detector.numpy_chain()
+            if chain is not None:
+                save_chain(tmp / FORWARD_FILE, chain)
             meta = self.to_metadata()
             _write_synced(tmp / META_FILE, json.dumps(meta, indent=2, sort_keys=True).encode())
             if report_dir is not None:
@@ -310,15 +316,7 @@ class Artifact:
         ------
         MissingArtifactFileError, ChecksumMismatchError, IncompatibleArtifactError
         """
-        root = Path(path)
-        if not root.is_dir():
-            raise MissingArtifactFileError(
-                str(root),
-                "no such artifact folder; train one "
-                "with `ecgwatch train` or check --model/--registry",
-            )
-        _check_sums(root, _read_sums(root))
-        return _read_metadata(root)
+        return _verified(Path(path))[0]
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Artifact:
@@ -329,12 +327,8 @@ class Artifact:
         ArtifactError
             Subclass naming the file and what is wrong.
         """
-        import keras
-
-        from detector.models import custom_objects
-
         root = Path(path)
-        meta = cls.verify(root)
+        meta, listed = _verified(root)
         model_meta = meta["model"]
         try:
             det = AutoencoderDetector(
@@ -354,20 +348,10 @@ class Artifact:
                 )
         except DetectorConfigError as exc:
             raise IncompatibleArtifactError(str(root / META_FILE), str(exc)) from exc
-        try:
-            det.model = keras.saving.load_model(
-                root / MODEL_FILE, custom_objects=custom_objects(), compile=False, safe_mode=True
-            )
-        except Exception as exc:  # Keras raises many types for a corrupt/unsafe file
-            raise IncompatibleArtifactError(
-                str(root / MODEL_FILE), f"cannot be loaded by Keras: {exc}"
-            ) from exc
-        shape = tuple(det.model.input_shape)
-        if shape[-1] != meta["window_length"]:
-            raise IncompatibleArtifactError(
-                str(root / MODEL_FILE),
-                f"model input shape {shape} does not match window_length {meta['window_length']}",
-            )
+        chain = _read_chain(root, listed, det.window_length)
+        det.attach(lambda: _load_keras_model(root, det.window_length), chain)
+        if chain is None:  # no NumPy pass saved: deserialise now, so a bad file fails here
+            det.model  # noqa: B018
         try:
             det.normaliser = normaliser_from_dict(meta["normalisation"])
         except (DetectorConfigError, KeyError, TypeError, ValueError) as exc:
@@ -382,3 +366,49 @@ class Artifact:
                 str(root / META_FILE), f"beat_recipe cannot be used: {exc}"
             ) from exc
         return artifact
+
+
+def _verified(root: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """``detector.json`` and the checksummed file list, after checking every checksum."""
+    if not root.is_dir():
+        raise MissingArtifactFileError(
+            str(root),
+            "no such artifact folder; train one with `ecgwatch train` or check --model/--registry",
+        )
+    listed = _read_sums(root)
+    _check_sums(root, listed)
+    return _read_metadata(root), listed
+
+
+def _read_chain(root: Path, listed: dict[str, str], window_length: int) -> Chain | None:
+    """The artifact's saved NumPy pass, or None (absent: written before it existed, or the
+    model is no Dense chain). Only a checksummed file is trusted."""
+    if FORWARD_FILE not in listed:
+        return None
+    try:
+        return load_chain(root / FORWARD_FILE, window_length)
+    except ValueError as exc:
+        raise IncompatibleArtifactError(str(root / FORWARD_FILE), str(exc)) from exc
+
+
+def _load_keras_model(root: Path, window_length: int) -> Any:
+    """Deserialise ``model.keras`` (Keras safe mode) and check its input width."""
+    import keras
+
+    from detector.models import custom_objects
+
+    try:
+        model = keras.saving.load_model(
+            root / MODEL_FILE, custom_objects=custom_objects(), compile=False, safe_mode=True
+        )
+    except Exception as exc:  # Keras raises many types for a corrupt/unsafe file
+        raise IncompatibleArtifactError(
+            str(root / MODEL_FILE), f"cannot be loaded by Keras: {exc}"
+        ) from exc
+    shape = tuple(model.input_shape)
+    if shape[-1] != window_length:
+        raise IncompatibleArtifactError(
+            str(root / MODEL_FILE),
+            f"model input shape {shape} does not match window_length {window_length}",
+        )
+    return model

@@ -10,6 +10,7 @@ import numpy as np
 
 from detector.align import AlignmentGrid
 from detector.errors import DetectorConfigError, InvalidWindowError, NotFittedError
+from detector.fastpath import Chain
 from detector.models import build_model, default_params
 from detector.normalise import (
     NORMALISATIONS,
@@ -208,11 +209,48 @@ class AutoencoderDetector:
         self.normaliser: Normaliser = (
             WindowNormaliser(align) if normalisation == "zscore_window" else MinMaxNormaliser()
         )
-        self.model: Any = None
+        self._model: Any = None
+        # An artifact's Keras model is only deserialised when something needs it (a GPU, a
+        # kind with no NumPy pass, training): importing Keras costs seconds and 500+ MiB.
+        self._model_loader: Callable[[], Any] | None = None
+        #: A Dense chain checked against Keras when its artifact was saved (or None).
+        self._chain: Chain | None = None
         self._forward: Any = None
         #: ``keras`` or ``numpy``: the scoring backend, what computes the forward pass (see
         #: :meth:`use_backend`; not the Keras backend, ``KERAS_BACKEND``).
         self.backend = "keras"
+
+    @property
+    def model(self) -> Any:
+        """The Keras model (deserialised on first use when it came from an artifact)."""
+        if self._model is None and self._model_loader is not None:
+            loader, self._model_loader = self._model_loader, None
+            self._model = loader()
+        return self._model
+
+    @model.setter
+    def model(self, model: Any) -> None:
+        self._model, self._model_loader, self._chain = model, None, None
+
+    @property
+    def fitted(self) -> bool:
+        """Whether there is a model (loaded, or waiting in its artifact)."""
+        return self._model is not None or self._model_loader is not None
+
+    def attach(self, loader: Callable[[], Any], chain: Chain | None) -> None:
+        """Take a model from an artifact: ``loader()`` deserialises it when first needed;
+        ``chain`` is the NumPy pass saved (already checked against Keras) with it."""
+        self._model, self._model_loader, self._chain = None, loader, chain
+        self._forward, self.backend = None, "keras"
+
+    def numpy_chain(self) -> Chain | None:
+        """The Dense chain the NumPy backend runs, checked against Keras; None when the
+        model is no plain Dense chain (see :mod:`detector.fastpath`)."""
+        if self._chain is None and self.fitted:
+            from detector.fastpath import checked_chain
+
+            self._chain = checked_chain(self.model, self.window_length)
+        return self._chain
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -343,7 +381,12 @@ class AutoencoderDetector:
                 f"{self.score_smoothing!r}, so its noise reference does not apply; refit with "
                 "it or use noise_discount: 0"
             )
-        other.model, other.normaliser = self.model, self.normaliser
+        other._model, other._model_loader, other._chain = (
+            self._model,
+            self._model_loader,
+            self._chain,
+        )
+        other.normaliser = self.normaliser
         other.noise_reference = self.noise_reference
         return other
 
@@ -367,16 +410,16 @@ class AutoencoderDetector:
         """
         if backend not in ("auto", "numpy", "keras"):
             raise DetectorConfigError(f"backend: {backend!r} must be auto, numpy or keras")
-        if self.model is None:
+        if not self.fitted:
             raise NotFittedError("AutoencoderDetector: call fit() or load an artifact first")
         self._forward = None
         self.backend = "keras"
         if backend != "keras":
-            from detector.fastpath import numpy_forward
+            from detector.fastpath import forward_of
 
-            fn = numpy_forward(self.model, self.window_length)
-            if fn is not None:
-                self._forward, self.backend = fn, "numpy"
+            chain = self.numpy_chain()
+            if chain is not None:
+                self._forward, self.backend = forward_of(chain), "numpy"
             elif backend == "numpy":
                 raise DetectorConfigError(
                     f"backend: 'numpy' needs a plain Dense chain; kind {self.kind!r} is not one"
@@ -385,7 +428,7 @@ class AutoencoderDetector:
 
     def _forward_fn(self) -> Any:
         """A compiled ``x -> reconstruction`` for the Keras backend in use (built once)."""
-        if self.model is None:
+        if not self.fitted:
             raise NotFittedError("AutoencoderDetector: call fit() or load an artifact first")
         if self._forward is None:
             import keras

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from typing import Any
 
 from detector import ArtifactError, ModelRegistry, RegistryError
@@ -28,9 +29,24 @@ __all__ = ["load_model", "run_worker"]
 log = logging.getLogger(__name__)
 
 
+#: Device nodes of the GPU drivers Keras's backends use (NVIDIA's and AMD's ROCm). Without
+#: any, no backend can see a GPU, so ``device: auto`` needs no framework to know it.
+GPU_DEVICE_NODES = ("/dev/nvidia0", "/dev/kfd")
+
+
+def _gpu_possible(device: str) -> bool:
+    """Whether Keras must be asked about GPUs: ``gpu`` was asked for, or the machine has a
+    GPU driver (to use it, or for ``cpu`` to hide it before a Keras model is built)."""
+    return device == "gpu" or any(os.path.exists(n) for n in GPU_DEVICE_NODES)
+
+
 @functools.cache
 def _select_device(device: str) -> bool:
-    """Apply ``worker.device`` before any model is built; returns whether a GPU is used."""
+    """Apply ``worker.device`` before Keras builds any model; returns whether a GPU is used.
+
+    Imports Keras (seconds, hundreds of MiB): called only where a GPU may be seen
+    (:func:`_gpu_possible`), so a CPU worker whose model carries its NumPy pass never does.
+    """
     import keras
 
     if keras.backend.backend() == "tensorflow":
@@ -55,13 +71,18 @@ def _select_device(device: str) -> bool:
     return bool(gpus) and device != "cpu"
 
 
+def _on_gpu(device: str) -> bool:
+    """Whether Keras scores on a GPU (False without importing Keras where none can be)."""
+    return _select_device(device) if _gpu_possible(device) else False
+
+
 def load_model(settings: WorkerSettings) -> Any:
     """Load and verify the configured model version, or explain why the worker cannot start.
 
     On the CPU (``device: cpu``, or ``auto`` without a GPU) dense models score with a NumPy
     pass of the same weights (checked against Keras to 1e-5); on a GPU, Keras scores.
     """
-    on_gpu = _select_device(settings.device)
+    on_gpu = _on_gpu(settings.device)
     try:
         artifact = load_version(settings, settings.model_version, on_gpu)
     except (ArtifactError, RegistryError) as exc:
@@ -104,7 +125,7 @@ def _load_shadow(settings: WorkerSettings, metrics: PipelineMetrics) -> Any:
     if not settings.shadow_model:
         return None
     try:
-        shadow = load_version(settings, settings.shadow_model, _select_device(settings.device))
+        shadow = load_version(settings, settings.shadow_model, _on_gpu(settings.device))
     except (ArtifactError, RegistryError) as exc:
         raise PipelineError(f"refusing to start: worker.shadow_model: {exc}") from exc
     metrics.shadow_info.labels(shadow.version).set(1)
@@ -124,7 +145,7 @@ def _start_rollout(
 
     if settings.model_version != LATEST or not settings.model_poll_s:
         return None
-    on_gpu = _select_device(settings.device)  # cached: what the start chose
+    on_gpu = _on_gpu(settings.device)  # cached: what the start chose
     registry = ModelRegistry(settings.registry)
     return ModelRollout(
         processor,
