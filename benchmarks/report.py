@@ -100,6 +100,7 @@ def _latency_lines(r: dict[str, Any]) -> list[str]:
     return [
         f"latency at {lat['rate']:,.0f}/s for {lat['seconds']:.0f} s ({lat['n']} windows): "
         + percentiles,
+        *_settling_line(lat),
         f"broker floor (produce -> consume, no worker): p50 {floor['p50']:.1f} "
         f"ms, p99 {floor['p99']:.1f} ms"
         if floor.get("n")
@@ -166,3 +167,14 @@ def format_report(r: dict[str, Any]) -> str:
             *_target_lines(r),
         ]
     )
+
+
+def _settling_line(lat: dict[str, Any]) -> list[str]:
+    """The start-up transient, streamed before the timed run (absent in older reports)."""
+    st = lat.get("settling") or {}
+    if not st.get("n"):
+        return []
+    return [
+        f"  the {st['seconds']:.0f} s streamed before it (worker just started): p50 "
+        f"{st['p50']:.1f} ms, p99 {st['p99']:.1f} ms, max {st['max']:.1f} ms"
+    ]

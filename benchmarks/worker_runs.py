@@ -124,6 +124,7 @@ class _Stream:
     rate: float
     seconds: float
     devices: int
+    settle_s: float = 0.0
 
     def window(self, i: int, seq: int) -> tuple[bytes, bytes]:
         """Key and JSON value of the ``i``-th window, stamped now (latency counts from here)."""
@@ -173,22 +174,37 @@ async def _collect(consumer: Any, n: int, lat: list[float], done: asyncio.Event)
     done.set()
 
 
-async def _produce_steadily(producer: Any, s: _Stream, n: int) -> None:
-    """Send ``n`` windows at ``s.rate``: every 5 ms what is due by then (a steady stream)."""
+async def _produce_steadily(producer: Any, s: _Stream, n: int, first: int = 0) -> None:
+    """Send windows ``first .. first + n - 1`` at ``s.rate``: every 5 ms what is due by then
+    (a steady stream); each device's ``seq`` keeps counting up across calls."""
     tick = 0.005
     t0 = time.perf_counter()
     sent = 0
     while sent < n:
         due = int(min(n, (time.perf_counter() - t0) * s.rate + 1))
         while sent < due:
-            key, value = s.window(sent, 10**9 + sent // s.devices)
+            i = first + sent
+            key, value = s.window(i, 10**9 + i // s.devices)
             await producer.send(s.windows_topic, value, key=key)
             sent += 1
         await asyncio.sleep(tick)
 
 
-async def _latency(s: _Stream) -> list[float]:
-    """Seconds from produce to score record for every window of the timed stream."""
+async def _stream(producer: Any, consumer: Any, s: _Stream, n: int, first: int) -> list[float]:
+    """Latencies of ``n`` windows streamed at ``s.rate`` (those back within 30 s)."""
+    lat: list[float] = []
+    done = asyncio.Event()
+    reader = asyncio.ensure_future(_collect(consumer, n, lat, done))
+    await _produce_steadily(producer, s, n, first)
+    try:
+        await asyncio.wait_for(done.wait(), 30)
+    except TimeoutError:
+        reader.cancel()
+    return lat
+
+
+async def _latency(s: _Stream) -> tuple[list[float], list[float]]:
+    """Seconds from produce to score record: the settling stream's, then the timed one's."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap.split(","), acks="all", linger_ms=0)
@@ -200,22 +216,16 @@ async def _latency(s: _Stream) -> list[float]:
     )
     await producer.start()
     await consumer.start()
-    lat: list[float] = []
     try:
         await _from_the_end(consumer, producer, s.scores_topic)
-        n = int(s.rate * s.seconds)
-        done = asyncio.Event()
         await _warm_up(producer, consumer, s)
-        reader = asyncio.ensure_future(_collect(consumer, n, lat, done))
-        await _produce_steadily(producer, s, n)
-        try:
-            await asyncio.wait_for(done.wait(), 30)
-        except TimeoutError:
-            reader.cancel()
+        settle_n = int(s.rate * s.settle_s)
+        settle = await _stream(producer, consumer, s, settle_n, 0) if settle_n else []
+        lat = await _stream(producer, consumer, s, int(s.rate * s.seconds), settle_n)
     finally:
         await consumer.stop()
         await producer.stop()
-    return lat
+    return settle, lat
 
 
 def _percentiles_ms(lat: list[float]) -> dict[str, Any]:
@@ -241,6 +251,7 @@ def measure_latency(
     rate: float,
     seconds: float,
     devices: int = 100,
+    settle_s: float = 0.0,
 ) -> dict[str, Any]:
     """Produce at ``rate`` for ``seconds``; percentiles of score-available − produced (ms).
 
@@ -259,12 +270,21 @@ def measure_latency(
         How long the timed stream lasts (after a warm-up of 20 windows).
     devices : int
         Distinct device ids (message keys) the windows are spread over.
+    settle_s : float
+        Seconds streamed at ``rate`` after the warm-up and before the timed stream. The
+        warm-up only waits until the worker has joined its group and scored 20 windows, so
+        without this the timed stream starts with the worker's first second of work.
 
     Returns
     -------
     dict
         ``n`` (score records seen) and ``p50``, ``p95``, ``p99``, ``max`` in ms (None when
-        no score came back).
+        no score came back); with ``settle_s`` also ``settling``: the same for the settling
+        stream (the start-up transient, reported rather than hidden).
     """
-    stream = _Stream(bootstrap, windows_topic, scores_topic, data, rate, seconds, devices)
-    return _percentiles_ms(asyncio.run(_latency(stream)))
+    stream = _Stream(bootstrap, windows_topic, scores_topic, data, rate, seconds, devices, settle_s)
+    settle, lat = asyncio.run(_latency(stream))
+    out = _percentiles_ms(lat)
+    if settle_s:
+        out["settling"] = {**_percentiles_ms(settle), "seconds": settle_s}
+    return out

@@ -77,7 +77,10 @@ def log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         Path(cmd[-1]).write_text(json.dumps({"windows": 100, "seconds": 10.0}))
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    def latency(bootstrap: str, windows: str, scores: str, *args: Any) -> dict[str, Any]:
+    def latency(
+        bootstrap: str, windows: str, scores: str, *args: Any, settle_s: float = 0.0
+    ) -> dict[str, Any]:
+        assert settle_s == harness.SETTLE_S  # the floor and the worker settle alike
         calls.append(("latency", windows, scores))
         return {"n": 1, "p50": 1.0, "p95": 2.0, "p99": 3.0, "max": 4.0}
 

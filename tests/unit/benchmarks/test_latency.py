@@ -97,9 +97,38 @@ def test_warm_up_then_a_timed_stream_of_rate_times_seconds(
 def test_no_scores_back_gives_no_percentiles(monkeypatch: pytest.MonkeyPatch) -> None:
     from benchmarks import worker_runs
 
-    async def nothing(stream: Any) -> list[float]:
-        return []
+    async def nothing(stream: Any) -> tuple[list[float], list[float]]:
+        return [], []
 
     monkeypatch.setattr(worker_runs, "_latency", nothing)
     res = measure_latency("h:1", "win", "scores", np.zeros((1, 140)), 10.0, 1.0)
     assert res == {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
+
+
+def test_a_settling_stream_runs_before_the_timed_one_and_is_reported_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[tuple[str, str, bytes, str, int]] = []
+    monkeypatch.setitem(sys.modules, "aiokafka", _fake_aiokafka(sent))
+    res = measure_latency(
+        "h:1", "win", "scores", np.zeros((3, 140)), 2000.0, 0.05, devices=7, settle_s=0.02
+    )
+    streamed = sent[20:]  # after the warm-up: 40 settling windows, then 100 timed ones
+    assert streamed == [
+        ("send", "win", f"dev-{i % 7:04d}".encode(), f"dev-{i % 7:04d}", 10**9 + i // 7)
+        for i in range(140)
+    ]  # one stream: every device's seq keeps counting up across the two
+    assert res["n"] == 100 and res["settling"]["n"] == 40
+    assert res["settling"]["seconds"] == 0.02
+
+
+def test_the_report_shows_the_settling_stream_under_the_timed_one() -> None:
+    from benchmarks.report import _latency_lines
+
+    lat = {"n": 9, "p50": 1.0, "p95": 2.0, "p99": 3.0, "max": 4.0, "rate": 2000.0}
+    lat |= {"seconds": 30.0, "settling": {"n": 5, "p50": 7.0, "p99": 80.5, "max": 90.0}}
+    lat["settling"]["seconds"] = 3.0
+    lines = _latency_lines({"latency_ms": lat})
+    assert lines[0].startswith("latency at 2,000/s for 30 s (9 windows): p50 1.0 ms")
+    assert lines[1].startswith("  the 3 s streamed before it (worker just started): p50 7.0")
+    assert lines[1].endswith("p99 80.5 ms, max 90.0 ms")
