@@ -31,7 +31,7 @@ from detector.errors import (
     IncompatibleArtifactError,
     MissingArtifactFileError,
 )
-from detector.fastpath import Chain, load_chain, save_chain
+from detector.fastpath import Chain, chain_bytes, load_chain
 from detector.normalise import normaliser_from_dict
 from detector.threshold import Threshold
 
@@ -288,7 +288,7 @@ class Artifact:
             self.detector.model.save(tmp / MODEL_FILE)
             chain = self.detector.numpy_chain()
             if chain is not None:
-                save_chain(tmp / FORWARD_FILE, chain)
+                _write_synced(tmp / FORWARD_FILE, chain_bytes(chain))
             meta = self.to_metadata()
             _write_synced(tmp / META_FILE, json.dumps(meta, indent=2, sort_keys=True).encode())
             if report_dir is not None:

@@ -4,15 +4,16 @@ For a 140-32-16-8-16-32-140 network the arithmetic is tiny; a framework call cos
 the matrix products at the batch sizes a worker scores (``docs/performance.md``). The NumPy
 pass uses the same float32 weights read from the loaded Keras model and is checked against
 Keras once, when it is built: if any output differs by more than :data:`TOLERANCE`, or the
-model is not a plain Dense chain, :func:`numpy_forward` returns ``None`` and Keras is used.
+model is not a plain Dense chain, :func:`checked_chain` returns ``None`` and Keras is used.
 
-A checked chain is also saved with the artifact (:func:`save_chain`, ``forward.npz``), so a
+A checked chain is also saved with the artifact (:func:`chain_bytes`, ``forward.npz``), so a
 CPU worker scores without importing Keras and TensorFlow at all (:func:`load_chain`): start-up
 takes seconds, not the framework's import time, and hundreds of MiB less memory.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from collections.abc import Callable
@@ -23,11 +24,10 @@ import numpy as np
 __all__ = [
     "TOLERANCE",
     "Chain",
+    "chain_bytes",
     "checked_chain",
     "forward_of",
     "load_chain",
-    "numpy_forward",
-    "save_chain",
 ]
 
 #: Largest allowed absolute difference to the Keras reconstruction in the self-check.
@@ -139,41 +139,18 @@ def checked_chain(model: Any, window_length: int, seed: int = 0) -> Chain | None
     return chain
 
 
-def numpy_forward(model: Any, window_length: int, seed: int = 0) -> Forward | None:
-    """Build ``z -> reconstruction`` in NumPy from a Keras Dense chain, or return None.
-
-    Parameters
-    ----------
-    model : keras.Model
-        The loaded autoencoder.
-    window_length : int
-        Input width (used for the self-check batch).
-    seed : int
-        Seed of the random self-check batch.
-
-    Returns
-    -------
-    callable or None
-        ``f(z)`` with ``z`` float32 of shape (n, window_length); None when the model is not
-        a plain chain of Dense layers or the self-check against Keras fails.
-    """
-    chain = checked_chain(model, window_length, seed)
-    return None if chain is None else forward_of(chain)
-
-
-def save_chain(path: str | os.PathLike[str], chain: Chain) -> None:
-    """Write a checked chain as ``.npz`` (no pickles: plain arrays and activation names)."""
+def chain_bytes(chain: Chain) -> bytes:
+    """A checked chain as ``.npz`` bytes (no pickles: plain arrays and activation names)."""
     arrays: dict[str, np.ndarray] = {"activations": np.array([a for _, _, a in chain])}
     for i, (kernel, bias, _) in enumerate(chain):
         arrays[f"kernel_{i}"], arrays[f"bias_{i}"] = kernel, bias
-    with open(path, "wb") as fh:  # a file object: numpy appends no second ".npz"
-        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub misses **kwds
-        fh.flush()
-        os.fsync(fh.fileno())
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub misses **kwds
+    return buf.getvalue()
 
 
 def load_chain(path: str | os.PathLike[str], window_length: int) -> Chain:
-    """Read :func:`save_chain`'s file back, checking every shape against the next layer.
+    """Read :func:`chain_bytes`' file back, checking every shape against the next layer.
 
     Raises
     ------

@@ -16,7 +16,7 @@ import pytest
 from detector import Artifact
 from detector.artifact import FORWARD_FILE, write_checksums
 from detector.errors import ChecksumMismatchError, IncompatibleArtifactError
-from detector.fastpath import load_chain, save_chain
+from detector.fastpath import chain_bytes, load_chain
 
 _PROBE = """
 import json, sys
@@ -68,7 +68,7 @@ def test_an_unlisted_forward_file_is_not_trusted(
     shutil.copytree(small_artifact, copy)
     chain = load_chain(copy / FORWARD_FILE, 140)
     zeroed = [(np.zeros_like(k), np.zeros_like(b), a) for k, b, a in chain]
-    save_chain(copy / FORWARD_FILE, zeroed)
+    (copy / FORWARD_FILE).write_bytes(chain_bytes(zeroed))
     sums = copy / "SHA256SUMS"
     sums.write_text(
         "".join(ln for ln in sums.read_text().splitlines(True) if FORWARD_FILE not in ln)
@@ -106,7 +106,7 @@ def test_a_checksummed_but_inconsistent_forward_file_is_named(
 ) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(small_artifact, copy)
-    save_chain(copy / FORWARD_FILE, change(load_chain(copy / FORWARD_FILE, 140)))
+    (copy / FORWARD_FILE).write_bytes(chain_bytes(change(load_chain(copy / FORWARD_FILE, 140))))
     write_checksums(copy)
     with pytest.raises(IncompatibleArtifactError, match=message) as info:
         Artifact.load(copy)
