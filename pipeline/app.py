@@ -68,8 +68,16 @@ def create_app(
     metrics = processor.metrics
     # No batch in flight: take_events acks the events when the loop body ends, so the body
     # must end only once the batch is delivered; Faust commits the acked offsets itself.
+    # Every batch is computed on the loop: nothing else runs on it meanwhile, and Faust's
+    # consumer already has a thread of its own, so a scoring thread would be a third one
+    # taking turns for the GIL (docs/performance.md, "The Faust engine").
     cycle = BatchCycle(
-        processor, _FaustSink(app), health, max_in_flight=0, started_file=settings.started_file
+        processor,
+        _FaustSink(app),
+        health,
+        max_in_flight=0,
+        inline_batch=settings.batch_size,
+        started_file=settings.started_file,
     )
 
     feeds = _FeedHooks(app, settings, processor, cycle)
