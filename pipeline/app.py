@@ -90,6 +90,10 @@ def create_app(
             _current_event.set(weakref.ref(events[pos]))
 
         await cycle.submit(_in_records(events), {}, state, enter)
+        # The table's changelog records are sent "soon" by Faust's buffer; before the events
+        # are acked (the loop body's end), wait until they are written, so a kill -9 leaves
+        # either the state in the changelog or the windows to be consumed again.
+        await app.producer.flush()
 
     @app.agent(windows, name="score-windows")
     async def score_windows(stream: Any) -> None:

@@ -439,7 +439,16 @@ class WindowProcessor:
             model.version,
             self.topics.alerts,
         )
-        get, skip = state.get, w.skip
+        # Each device's newest state of this batch, written to ``state`` once at the end:
+        # with the Faust table every write is a changelog record, and an open episode
+        # changes its state on every window.
+        written: dict[str, tuple[int, Any]] = {}
+        skip = w.skip
+
+        def get(device_id: str) -> Any:
+            mine = written.get(device_id)
+            return state.get(device_id) if mine is None else mine[1]
+
         devices, seqs, tss, scores = w.device_id, w.seq, w.ts, w.score
         for i, anomalous in enumerate(w.anomaly):
             if skip and i in skip:  # dead-lettered: no score record, no alert
@@ -455,15 +464,13 @@ class WindowProcessor:
                     continue
             seq, ts, score = seqs[i], tss[i], scores[i]
             try:
-                if enter is not None:
-                    enter(w.pos[i])
                 if anomalous:
                     entry = get(device_id)
                 new, events = policy.step(
                     entry, device_id, seq, ts, score, threshold, anomalous, version
                 )
                 if new is not None:
-                    state[device_id] = new
+                    written[device_id] = (w.pos[i], new)
             except Exception:
                 # Fail open: a broken episode state must not swallow an alert.
                 log.exception("alert state unavailable for %s; alerting without it", device_id)
@@ -484,6 +491,7 @@ class WindowProcessor:
                 )
                 out.append(OutRecord(topic, device_id.encode(), encode_json(alert)))
                 self.metrics.alerts.labels(alert["severity"]).inc()
+        _store(state, written, enter)
         return out + ended
 
     # ------------------------------------------------------------ feeds (loop part)
@@ -617,3 +625,20 @@ class WindowProcessor:
         if len(result.window_ts):
             lat = np.maximum(self.clock() - result.window_ts, 0.0)
             observe_many(self.metrics.end_to_end_latency, lat)
+
+
+def _store(
+    state: MutableMapping[str, Any],
+    written: Mapping[str, tuple[int, Any]],
+    enter: Callable[[int], None] | None,
+) -> None:
+    """Write each device's newest state of a batch (``enter`` first: the table's changelog
+    record then goes to that window's partition). A state that cannot be written is logged:
+    its alerts are already made, and the next window of the device starts from the old one."""
+    for device_id, (pos, new) in written.items():
+        try:
+            if enter is not None:
+                enter(pos)
+            state[device_id] = new
+        except Exception:
+            log.exception("alert state of %s could not be stored", device_id)

@@ -186,21 +186,21 @@ def test_unencodable_score_is_dead_lettered_alone(monkeypatch: pytest.MonkeyPatc
 
 
 def _two_devices_alerts(
-    proc: WindowProcessor,
+    proc: WindowProcessor, entered: list[int] | None = None
 ) -> tuple[list[Any], list[dict[str, Any]], dict[str, Any]]:
     """Device a: two warnings (0.6, 0.7); device b: one critical (1.2). The alert records,
-    their decoded values and the state; every window's position was entered."""
+    their decoded values and the state; ``entered`` gets the positions entered."""
     res = proc.compute(_records([_window("a", 0, 0.6), _window("a", 1, 0.7), _window("b", 0, 1.2)]))
     state: dict[str, Any] = {}
-    entered: list[int] = []
-    alerts = proc.alerts(res, state, entered.append)
-    assert entered == [0, 1, 2]
+    alerts = proc.alerts(res, state, (entered if entered is not None else []).append)
     return alerts, [orjson.loads(a.value) for a in alerts], state
 
 
 def test_alerts_open_one_episode_per_device_and_call_enter() -> None:
     proc, m = _processor()
-    alerts, docs, state = _two_devices_alerts(proc)
+    entered: list[int] = []
+    alerts, docs, state = _two_devices_alerts(proc, entered)
+    assert entered == [1, 2]  # once per device, at its newest window (one state write)
     assert [(d["device_id"], d["seq"], d["phase"], d["priority"]) for d in docs] == [
         ("a", 0, "start", "medium"),  # seq 1 is inside the update interval
         ("b", 0, "start", "high"),
@@ -222,7 +222,9 @@ def test_normal_windows_end_an_open_episode_and_cost_nothing_elsewhere() -> None
     values += [_window("a", 2, 0.1, ts=3.0), _window("a", 3, 0.1, ts=4.0)]
     res = proc.compute(_records(values))
     docs = [orjson.loads(a.value) for a in proc.alerts(res, state, entered.append)]
-    assert entered == [1, 2]  # device b (no episode) and a's window after the end: untouched
+    # One write, at the end of a's episode (pos 2): device b (no episode) and a's window
+    # after the end leave the state untouched.
+    assert entered == [2]
     [end] = docs
     assert (end["phase"], end["seq"], end["windows_seen"], end["anomalous_windows"]) == (
         "end",
@@ -267,6 +269,40 @@ class BrokenState(MutableMapping[str, Any]):
 
     def __len__(self) -> int:
         return 0
+
+
+class CountingState(dict[str, Any]):
+    """A dict that records its writes (each is a changelog record for the Faust table)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.writes.append(key)
+        super().__setitem__(key, value)
+
+
+def test_each_device_state_is_written_once_per_batch_as_window_by_window() -> None:
+    levels = [("a", 0, 0.6), ("b", 0, 0.7), ("a", 1, 0.7), ("b", 1, 0.1), ("a", 2, 0.6)]
+    proc, _ = _processor()
+    entered: list[int] = []
+    state = CountingState()
+    res = proc.compute(_records([_window(*x) for x in levels]))
+    docs = [orjson.loads(a.value) for a in proc.alerts(res, state, entered.append)]
+    assert state.writes == ["a", "b"]
+    assert entered == [4, 3]  # each device's newest window: its changelog partition
+    assert state["a"]["anomalous_windows"] == 3 and state["b"]["normal_run"] == 1
+    # The same windows one batch each give the same alerts and the same final states.
+    one, _ = _processor()
+    one_state = CountingState()
+    one_docs = []
+    for x in levels:
+        r = one.compute(_records([_window(*x)]))
+        one_docs += [orjson.loads(a.value) for a in one.alerts(r, one_state)]
+    assert dict(state) == dict(one_state)
+    strip = [{k: v for k, v in d.items() if k != "detected_at"} for d in docs]
+    assert strip == [{k: v for k, v in d.items() if k != "detected_at"} for d in one_docs]
 
 
 @pytest.mark.parametrize("mode", ["episodes", "per_window"])
