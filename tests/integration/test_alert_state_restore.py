@@ -19,7 +19,7 @@ from pipeline.codec import encode_window_json
 from tests.integration.conftest import SeedModel
 from tests.integration.stream import TopicReader, WorkerPool, new_topics
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 DEVICE = "dev-r"
 EPISODES_ENV = {

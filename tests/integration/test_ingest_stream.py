@@ -32,7 +32,7 @@ from tests.integration.stream import (
     new_topics,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.serial]
 
 #: A window is the true beat whose end lies nearest its ``ts``, within this fraction of the
 #: beat's length (a quarter: the window then overlaps the beat by well over half of it; the
