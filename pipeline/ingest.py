@@ -39,6 +39,7 @@ from pipeline.feed_restore import read_newest_in_topic
 from pipeline.ingest_state import IngestProcessor
 from pipeline.lifecycle import arm_shutdown_watchdog, fail_stop, freeze_heap
 from pipeline.output import BatchProducer, deliver_with_retry
+from pipeline.samples import SAMPLES_REJECT_REASONS, STAGE_REASONS
 from pipeline.server import HealthState
 from pipeline.settings import WorkerSettings
 
@@ -274,6 +275,11 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.stage.on_assigned(assigned)
 
 
+#: Every ``reason`` of ``ecg_ingest_rejected_total``: a chunk that does not decode, or one
+#: that decodes but does not follow on.
+INGEST_REJECT_REASONS: tuple[str, ...] = (*SAMPLES_REJECT_REASONS, *STAGE_REASONS)
+
+
 class IngestCollector(Collector):  # type: ignore[misc]
     """The stage's metrics, read from :attr:`IngestProcessor.counts` at each scrape."""
 
@@ -295,7 +301,10 @@ class IngestCollector(Collector):  # type: ignore[misc]
         rejected = CounterMetricFamily(
             "ecg_ingest_rejected", "Chunks dead-lettered, by reason", labels=["reason"]
         )
-        for reason, n in sorted(c.rejected.items()):
+        # Every reason from the start, at 0: rate() and the dashboard see the first rejection
+        # of a reason as an increase, not as a series appearing.
+        counts = dict.fromkeys(INGEST_REJECT_REASONS, 0) | c.rejected
+        for reason, n in sorted(counts.items()):
             rejected.add_metric([reason], n)
         yield rejected
         devices = sum(1 for d in self.processor.devices.values() if d.segment is not None)

@@ -26,6 +26,8 @@ __all__ = ["PROMETHEUS_DIR", "PrometheusServer", "free_port", "running_prometheu
 
 PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 JOB = "ecgwatch-worker"
+#: The beat-extraction stage's job (deploy/prometheus, deploy/k8s/ingest-service.yaml).
+INGEST_JOB = "ecgwatch-ingest"
 
 
 def free_port() -> int:
@@ -89,9 +91,15 @@ def _short_rules(dest: Path, alert_for: str) -> list[str]:
 
 @contextmanager
 def running_prometheus(
-    targets: Sequence[str], tmp_path: Path, *, alert_for: str = "2s", startup_s: float = 30.0
+    targets: Sequence[str],
+    tmp_path: Path,
+    *,
+    alert_for: str = "2s",
+    startup_s: float = 30.0,
+    ingest_targets: Sequence[str] = (),
 ) -> Iterator[PrometheusServer]:
-    """Start Prometheus scraping ``targets`` (host:port) every second as job ecgwatch-worker."""
+    """Start Prometheus scraping ``targets`` (host:port) every second as job ecgwatch-worker,
+    and ``ingest_targets`` (beat-extraction stages) as job ecgwatch-ingest."""
     binary = shutil.which("prometheus")
     if binary is None:
         import pytest
@@ -104,10 +112,12 @@ def running_prometheus(
         "rule_files": _short_rules(rules_dir, alert_for),
         "scrape_configs": [
             {
-                "job_name": JOB,
+                "job_name": job,
                 "scrape_timeout": "900ms",
-                "static_configs": [{"targets": list(targets)}],
+                "static_configs": [{"targets": list(hosts)}],
             }
+            for job, hosts in ((JOB, targets), (INGEST_JOB, ingest_targets))
+            if hosts
         ],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.unit.deploy.metric_contract import (
-    CONTRACT,
+    EVERY_METRIC,
     SCRAPE_LABELS,
     allowed_labels,
     base_metric,
@@ -77,7 +77,7 @@ def contract_problems(expr: str, recorded: Iterable[str] = ()) -> list[str]:
     """
     recorded = set(recorded)
     known = series_names() | recorded
-    any_label = set(SCRAPE_LABELS).union(*(m.labels for m in CONTRACT.values()))
+    any_label = set(SCRAPE_LABELS).union(*(m.labels for m in EVERY_METRIC.values()))
     problems = [f"unknown metric {n!r}" for n in sorted(metric_names(expr) - known)]
     for sel in selectors(expr):
         if not sel.name:

@@ -12,6 +12,9 @@ __all__ = [
     "CONTRACT",
     "DRIFT_STATISTICS",
     "EPISODE_KINDS",
+    "EVERY_METRIC",
+    "INGEST_CONTRACT",
+    "INGEST_REJECT_REASONS",
     "OUTCOMES",
     "REJECT_REASONS",
     "ROLLOUT_OUTCOMES",
@@ -53,6 +56,15 @@ REJECT_REASONS = frozenset(
         "scoring_error",
     }
 )
+
+#: ``reason`` of ``ecg_ingest_rejected_total``: the codec's (no scoring there, so no
+#: ``flat_window`` or ``scoring_error``) and the stage's own, for chunks that do not follow on.
+INGEST_REJECT_REASONS = (REJECT_REASONS - {"flat_window", "scoring_error"}) | {
+    "samples_gap",
+    "samples_out_of_order",
+    "seq_reset",
+    "fs_changed",
+}
 
 
 @dataclass(frozen=True)
@@ -217,6 +229,33 @@ _METRICS = (
 #: name -> Metric for every ``ecg_*`` family the worker exports.
 CONTRACT: dict[str, Metric] = {m.name: m for m in _METRICS}
 
+_INGEST_METRICS = (
+    Metric("ecg_ingest_chunks_total", "counter", "Sample chunks used.", "chunks"),
+    Metric("ecg_ingest_samples_total", "counter", "Samples fed to beat extraction.", "samples"),
+    Metric("ecg_ingest_beats_total", "counter", "Beat windows produced to ecg.windows.", "beats"),
+    Metric(
+        "ecg_ingest_beats_skipped_total", "counter", "Beats found again after a restart.", "beats"
+    ),
+    Metric("ecg_ingest_rejected_intervals_total", "counter", "RR outside the recipe.", "intervals"),
+    Metric("ecg_ingest_segments_total", "counter", "Device segments started.", "segments"),
+    Metric(
+        "ecg_ingest_rejected_total",
+        "counter",
+        "Chunks dead-lettered, by reason.",
+        "chunks",
+        ("reason",),
+        {"reason": INGEST_REJECT_REASONS},
+    ),
+    Metric("ecg_ingest_devices", "gauge", "Devices with buffered signal.", "devices"),
+)
+
+#: name -> Metric for every ``ecg_*`` family the beat-extraction stage (``ecgwatch ingest``)
+#: exports.
+INGEST_CONTRACT: dict[str, Metric] = {m.name: m for m in _INGEST_METRICS}
+
+#: Every family a rule or dashboard query may use: the worker's and the stage's.
+EVERY_METRIC: dict[str, Metric] = CONTRACT | INGEST_CONTRACT
+
 #: Series that exist without the worker's own code: Prometheus's scrape series and
 #: prometheus_client's default process collector (Linux).
 STANDARD_SERIES = frozenset(
@@ -242,7 +281,7 @@ _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 def series_names() -> frozenset[str]:
     """Every series name a query may select: counters/gauges as is, histograms' three series."""
     names: set[str] = set(STANDARD_SERIES)
-    for m in _METRICS:
+    for m in EVERY_METRIC.values():
         if m.type == "histogram":
             names.update(m.name + s for s in _HISTOGRAM_SUFFIXES)
         else:
@@ -252,12 +291,12 @@ def series_names() -> frozenset[str]:
 
 def base_metric(series: str) -> Metric | None:
     """The contract family a series name belongs to (``x_bucket`` -> ``x``), or None."""
-    if series in CONTRACT:
-        return CONTRACT[series]
+    if series in EVERY_METRIC:
+        return EVERY_METRIC[series]
     for suffix in _HISTOGRAM_SUFFIXES:
         base = series.removesuffix(suffix)
-        if base != series and base in CONTRACT and CONTRACT[base].type == "histogram":
-            return CONTRACT[base]
+        if base != series and base in EVERY_METRIC and EVERY_METRIC[base].type == "histogram":
+            return EVERY_METRIC[base]
     return None
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from tests.unit.deploy.checks import DOCS_OPERATIONS, markdown_anchors
-from tests.unit.deploy.metric_contract import CONTRACT, REJECT_REASONS
+from tests.unit.deploy.metric_contract import EVERY_METRIC, REJECT_REASONS
 
 
 def _metric_rows() -> dict[str, list[str]]:
@@ -20,8 +20,8 @@ def _metric_rows() -> dict[str, list[str]]:
 
 def test_every_contract_metric_is_documented_with_its_type_and_labels() -> None:
     rows = _metric_rows()
-    assert set(rows) == set(CONTRACT)
-    for name, metric in CONTRACT.items():
+    assert set(rows) == set(EVERY_METRIC)
+    for name, metric in EVERY_METRIC.items():
         kind, labels = rows[name][0], rows[name][1]
         assert kind == metric.type, name
         for label in metric.labels:

@@ -170,3 +170,19 @@ def test_worker_takes_the_kafka_password_from_an_optional_secret() -> None:
     # variables (ECGWATCH_KAFKA__SASL_PASSWORD), and a cluster without one still starts.
     refs = [e["secretRef"] for e in _worker()["envFrom"] if "secretRef" in e]
     assert refs == [{"name": "ecgwatch-kafka", "optional": True}]
+
+
+def test_ingest_service_and_monitor_scrape_its_metrics_port_as_job_ecgwatch_ingest() -> None:
+    docs = _docs()
+    (container,) = _pod_spec("Deployment", "ecgwatch-ingest")["containers"]
+    (port,) = container["ports"]
+    service = docs[("Service", "ecgwatch-ingest")]
+    pod_labels = docs[("Deployment", "ecgwatch-ingest")]["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    (sport,) = service["spec"]["ports"]
+    assert sport["targetPort"] == port["name"] and sport["port"] == port["containerPort"]
+    monitor = docs[("ServiceMonitor", "ecgwatch-ingest")]["spec"]
+    assert monitor["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    (endpoint,) = monitor["endpoints"]
+    assert endpoint["port"] == sport["name"] and endpoint["path"] == "/metrics"
+    assert service["metadata"]["labels"][monitor["jobLabel"]] == "ecgwatch-ingest"
