@@ -25,6 +25,7 @@ from tests.unit.deploy.promql_names import metric_names, selectors
 __all__ = [
     "DEPLOY",
     "DOCS_OPERATIONS",
+    "INGEST_JOB",
     "JOB",
     "PROM",
     "ROOT",
@@ -43,6 +44,8 @@ PROM = DEPLOY / "prometheus"
 DOCS_OPERATIONS = ROOT / "docs" / "operations.md"
 #: The scrape job every deployment gives the workers; the alerts match on it.
 JOB = "ecgwatch-worker"
+#: The beat-extraction stage's scrape job.
+INGEST_JOB = "ecgwatch-ingest"
 
 
 def load_yaml(path: Path) -> Any:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.unit.deploy.checks import (
     DOCS_OPERATIONS,
+    INGEST_JOB,
     JOB,
     PROM,
     contract_problems,
@@ -68,6 +69,8 @@ def test_the_required_alerts_exist() -> None:
         "EcgManyFeedsStale",
         "EcgModelRefused",
         "EcgDataDrift",
+        "EcgIngestDown",
+        "EcgIngestNoBeats",
     }
 
 
@@ -113,14 +116,14 @@ def test_rule_unit_tests_feed_only_contract_series() -> None:
                 assert contract_problems(series["series"]) == [], (path.name, series["series"])
 
 
-def test_alerts_match_the_job_every_scrape_config_uses() -> None:
+def test_alerts_match_the_jobs_every_scrape_config_uses() -> None:
     jobs = {
         m[2] for a in _alerts() for s in selectors(a["expr"]) for m in s.matchers if m[0] == "job"
     }
-    assert jobs == {JOB}
+    assert jobs == {JOB, INGEST_JOB}
     for config in CONFIGS:
         names = {c["job_name"] for c in load_yaml(PROM / config)["scrape_configs"]}
-        assert JOB in names, config
+        assert jobs <= names, config
 
 
 def test_host_config_has_static_targets_and_file_sd() -> None:
