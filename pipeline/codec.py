@@ -39,6 +39,9 @@ __all__ = [
     "dlq_record",
     "encode_json",
     "encode_window_json",
+    "envelope_fields",
+    "json_number",
+    "parse_json",
     "screen_values",
     "utf8_text",
 ]
@@ -158,7 +161,10 @@ def utf8_text(raw: bytes, where: str, fix: str = "") -> str:
         ) from None
 
 
-def _loads(value: bytes) -> Any:
+def parse_json(value: bytes) -> Any:
+    """Parse a message value as JSON, or raise :class:`InvalidMessageError` (``not_utf8``,
+    ``invalid_json``); NaN/Infinity literals parse, so that the checks reject them as
+    ``non_finite``."""
     try:
         return orjson.loads(value)
     except orjson.JSONDecodeError as fast_exc:
@@ -171,7 +177,7 @@ def _loads(value: bytes) -> Any:
             raise InvalidMessageError("invalid_json", f"value: {fast_exc}") from None
 
 
-def _fields(doc: Any, required: tuple[str, ...] = _REQUIRED) -> tuple[str, int, float, Any]:
+def envelope_fields(doc: Any, required: tuple[str, ...] = _REQUIRED) -> tuple[str, int, float, Any]:
     """The checked ``device_id``, ``seq`` and ``ts`` of a parsed message, and its unchecked
     ``samples``; ``required`` lists every field the message must have (the chunk codec,
     :mod:`pipeline.samples`, adds ``fs``, which it checks itself)."""
@@ -207,10 +213,10 @@ def _fields(doc: Any, required: tuple[str, ...] = _REQUIRED) -> tuple[str, int, 
         )
     if seq < 0:
         raise InvalidMessageError("invalid_value", f"seq: {seq} is negative; seq must be >= 0")
-    return device_id, seq, _number("ts", ts, "epoch seconds"), doc["samples"]
+    return device_id, seq, json_number("ts", ts, "epoch seconds"), doc["samples"]
 
 
-def _number(name: str, value: Any, meaning: str, type_reason: str = "wrong_type") -> float:
+def json_number(name: str, value: Any, meaning: str, type_reason: str = "wrong_type") -> float:
     """A JSON number as a finite float (booleans refused), or the precise error.
 
     Parameters
@@ -447,7 +453,7 @@ def _parse(
     for pos in positions:
         value: bytes = values[pos]  # type: ignore[assignment]  # screened: not None
         try:
-            device_id, seq, ts, window = _fields(_loads(value))
+            device_id, seq, ts, window = envelope_fields(parse_json(value))
         except InvalidMessageError as exc:
             out.rejected.append((pos, exc.reason, exc.detail))
             continue

@@ -24,7 +24,13 @@ import orjson
 
 from detector.beats import MAX_FS, MIN_FS
 from pipeline.binary import FrameLayout
-from pipeline.codec import REJECT_REASONS, _fields, _loads, _number, screen_values
+from pipeline.codec import (
+    REJECT_REASONS,
+    envelope_fields,
+    json_number,
+    parse_json,
+    screen_values,
+)
 from pipeline.decode import JSON_CONTENT_TYPE, _content_type
 from pipeline.errors import InvalidMessageError
 
@@ -150,9 +156,9 @@ def decode_chunk(
 
 
 def _decode_json(value: bytes) -> SampleChunk:
-    doc = _loads(value)
-    device_id, seq, ts, samples = _fields(doc, _REQUIRED)
-    fs = _checked_fs(_number("fs", doc["fs"], "the sampling rate in Hz"))
+    doc = parse_json(value)
+    device_id, seq, ts, samples = envelope_fields(doc, _REQUIRED)
+    fs = _checked_fs(json_number("fs", doc["fs"], "the sampling rate in Hz"))
     return SampleChunk(device_id, seq, ts, fs, _json_samples(samples))
 
 
@@ -215,7 +221,7 @@ def _json_samples(samples: Any) -> np.ndarray:
                 "wrong_shape",
                 f"samples[{i}]: nested {type(v).__name__}; samples must be a flat list of numbers",
             )
-        out[i] = _number(f"samples[{i}]", v, "a sample", "not_numeric")
+        out[i] = json_number(f"samples[{i}]", v, "a sample", "not_numeric")
     return out  # e.g. integers beyond int64, which NumPy keeps as objects
 
 
