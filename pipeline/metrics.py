@@ -109,7 +109,10 @@ def create_metrics(registry: CollectorRegistry | None = None) -> PipelineMetrics
             registry=reg,
         ),
         alerts=Counter(
-            "ecg_alerts", "Alerts emitted after the alert policy.", ["severity"], registry=reg
+            "ecg_alerts",
+            "Alerts emitted after the alert policy, by severity and kind.",
+            ["severity", "kind"],
+            registry=reg,
         ),
         reconstruction_error=Histogram(
             "ecg_reconstruction_error",

@@ -103,10 +103,10 @@ _METRICS = (
     Metric(
         "ecg_alerts_total",
         "counter",
-        "Alerts published after the alert policy.",
+        "Alerts published after the alert policy, by severity and kind.",
         "alerts",
-        ("severity",),
-        {"severity": SEVERITIES},
+        ("severity", "kind"),
+        {"severity": SEVERITIES, "kind": EPISODE_KINDS},
     ),
     Metric(
         "ecg_reconstruction_error",
