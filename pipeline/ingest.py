@@ -38,6 +38,7 @@ from pipeline.engine import close_client, consumer_kwargs, producer_kwargs
 from pipeline.feed_restore import read_newest_in_topic
 from pipeline.ingest_state import IngestProcessor
 from pipeline.lifecycle import arm_shutdown_watchdog, fail_stop, freeze_heap
+from pipeline.logs import throttle_client_logs
 from pipeline.output import BatchProducer, deliver_with_retry
 from pipeline.samples import SAMPLES_REJECT_REASONS, STAGE_REASONS
 from pipeline.server import HealthState
@@ -316,6 +317,7 @@ def run_ingest(settings: WorkerSettings, processor: IngestProcessor) -> int:
     from pipeline.server import MetricsServer
 
     health = HealthState(model_loaded=True, delivery_stall_s=settings.delivery_stall_s)
+    throttle_client_logs()
     registry = CollectorRegistry()
     registry.register(IngestCollector(processor))
     server = None

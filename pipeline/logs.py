@@ -1,0 +1,93 @@
+"""aiokafka's log lines, throttled: one line per message kind and minute.
+
+While a broker is unreachable, aiokafka logs the same few ERROR lines for every retry (measured:
+~65 lines a second from one worker), which buries the worker's own messages and floods a log
+collector. :class:`RepeatFilter` lets the first record of each (logger, level, message
+template) through, drops the repeats for :data:`REPEAT_WINDOW_S`, and appends to the next one
+let through how many were dropped, so nothing goes unseen. (kafka-python, used for the short
+reads on an assignment, backs off on its own: a few lines per attempt, 0.3 s to 21 s apart.)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+__all__ = ["CLIENT_LOGGERS", "REPEAT_WINDOW_S", "RepeatFilter", "throttle_client_logs"]
+
+#: Logger name prefixes throttled: aiokafka, the consumer and producer of both engines.
+CLIENT_LOGGERS = ("aiokafka",)
+#: Seconds during which repeats of one message kind are counted instead of logged.
+REPEAT_WINDOW_S = 60.0
+
+
+class RepeatFilter(logging.Filter):
+    """Pass one record per (logger, level, message template) and window; count the rest.
+
+    Parameters
+    ----------
+    window_s : float
+        Length of a window, in seconds.
+    clock : callable
+        Monotonic seconds (a fake one in tests).
+    """
+
+    def __init__(
+        self, window_s: float = REPEAT_WINDOW_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self.clock = clock
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """True for a record to log (the repeat count appended), False for a counted repeat."""
+        key = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        started, dropped = self._seen.get(key, (None, 0))
+        if started is not None and now - started < self.window_s:
+            self._seen[key] = (started, dropped + 1)
+            return False
+        self._seen[key] = (now, 0)
+        if dropped and started is not None:
+            # Rendered here so that the count survives any formatter.
+            record.msg = (
+                f"{record.getMessage()} ({dropped} more like this in the last "
+                f"{now - started:.0f} s were not logged)"
+            )
+            record.args = ()
+        return True
+
+
+def throttle_client_logs(
+    prefixes: Iterable[str] = CLIENT_LOGGERS, window_s: float = REPEAT_WINDOW_S
+) -> RepeatFilter:
+    """Attach one :class:`RepeatFilter` to every existing logger under ``prefixes``.
+
+    A logger's filters apply only to the records logged to it, not to its children's, so each
+    module logger gets the filter (they all exist once ``aiokafka`` is imported). Handlers are
+    left alone: Faust replaces them with its own.
+
+    Parameters
+    ----------
+    prefixes : iterable of str
+        Logger names whose loggers (and their children's) are throttled.
+    window_s : float
+        See :class:`RepeatFilter`.
+
+    Returns
+    -------
+    RepeatFilter
+        The filter now attached (shared by all those loggers).
+    """
+    import aiokafka  # noqa: F401  (imported for its module loggers)
+
+    shared = RepeatFilter(window_s)
+    names = list(logging.Logger.manager.loggerDict)
+    for name in names:
+        if any(name == p or name.startswith(p + ".") for p in prefixes):
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, RepeatFilter) for f in logger.filters):
+                logger.addFilter(shared)
+    return shared

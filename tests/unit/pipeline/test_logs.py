@@ -1,0 +1,82 @@
+"""aiokafka's repeated log lines are throttled: the first of each kind per window, then one
+line saying how many were dropped; other loggers and other messages are untouched."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from pipeline.logs import RepeatFilter, throttle_client_logs
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def logged() -> tuple[logging.Logger, Collect, Clock]:
+    clock, sink = Clock(), Collect()
+    logger = logging.getLogger("aiokafka.test-throttle")
+    logger.propagate = False
+    logger.addHandler(sink)
+    flt = RepeatFilter(60.0, clock)
+    logger.addFilter(flt)
+    yield logger, sink, clock
+    logger.removeFilter(flt)
+    logger.removeHandler(sink)
+
+
+def test_repeats_are_counted_and_reported_with_the_next_window(logged) -> None:
+    logger, sink, clock = logged
+    for i in range(100):
+        logger.error("Unable connect to node with id %s: %s", 1, f"refused {i}")
+        clock.now += 0.1
+    assert sink.lines == ["Unable connect to node with id 1: refused 0"]
+    clock.now = 61.0
+    logger.error("Unable connect to node with id %s: %s", 1, "refused again")
+    assert sink.lines[1] == (
+        "Unable connect to node with id 1: refused again "
+        "(99 more like this in the last 61 s were not logged)"
+    )
+
+
+def test_each_message_kind_and_level_has_its_own_window(logged) -> None:
+    logger, sink, _ = logged
+    logger.error("Unable to update metadata from %s", [1])
+    logger.error("Failed fetch messages from %s", 1)
+    logger.warning("Unable to update metadata from %s", [1])
+    logger.error("Unable to update metadata from %s", [1])
+    assert sink.lines == [
+        "Unable to update metadata from [1]",
+        "Failed fetch messages from 1",
+        "Unable to update metadata from [1]",
+    ]
+
+
+def test_throttle_attaches_to_aiokafkas_module_loggers_only() -> None:
+    shared = throttle_client_logs()
+    try:
+        fetcher = logging.getLogger("aiokafka.consumer.fetcher")
+        assert shared in fetcher.filters and shared in logging.getLogger("aiokafka").filters
+        assert shared not in logging.getLogger("pipeline.engine").filters
+        assert throttle_client_logs() is not None
+        assert sum(isinstance(f, RepeatFilter) for f in fetcher.filters) == 1  # not twice
+    finally:
+        for name in list(logging.Logger.manager.loggerDict):
+            logger = logging.getLogger(name)
+            for f in [f for f in logger.filters if isinstance(f, RepeatFilter)]:
+                logger.removeFilter(f)
