@@ -71,6 +71,7 @@ def test_the_required_alerts_exist() -> None:
         "EcgDataDrift",
         "EcgIngestDown",
         "EcgIngestNoBeats",
+        "EcgIngestDeadLetterRateHigh",
     }
 
 
