@@ -44,7 +44,14 @@ from pipeline.samples import SAMPLES_REJECT_REASONS, STAGE_REASONS
 from pipeline.server import HealthState
 from pipeline.settings import WorkerSettings
 
-__all__ = ["IngestCollector", "IngestStage", "newest_windows", "run_ingest", "warm_up"]
+__all__ = [
+    "INGEST_REJECT_REASONS",
+    "IngestCollector",
+    "IngestStage",
+    "newest_windows",
+    "run_ingest",
+    "warm_up",
+]
 
 log = logging.getLogger(__name__)
 
