@@ -109,10 +109,7 @@ def create_metrics(registry: CollectorRegistry | None = None) -> PipelineMetrics
             registry=reg,
         ),
         alerts=Counter(
-            "ecg_alerts",
-            "Alerts emitted after the alert policy, by severity and kind.",
-            ["severity", "kind"],
-            registry=reg,
+            "ecg_alerts", "Alerts emitted after the alert policy.", ["severity"], registry=reg
         ),
         reconstruction_error=Histogram(
             "ecg_reconstruction_error",

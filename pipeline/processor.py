@@ -490,7 +490,7 @@ class WindowProcessor:
                     detected_at=now,
                 )
                 out.append(OutRecord(topic, device_id.encode(), encode_json(alert)))
-                self.metrics.alerts.labels(alert["severity"], alert["kind"]).inc()
+                self.metrics.alerts.labels(alert["severity"]).inc()
         _store(state, written, enter)
         return out + ended
 
@@ -556,7 +556,7 @@ class WindowProcessor:
                 detected_at=now,
             )
             out.append(OutRecord(self.topics.alerts, device_id.encode(), encode_json(alert)))
-            self.metrics.alerts.labels(alert["severity"], alert["kind"]).inc()
+            self.metrics.alerts.labels(alert["severity"]).inc()
             log.info(
                 "feed_stale %s for device %s (silent %.1f s)", phase, device_id, alert["silent_s"]
             )
@@ -617,7 +617,7 @@ class WindowProcessor:
                 "detected_at": now,
             }
             out.append(OutRecord(self.topics.alerts, device_id.encode(), encode_json(alert)))
-            self.metrics.alerts.labels(severity, KIND_PHYSIOLOGICAL).inc()
+            self.metrics.alerts.labels(severity).inc()
         return out
 
     def delivered(self, result: BatchResult) -> None:

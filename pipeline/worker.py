@@ -20,7 +20,7 @@ from pipeline.feeds import FeedWatch
 from pipeline.lifecycle import freeze_heap
 from pipeline.logs import throttle_client_logs
 from pipeline.metrics import PipelineMetrics, create_metrics
-from pipeline.policy import KIND_PHYSIOLOGICAL, KIND_TECHNICAL, SEVERITIES, STALE_SEVERITY
+from pipeline.policy import KIND_PHYSIOLOGICAL, KIND_TECHNICAL, SEVERITIES
 from pipeline.processor import WindowProcessor
 from pipeline.server import HealthState, MetricsServer
 from pipeline.settings import WorkerSettings
@@ -164,8 +164,7 @@ def _zero_series(metrics: PipelineMetrics) -> None:
     for reason in (*REJECT_REASONS, *SCORING_REASONS):
         metrics.rejected.labels(reason)
     for severity in SEVERITIES:
-        metrics.alerts.labels(severity, KIND_PHYSIOLOGICAL)
-    metrics.alerts.labels(STALE_SEVERITY, KIND_TECHNICAL)  # feed_stale's only severity
+        metrics.alerts.labels(severity)
     for kind in (KIND_PHYSIOLOGICAL, KIND_TECHNICAL):
         metrics.episodes_open.labels(kind)
     for statistic in INPUT_STATISTICS:

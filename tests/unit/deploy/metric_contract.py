@@ -103,10 +103,10 @@ _METRICS = (
     Metric(
         "ecg_alerts_total",
         "counter",
-        "Alerts published after the alert policy, by severity and kind.",
+        "Alerts published after the alert policy.",
         "alerts",
-        ("severity", "kind"),
-        {"severity": SEVERITIES, "kind": EPISODE_KINDS},
+        ("severity",),
+        {"severity": SEVERITIES},
     ),
     Metric(
         "ecg_reconstruction_error",

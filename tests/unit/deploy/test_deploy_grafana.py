@@ -66,7 +66,7 @@ def test_the_operators_panels_are_there() -> None:
     assert {
         "Windows/s by outcome",
         "Anomaly ratio",
-        "Alerts/s by kind and severity",
+        "Alerts/s by severity",
         "Dead-lettered/s by reason",
         "Reconstruction error distribution",
         "Reconstruction error vs threshold",

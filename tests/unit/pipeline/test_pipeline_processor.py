@@ -209,7 +209,7 @@ def test_alerts_open_one_episode_per_device_and_call_enter() -> None:
     assert docs[0]["episode_id"] == AlertPolicy.episode_id("a", 0, "v-test")
     assert docs[0]["alert_id"] == AlertPolicy.record_id("a", 0, "start", "v-test")
     assert state["a"]["open"] and state["a"]["anomalous_windows"] == 2
-    assert _count(m, "ecg_alerts_total", severity="critical", kind="physiological") == 1
+    assert _count(m, "ecg_alerts_total", severity="critical") == 1
 
 
 def test_normal_windows_end_an_open_episode_and_cost_nothing_elsewhere() -> None:
@@ -246,7 +246,7 @@ def test_per_window_mode_keeps_the_cooldown_alerts() -> None:
     ]
     assert docs[0]["alert_id"] == AlertPolicy.alert_id("a", 0, "v-test")
     assert "phase" not in docs[0]
-    assert _count(m, "ecg_alerts_total", severity="critical", kind="physiological") == 1
+    assert _count(m, "ecg_alerts_total", severity="critical") == 1
 
 
 class BrokenState(MutableMapping[str, Any]):
