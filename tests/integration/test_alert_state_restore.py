@@ -109,7 +109,18 @@ def test_an_anomalous_run_gives_one_start_rate_limited_updates_and_one_end(
     worker.assert_running()
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+#: Faust's restart bug (docs/configuration.md, "Engines"): now and then a Faust worker restarted
+#: after a kill -9 consumes nothing (or skips offsets) after its seek to the committed
+#: offsets, so no ``end`` comes. Kept as an expected failure for that engine only, so that it
+#: is still run and reported; the batch engine must pass.
+FAUST_RESTART_BUG = pytest.mark.xfail(
+    reason="Faust restart bug: the restarted Faust worker sometimes consumes nothing after its "
+    "seek to committed offsets (1 of 3 runs on 2026-12-03, alone); docs/configuration.md",
+    strict=False,
+)
+
+
+@pytest.mark.parametrize("engine", ["batch", pytest.param("faust", marks=FAUST_RESTART_BUG)])
 def test_sigkill_mid_episode_gives_no_second_start_and_the_end_still_comes(
     engine: str, kafka_bootstrap: str, beats: tuple, worker_pool: WorkerPool
 ) -> None:
