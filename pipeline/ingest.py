@@ -40,18 +40,11 @@ from pipeline.ingest_state import IngestProcessor
 from pipeline.lifecycle import arm_shutdown_watchdog, fail_stop, freeze_heap
 from pipeline.logs import throttle_client_logs
 from pipeline.output import BatchProducer, deliver_with_retry
-from pipeline.samples import SAMPLES_REJECT_REASONS, STAGE_REASONS
+from pipeline.samples import INGEST_REJECT_REASONS
 from pipeline.server import HealthState
 from pipeline.settings import WorkerSettings
 
-__all__ = [
-    "INGEST_REJECT_REASONS",
-    "IngestCollector",
-    "IngestStage",
-    "newest_windows",
-    "run_ingest",
-    "warm_up",
-]
+__all__ = ["IngestCollector", "IngestStage", "newest_windows", "run_ingest", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -281,11 +274,6 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.stage.on_assigned(assigned)
-
-
-#: Every ``reason`` of ``ecg_ingest_rejected_total``: a chunk that does not decode, or one
-#: that decodes but does not follow on.
-INGEST_REJECT_REASONS: tuple[str, ...] = (*SAMPLES_REJECT_REASONS, *STAGE_REASONS)
 
 
 class IngestCollector(Collector):  # type: ignore[misc]

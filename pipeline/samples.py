@@ -37,6 +37,7 @@ from pipeline.errors import InvalidMessageError
 __all__ = [
     "DEFAULT_MAX_CHUNK_BYTES",
     "FS_CHANGED",
+    "INGEST_REJECT_REASONS",
     "MAX_CHUNK_SAMPLES",
     "SAMPLES_CONTENT_TYPE",
     "SAMPLES_FRAME",
@@ -79,6 +80,8 @@ SEQ_RESET = "seq_reset"
 FS_CHANGED = "fs_changed"
 #: Reasons the beat-extraction stage gives for chunks that decoded but do not follow on.
 STAGE_REASONS = (SAMPLES_GAP, SAMPLES_OUT_OF_ORDER, SEQ_RESET, FS_CHANGED)
+#: Every reason a chunk is dead-lettered with (``ecg_ingest_rejected_total``'s ``reason``).
+INGEST_REJECT_REASONS: tuple[str, ...] = (*SAMPLES_REJECT_REASONS, *STAGE_REASONS)
 
 SAMPLES_MAGIC = b"ES"
 #: The binary chunk frame: header ``"<2sBBIHQdd"`` (34 bytes: magic, version, flags,

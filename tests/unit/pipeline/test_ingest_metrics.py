@@ -7,8 +7,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from detector.beats import DEFAULT_RECIPE
-from pipeline.ingest import INGEST_REJECT_REASONS, IngestCollector
+from pipeline.ingest import IngestCollector
 from pipeline.ingest_state import IngestProcessor
+from pipeline.samples import INGEST_REJECT_REASONS
 from pipeline.topics import DEFAULT_TOPICS
 from tests.unit.deploy.metric_contract import INGEST_CONTRACT
 from tests.unit.deploy.metric_contract import INGEST_REJECT_REASONS as CONTRACT_REASONS
