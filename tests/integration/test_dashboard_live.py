@@ -20,10 +20,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from kafka import KafkaProducer
 
 from pipeline.replay import replay
-from pipeline.samples import encode_chunk_json
+from pipeline.samples_replay import replay_signals
 from pipeline.settings import TopicNames
 from tests.integration.conftest import SeedModel
 from tests.integration.prometheus_server import PrometheusServer, running_prometheus
@@ -92,22 +91,13 @@ def test_substitute_knows_every_variable_in_the_dashboards() -> None:
 
 
 def send_continuous(bootstrap: str, topics: TopicNames, beats: np.ndarray) -> int:
-    """Stitch ``beats`` into one 250 Hz signal per device and send it in 0.25 s chunks;
-    return how many chunks were sent."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    sent, t0 = 0, time.time()
-    for d in range(INGEST_DEVICES):
-        signal = stitch(beats, np.ones(len(beats)), seed=d).signal
-        device = f"dash-{d}"
-        for seq, start in enumerate(range(0, signal.size, 62)):
-            chunk = encode_chunk_json(
-                device, seq, t0 + start / 250, 250.0, signal[start : start + 62]
-            )
-            producer.send(topics.samples, key=device.encode(), value=chunk)
-            sent += 1
-    producer.flush()
-    producer.close()
-    return sent
+    """Stitch ``beats`` into one 250 Hz signal per device and send it as ``ecg.samples``
+    chunks (0.25 s each); return how many chunks were sent."""
+    signals = {
+        f"dash-{d}": stitch(beats, np.ones(len(beats)), seed=d).signal
+        for d in range(INGEST_DEVICES)
+    }
+    return replay_signals(signals, 250.0, bootstrap=bootstrap, topic=topics.samples).sent
 
 
 def test_every_dashboard_query_returns_data(
