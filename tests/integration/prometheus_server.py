@@ -22,12 +22,11 @@ from typing import Any
 
 import yaml
 
+from tests.unit.deploy.checks import INGEST_JOB, JOB
+
 __all__ = ["PROMETHEUS_DIR", "PrometheusServer", "free_port", "running_prometheus"]
 
 PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
-JOB = "ecgwatch-worker"
-#: The beat-extraction stage's job (deploy/prometheus, deploy/k8s/ingest-service.yaml).
-INGEST_JOB = "ecgwatch-ingest"
 
 
 def free_port() -> int:

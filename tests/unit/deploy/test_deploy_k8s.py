@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.deploy.checks import DEPLOY, JOB, load_yaml, load_yaml_all, parse_ecgwatch_args
+from tests.unit.deploy.checks import (
+    DEPLOY,
+    INGEST_JOB,
+    JOB,
+    load_yaml,
+    load_yaml_all,
+    parse_ecgwatch_args,
+)
 
 K8S = DEPLOY / "k8s"
 METRICS_PORT = 9102
@@ -185,4 +192,4 @@ def test_ingest_service_and_monitor_scrape_its_metrics_port_as_job_ecgwatch_inge
     assert monitor["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     (endpoint,) = monitor["endpoints"]
     assert endpoint["port"] == sport["name"] and endpoint["path"] == "/metrics"
-    assert service["metadata"]["labels"][monitor["jobLabel"]] == "ecgwatch-ingest"
+    assert service["metadata"]["labels"][monitor["jobLabel"]] == INGEST_JOB
