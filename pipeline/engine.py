@@ -38,7 +38,7 @@ from pipeline.cycle import BatchCycle
 from pipeline.feed_restore import seed_feeds
 from pipeline.feeds import FEED_CHECK_INTERVAL_S
 from pipeline.lag import CatchUp, report_consumer_state
-from pipeline.lifecycle import arm_shutdown_watchdog, fail_stop
+from pipeline.lifecycle import arm_shutdown_watchdog, consume_batches
 from pipeline.output import BatchProducer
 from pipeline.processor import InRecord, WindowProcessor
 from pipeline.server import HealthState
@@ -126,23 +126,23 @@ class BatchEngine:
 
     async def _loop(self) -> None:
         s = self.settings
+        await consume_batches(
+            self.consumer,
+            self._stop,
+            batch_size=s.batch_size,
+            timeout_s=s.batch_timeout_s,
+            lock=self._lock,
+            ready=self._wait_state_ready,
+            handle=self._handle,
+            what="the batch engine",
+            idle=self._drain_if_busy,
+        )
+
+    async def _drain_if_busy(self) -> None:
+        """Idle: finish and commit the in-flight batches now."""
         assert self.cycle is not None
-        timeout_ms = max(1, int(s.batch_timeout_s * 1000))
-        while not self._stop.is_set():
-            fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=s.batch_size)
-            if not fetched:
-                if self.cycle.has_work:  # idle: finish and commit the in-flight batches now
-                    async with self._lock:
-                        await self.cycle.drain()
-                continue
-            await self._wait_state_ready()
-            try:
-                async with self._lock:
-                    await self._handle(fetched)
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:
-                fail_stop(f"unexpected error in the batch engine: {exc!r}")
+        if self.cycle.has_work:
+            await self.cycle.drain()
 
     async def _handle(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         """One ``getmany`` result through the cycle."""

@@ -37,7 +37,7 @@ from pipeline.decode import decode_records
 from pipeline.engine import close_client, consumer_kwargs, producer_kwargs
 from pipeline.feed_restore import read_newest_in_topic
 from pipeline.ingest_state import IngestProcessor
-from pipeline.lifecycle import arm_shutdown_watchdog, fail_stop, freeze_heap
+from pipeline.lifecycle import arm_shutdown_watchdog, consume_batches, fail_stop, freeze_heap
 from pipeline.logs import throttle_client_logs
 from pipeline.output import BatchProducer, deliver_with_retry
 from pipeline.samples import INGEST_REJECT_REASONS
@@ -151,19 +151,16 @@ class IngestStage:
 
     async def _loop(self) -> None:
         s = self.settings.ingest
-        timeout_ms = max(1, int(s.batch_timeout_s * 1000))
-        while not self._stop.is_set():
-            fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=s.batch_size)
-            if not fetched:
-                continue
-            await self._ready.wait()
-            try:
-                async with self._lock:
-                    await self._handle(fetched)
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:
-                fail_stop(f"unexpected error in the ingest stage: {exc!r}")
+        await consume_batches(
+            self.consumer,
+            self._stop,
+            batch_size=s.batch_size,
+            timeout_s=s.batch_timeout_s,
+            lock=self._lock,
+            ready=self._ready.wait,
+            handle=self._handle,
+            what="the ingest stage",
+        )
 
     async def _handle(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         records = [m for msgs in fetched.values() for m in msgs]

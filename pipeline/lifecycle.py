@@ -1,18 +1,23 @@
-"""Process-level moments both consumption engines share: the first batch, and fail-stop."""
+"""Process-level moments the consumption loops share: the first batch, the consume loop
+itself, fail-stop."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "SHUTDOWN_LIMIT_S",
     "announce_first_batch",
     "arm_shutdown_watchdog",
+    "consume_batches",
     "fail_stop",
     "freeze_heap",
     "write_started_file",
@@ -110,3 +115,59 @@ def freeze_heap() -> int:
     gc.collect()  # what start-up left as garbage is freed, not frozen
     gc.freeze()
     return gc.get_freeze_count()
+
+
+async def consume_batches(
+    consumer: Any,
+    stop: asyncio.Event,
+    *,
+    batch_size: int,
+    timeout_s: float,
+    lock: asyncio.Lock,
+    ready: Callable[[], Awaitable[Any]],
+    handle: Callable[[Any], Awaitable[None]],
+    what: str,
+    idle: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Fetch micro-batches until ``stop`` is set; hand each to ``handle`` under ``lock``.
+
+    The loop of the batch engine and of the ingest stage (each passes its own ``handle``).
+
+    Parameters
+    ----------
+    consumer : aiokafka consumer
+        Anything with ``await getmany(timeout_ms=, max_records=)``.
+    stop : asyncio.Event
+        Checked before every fetch.
+    batch_size, timeout_s : int, float
+        The most records of one fetch, and how long it waits for them.
+    lock : asyncio.Lock
+        Held while a batch is handled (rebalances and timers take it too).
+    ready : callable
+        Awaited before each batch: the state a new assignment rebuilds must be in place.
+    handle : callable
+        ``await handle(fetched)`` for each non-empty fetch.
+    what : str
+        Named in the fail-stop message.
+    idle : callable, optional
+        Awaited under ``lock`` after an empty fetch (e.g. finish in-flight batches).
+
+    A batch that raises anything but cancellation ends the process without committing it
+    (:func:`fail_stop`): the records are consumed again after the restart.
+    """
+    timeout_ms = max(1, int(timeout_s * 1000))
+    while not stop.is_set():
+        fetched = await consumer.getmany(timeout_ms=timeout_ms, max_records=batch_size)
+        if not fetched:
+            if idle is not None:
+                async with lock:
+                    await idle()
+            continue
+        await ready()
+        try:
+            async with lock:
+                await handle(fetched)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            fail_stop(f"unexpected error in {what}: {exc!r}")
