@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.cpu import CpuSplit
 from benchmarks.handwritten_loop import raw_librdkafka
 from benchmarks.kafka_io import create_topics, fill, raw_consume, read_score_times, wait_committed
 from benchmarks.scorer import bench_scorer
@@ -61,8 +62,12 @@ class _Bench:
     run: str
     windows: int
     recommended: str | None = None
+    #: The throwaway broker's JVM (None for a broker given by ``--bootstrap``).
+    broker_pid: int | None = None
     rss: list[float] = field(default_factory=list)
     loop_rss: list[float] = field(default_factory=list)
+    #: The CPU split of each worker run, by its output prefix (``benchmarks.cpu``).
+    cpu: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def model(self, recommended: bool) -> str:
         """The registry of the seed model, or of the recommended one."""
@@ -157,8 +162,13 @@ def _worker_rate(
 ) -> float:
     """Windows/s of one worker: first batch consumed → last score record appended."""
     w = Worker(b.tmp, b.bootstrap, b.model(recommended), topic, prefix, engine, processes)
+    split = CpuSplit(w.proc.pid, b.broker_pid)
+    split.start_when(lambda: w.first_at is not None or w.proc.poll() is not None)
     try:
         wait_committed(b.bootstrap, prefix, topic, b.windows, timeout_s=900)
+        cpu = split.stop()
+        if cpu is not None:
+            b.cpu[prefix] = cpu
         b.rss.append(w.rss_mb())
     finally:
         w.stop()
@@ -290,16 +300,43 @@ def _fill_inputs(b: _Bench, data: np.ndarray) -> None:
     fill(b.bootstrap, b.windows_topic("binary"), data, binary_message)
 
 
-def _rounds(b: _Bench, opts: BenchOptions) -> dict[str, list[float]]:
-    """Windows/s of every contender in every round, by report key."""
+def _rounds(
+    b: _Bench, opts: BenchOptions
+) -> tuple[dict[str, list[float]], dict[str, list[dict[str, Any]]]]:
+    """Windows/s of every contender in every round, by report key; and the CPU split of
+    each worker contender's rounds."""
     runs: dict[str, list[float]] = {c.key: [] for c in _CONTENDERS}
+    cpu: dict[str, list[dict[str, Any]]] = {}
     for i in range(opts.repeats):  # interleaved, so drift hits every contender alike
         names = ", ".join(c.key for c in _contenders(opts))
         _say(f"round {i + 1}/{opts.repeats}: {names}")
         for c in _contenders(opts):
             prefix = b.topic(f"{c.tag}{i}") if c.tag else ""
             runs[c.key].append(c.measure(b, b.windows_topic(c.source), prefix))
-    return runs
+            if prefix in b.cpu:
+                cpu.setdefault(c.key, []).append(b.cpu.pop(prefix))
+    return runs, cpu
+
+
+def _cpu_cores(cpu: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Median cores of each part (worker, broker, other) over a contender's rounds."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, rounds in cpu.items():
+        out[key] = {}
+        for part in ("worker", "broker", "other"):
+            values = [r[part] for r in rounds if r.get(part) is not None]
+            out[key][part] = round(statistics.median(values), 2) if values else None
+    return out
+
+
+def _broker_pid(bootstrap: str | None, tmp: Path) -> int | None:
+    """The throwaway broker's pid (``benchmarks.broker.broker_for`` starts it in ``tmp``)."""
+    if bootstrap:
+        return None
+    try:
+        return int((tmp / "kafka" / "broker.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _naive(b: _Bench, n: int) -> float:
@@ -415,12 +452,18 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
     ):
         tmp = Path(td)
         b = _Bench(
-            tmp, bootstrap, _registry(opts, tmp), run, opts.windows, opts.recommended_registry
+            tmp,
+            bootstrap,
+            _registry(opts, tmp),
+            run,
+            opts.windows,
+            opts.recommended_registry,
+            _broker_pid(opts.bootstrap, tmp),
         )
         beats = _dataset(opts.data)
         _create_topics(b, opts)
         _fill_inputs(b, np.resize(beats, (opts.windows, beats.shape[1])))
-        runs = _rounds(b, opts)
+        runs, cpu = _rounds(b, opts)
         _say(f"naive baseline on {opts.naive_windows} windows")
         naive = _naive(b, opts.naive_windows)
         floor, lat = _latencies(b, beats, opts)
@@ -431,6 +474,7 @@ def run_bench(opts: BenchOptions) -> dict[str, Any]:
         "latency_ms": {**lat, "rate": opts.latency_rate, "seconds": opts.latency_s},
         "latency_floor_ms": floor,
         **_scorer_fields(scorer),
+        "cpu_cores": _cpu_cores(cpu),
         "worker_peak_rss_mb": max(b.rss) if b.rss else None,
         "loop_peak_rss_mb": max(b.loop_rss) if b.loop_rss else None,
         "seconds": time.perf_counter() - t_start,

@@ -129,6 +129,24 @@ def _target_lines(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _cpu_lines(r: dict[str, Any]) -> list[str]:
+    """Cores used by each worker row, the broker and the rest (absent in older reports)."""
+    cpu = r.get("cpu_cores") or {}
+    if not cpu:
+        return []
+
+    def cores(v: float | None) -> str:
+        return "  ?" if v is None else f"{v:4.2f}"
+
+    lines = ["cores, first batch -> last commit (median)    worker   broker    other"]
+    for key, parts in cpu.items():
+        lines.append(
+            f"  {key:<42}  {cores(parts.get('worker'))}     {cores(parts.get('broker'))}"
+            f"     {cores(parts.get('other'))}"
+        )
+    return [*lines, ""]
+
+
 def _rss_line(r: dict[str, Any]) -> str:
     rss, loop = r["worker_peak_rss_mb"], r.get("loop_peak_rss_mb")
     line = f"worker peak RSS: {rss:.0f} MiB" if rss is not None else "worker peak RSS: unknown"
@@ -146,7 +164,8 @@ def format_report(r: dict[str, Any]) -> str:
     Returns
     -------
     str
-        Throughput, latency and scorer tables, peak RSS and which targets are met.
+        Throughput, latency and scorer tables, how the cores split, peak RSS and which
+        targets are met.
     """
     title = (
         f"ecgwatch bench: {r['windows']:,} windows, median of {r['repeats']} run(s), "
@@ -162,6 +181,7 @@ def format_report(r: dict[str, Any]) -> str:
             "",
             *_scorer_lines(r),
             "",
+            *_cpu_lines(r),
             _rss_line(r),
             "",
             *_target_lines(r),

@@ -99,3 +99,16 @@ def test_recommended_rows_compare_with_the_loop_on_that_model_and_skips_are_name
     assert "worker peak RSS: 512 MiB (hand-written loop: 250 MiB)" in lines
     assert targets(r)["recommended_vs_loop"] is True
     assert targets(r)["two_vs_one"] is None
+
+
+def test_the_cpu_split_is_shown_per_worker_row() -> None:
+    cpu = {
+        "ecgwatch_json": {"worker": 0.91, "broker": 0.45, "other": 0.3},
+        "ecgwatch_json_2proc": {"worker": 1.2, "broker": None, "other": 0.5},
+    }
+    lines = format_report(_report(cpu_cores=cpu)).splitlines()
+    at = lines.index("cores, first batch -> last commit (median)    worker   broker    other")
+    assert lines[at + 1].split() == ["ecgwatch_json", "0.91", "0.45", "0.30"]
+    assert lines[at + 2].split() == ["ecgwatch_json_2proc", "1.20", "?", "0.50"]
+    # An older report without the split shows no such table.
+    assert not [line for line in format_report(_report()).splitlines() if "cores," in line]

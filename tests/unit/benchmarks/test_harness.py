@@ -40,6 +40,7 @@ class _FakeWorker:
         )
         self.scores = f"{prefix}.scores"
         self.first_at = 0.0
+        self.proc = type("Proc", (), {"pid": len(log) - 1, "poll": lambda self: None})()
 
     def rss_mb(self) -> float:
         return 300.0
@@ -49,6 +50,21 @@ class _FakeWorker:
 
     def tail(self) -> str:
         return ""
+
+
+class _FakeSplit:
+    """Every worker run used ``pid / 10`` cores (the fake worker's pid: its place in the log),
+    the broker 0.5, the rest 0.1."""
+
+    def __init__(self, worker_pid: int, broker_pid: int | None) -> None:
+        self.pid = worker_pid
+        assert broker_pid is None  # the fake broker wrote no pid file
+
+    def start_when(self, ready: Any) -> None:
+        assert ready()
+
+    def stop(self) -> dict[str, Any]:
+        return {"worker": self.pid / 10, "broker": 0.5, "other": 0.1, "seconds": 1.0}
 
 
 @pytest.fixture
@@ -100,6 +116,7 @@ def log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         harness, "raw_librdkafka", lambda b, topic, n: calls.append(("rdkafka", topic)) or 4000.0
     )
     m.setattr(harness, "Worker", lambda tmp, b, reg, *a: _FakeWorker(calls, reg, *a))
+    m.setattr(harness, "CpuSplit", _FakeSplit)
     m.setattr(harness, "wait_committed", lambda *a, **kw: True)
     m.setattr(harness, "read_score_times", lambda b, topic, n, timeout_s: (n, n / 2000))
     m.setattr(harness, "measure_latency", latency)
@@ -180,6 +197,23 @@ def test_every_round_runs_every_contender_on_its_own_topics(log: list[tuple[Any,
     assert report["latency_ms"]["seconds"] == 30.0
     assert report["worker_peak_rss_mb"] == 300.0
     assert report["loop_peak_rss_mb"] == 200.0
+    # How the cores split: medians over the rounds, for every worker row and no other.
+    workers = [i for i, c in enumerate(log) if c[0] == "worker"]
+    pid = {c[2]: i for i, c in enumerate(log) if c[0] == "worker"}
+    assert len(workers) == 9  # 4 rows x 2 rounds + the latency worker (not a throughput row)
+    assert report["cpu_cores"] == {
+        key: {
+            "worker": pytest.approx((pid[_t(f"{tag}0")] + pid[_t(f"{tag}1")]) / 20),
+            "broker": 0.5,
+            "other": 0.1,
+        }
+        for key, tag in (
+            ("ecgwatch_json", "json"),
+            ("ecgwatch_json_2proc", "json2p"),
+            ("ecgwatch_binary", "binary"),
+            ("faust_json", "faust"),
+        )
+    }
 
 
 def test_a_recommended_registry_adds_the_loop_and_the_worker_on_it(
