@@ -205,7 +205,7 @@ def _faust_app(settings: WorkerSettings, partitions: int) -> faust.App:
         broker_commit_interval=settings.commit_interval_s,
         producer_acks=-1,
         broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
         table_standby_replicas=0,
     )
 

@@ -277,7 +277,7 @@ def consumer_kwargs(s: WorkerSettings) -> dict[str, Any]:
         fetch_max_bytes=64 * 1024 * 1024,
         # kafka.session_timeout_s: how soon a dead worker's partitions move (as for Faust).
         session_timeout_ms=session_ms,
-        heartbeat_interval_ms=min(3000, session_ms // 3),
+        heartbeat_interval_ms=round(s.heartbeat_interval_s * 1000),
     )
 
 

@@ -13,6 +13,7 @@ from pipeline.security import KafkaSecurity
 __all__ = [
     "DEFAULT_BOOTSTRAP",
     "DEFAULT_TOPICS",
+    "HEARTBEAT_INTERVAL_S",
     "LOG_LEVELS",
     "IngestSettings",
     "TopicNames",
@@ -21,6 +22,12 @@ __all__ = [
 
 #: Where the clients look for Kafka unless told otherwise (the local broker's default port).
 DEFAULT_BOOTSTRAP = "localhost:9092"
+
+#: Consumer heartbeat interval, seconds. A group member learns that the group is rebalancing
+#: only from a heartbeat's answer, so this bounds how long a joining worker (a restart, a
+#: second process) waits for the others to let go of partitions: docs/performance.md, "Two
+#: processes". Heartbeats are tiny requests; two a second cost nothing measurable.
+HEARTBEAT_INTERVAL_S = 0.5
 
 #: ``worker.log_level`` values (Python logging levels, lower case, as Faust takes them).
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -199,6 +206,12 @@ class WorkerSettings:
     shadow_model: str = ""
     #: The beat-extraction stage's settings (``ingest.*``).
     ingest: IngestSettings = field(default_factory=IngestSettings)
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        """The consumer group heartbeat of every engine: :data:`HEARTBEAT_INTERVAL_S`, at
+        most a third of ``kafka.session_timeout_s``."""
+        return min(HEARTBEAT_INTERVAL_S, self.session_timeout_s / 3)
 
     def alert_policy(self) -> AlertPolicy:
         """The alert policy of the ``alerts.*`` settings.
