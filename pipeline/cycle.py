@@ -152,6 +152,7 @@ class BatchCycle:
         # Start time of every delivery not yet acknowledged, oldest first (insertion order).
         self._undelivered: dict[int, float] = {}
         self._deliveries = itertools.count()
+        self._alert_order = asyncio.Lock()
 
     @property
     def in_flight(self) -> int:
@@ -194,8 +195,7 @@ class BatchCycle:
         self.health.beat()
         result = await self._compute(batch)
         alerts = self.processor.alerts(result, state, enter)
-        records = result.scores + alerts + result.dlq
-        task = asyncio.ensure_future(self._deliver(records))
+        task = asyncio.ensure_future(self._deliver_batch(result.scores + result.dlq, alerts))
         self._in_flight.append(_InFlight(task, offsets, result))
         while len(self._in_flight) > self.max_in_flight:  # commits stay in batch order
             await self._finish(self._in_flight.popleft())
@@ -216,6 +216,20 @@ class BatchCycle:
         except Exception as exc:  # never reached for bad input; a bug must not stop us
             log.exception("batch processing failed: %r", exc)
             return self.processor.fail_batch(batch, f"internal error: {exc!r}")
+
+    async def _deliver_batch(self, records: list[OutRecord], alerts: list[OutRecord]) -> None:
+        """Deliver a batch's scores and dead letters, and its alerts after every earlier
+        batch's alerts: a retried delivery must not let a later batch's ``update`` reach the
+        alerts topic before the ``start`` it follows (scores go on in parallel)."""
+        if not alerts:
+            await self._deliver(records)
+            return
+
+        async def in_order() -> None:
+            async with self._alert_order:  # FIFO: batches take it in the order they came
+                await self._deliver(alerts)
+
+        await asyncio.gather(self._deliver(records), in_order())
 
     async def _deliver(self, records: Sequence[OutRecord]) -> None:
         """Produce ``records``; retry until the broker acknowledged every one of them.

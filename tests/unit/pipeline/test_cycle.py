@@ -134,6 +134,58 @@ def test_a_failed_delivery_is_retried_and_only_then_committed(no_back_off: None)
     asyncio.run(asyncio.wait_for(scenario(), 10))
 
 
+def test_a_retried_alert_delivery_keeps_the_alerts_in_batch_order(no_back_off: None) -> None:
+    """Scores may overtake each other on a retry; alerts may not: a later batch's alerts wait
+    until every earlier batch's alerts are acknowledged (an ``update`` never lands in the
+    alerts topic before its ``start``)."""
+    from pipeline.policy import AlertPolicy
+
+    async def scenario() -> None:
+        sink, commits = FakeSink(), FakeCommits()
+        proc, _ = _processor(policy=AlertPolicy(cooldown_s=0, mode="per_window"))
+        cycle = BatchCycle(proc, sink, HealthState(), commit=commits, max_in_flight=4)
+
+        def alert_sends() -> list[list[int]]:
+            return [
+                [orjson.loads(r.value)["seq"] for r in sent]
+                for sent in sink.sent
+                if sent and sent[0].topic == "a"
+            ]
+
+        def ack(seqs: list[int], how: Any = None) -> None:
+            i = next(
+                i
+                for i, sent in enumerate(sink.sent)
+                if sent
+                and sent[0].topic == "a"
+                and [orjson.loads(r.value)["seq"] for r in sent] == seqs
+                and not sink.acks[i].done()
+            )
+            if how is None:
+                sink.acks[i].set_result(None)
+            else:
+                sink.acks[i].set_exception(how)
+
+        # Two batches, each one anomalous window of dev-1 (an alert each).
+        await cycle.submit(_records([_window("dev-1", 0, 0.9)]), {"p0": 1}, {})
+        await cycle.submit(_records([_window("dev-1", 1, 0.9)]), {"p0": 2}, {})
+        await _settle()
+        assert alert_sends() == [[0]]  # the second batch's alert waits for the first's
+        ack([0], RuntimeError("broker away"))  # the first batch's alerts fail ...
+        await _settle()
+        assert alert_sends() == [[0], [0]]  # ... are sent again, still ahead of [1]
+        ack([0])
+        await _settle()
+        assert alert_sends() == [[0], [0], [1]]
+        for fut in sink.acks:
+            if not fut.done():
+                fut.set_result(None)
+        await cycle.drain()
+        assert commits.done[-1] == {"p0": 2}
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
 def test_a_compute_bug_dead_letters_the_whole_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     async def scenario() -> None:
         sink, commits = FakeSink(auto_ack=True), FakeCommits()
