@@ -80,10 +80,18 @@ class ModelRegistry:
         Raises
         ------
         RegistryError
-            If the version is not in the registry.
+            If ``version`` is not the name of a version folder of this registry (``latest``
+            itself, a path, ``..``: ``latest`` must only ever name a version here).
         ArtifactError
             If it does not verify (``latest`` is left where it was).
         """
+        if version not in self.versions():
+            now = self.current()
+            hint = f" ('latest' points at {now} now)" if version == LATEST and now else ""
+            raise RegistryError(
+                f"{self.root}: version {version!r} is not in the registry{hint}; promote "
+                f"takes the name of one of its version folders: {self.versions() or 'none'}"
+            )
         Artifact.verify(self.resolve(version))
         self._point_latest(version, "promote")
         return version

@@ -62,6 +62,23 @@ def test_a_tampered_version_is_not_promoted(registry: tuple) -> None:
         reg.promote("nope")
 
 
+@pytest.mark.parametrize("name", ["latest", "latest.history", "..", "OUTSIDE", "v/../v"])
+def test_promote_takes_only_a_version_folder_of_the_registry(
+    registry: tuple, tmp_path: Path, name: str
+) -> None:
+    """``latest`` must never point at itself, at a file, or outside the registry."""
+    reg, (v1, _v2, v3) = registry
+    outside = tmp_path / "elsewhere"
+    import shutil
+
+    shutil.copytree(reg.root / v1, outside)  # a verified artifact, but not this registry's
+    name = {"OUTSIDE": str(outside), "v/../v": f"{v1}/../{v1}"}.get(name, name)
+    with pytest.raises(RegistryError, match=r"not in the registry.*one of its version folders"):
+        reg.promote(name)
+    assert reg.current() == v3
+    assert reg.resolve().name == v3  # latest still resolves
+
+
 def test_rollback_skips_a_version_that_no_longer_exists(registry: tuple) -> None:
     reg, (v1, v2, v3) = registry
     reg.promote(v1)
