@@ -315,7 +315,11 @@ def run_ingest(settings: WorkerSettings, processor: IngestProcessor) -> int:
     server = None
     if settings.ingest.metrics_port:
         server = MetricsServer(
-            registry, health, settings.metrics_host, settings.ingest.metrics_port
+            registry,
+            health,
+            settings.metrics_host,
+            settings.ingest.metrics_port,
+            setting="ingest.metrics_port",
         ).start()
 
     async def main() -> None:

@@ -25,7 +25,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import orjson
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-__all__ = ["HealthState", "MetricsServer"]
+from pipeline.errors import PipelineConfigError
+
+__all__ = ["METRICS_PATHS", "HealthState", "MetricsServer"]
+
+#: Paths that answer the Prometheus exposition (Prometheus scrapes ``/metrics``).
+METRICS_PATHS = ("/", "/metrics")
 
 
 @dataclass
@@ -105,6 +110,13 @@ class MetricsServer:
     views : mapping, optional
         ``{path: callable}``: each path answers the callable's result as JSON (called on the
         HTTP thread; a failure answers 500 with the error, the worker goes on).
+    setting : str
+        The setting ``port`` came from, named when the port cannot be bound.
+
+    Raises
+    ------
+    PipelineConfigError
+        When ``host:port`` cannot be bound (in use, or not an address of this machine).
     """
 
     def __init__(
@@ -114,6 +126,7 @@ class MetricsServer:
         host: str = "0.0.0.0",
         port: int = 9102,
         views: Mapping[str, Callable[[], Any]] | None = None,
+        setting: str = "worker.metrics_port (--metrics-port)",
     ) -> None:
         self.health = health
         self.views = dict(views or {})
@@ -130,11 +143,21 @@ class MetricsServer:
                     [("Content-Type", "text/plain; charset=utf-8")],
                 )
                 return [why.encode() + b"\n"]
+            if path not in METRICS_PATHS:
+                start("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+                known = sorted({*METRICS_PATHS, "/healthz", "/readyz", *self.views} - {"/"})
+                return [f"no such path: {path}; this server answers {known}\n".encode()]
             return metrics_app(environ, start)  # type: ignore[no-any-return]
 
-        self._httpd = make_server(
-            host, port, app, server_class=_Server, handler_class=_QuietHandler
-        )
+        try:
+            self._httpd = make_server(
+                host, port, app, server_class=_Server, handler_class=_QuietHandler
+            )
+        except OSError as exc:  # typically a second worker on the same port
+            raise PipelineConfigError(
+                f"{setting}: cannot listen on {host}:{port} ({exc.strerror or exc}); another "
+                "process (a second worker?) may hold it: set a free port, or 0 for none"
+            ) from exc
         self.port = int(self._httpd.server_port)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="metrics-http", daemon=True

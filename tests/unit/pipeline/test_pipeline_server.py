@@ -127,3 +127,33 @@ def test_the_stall_limit_is_a_checked_worker_setting() -> None:
     assert load_settings(environ={}).delivery_stall_s == 30.0
     with pytest.raises(ConfigError, match=r"worker.delivery_stall_s: 0\.5 .*1-3600"):
         load_settings(environ={"ECGWATCH_WORKER__DELIVERY_STALL_S": "0.5"})
+
+
+def test_metrics_are_on_metrics_and_root_and_other_paths_are_not_found(
+    served: tuple[MetricsServer, HealthState, PipelineMetrics],
+) -> None:
+    server, _, _ = served
+    for path in ("/metrics", "/"):
+        status, body = _get(server, path)
+        assert status == 200 and "ecg_windows_total" in body
+    status, body = _get(server, "/nope")
+    assert status == 404
+    assert "/nope" in body and "/metrics" in body and "/readyz" in body
+
+
+def test_a_port_in_use_is_a_clear_error_naming_the_setting(
+    served: tuple[MetricsServer, HealthState, PipelineMetrics],
+) -> None:
+    from pipeline.errors import PipelineConfigError
+
+    taken, _, _ = served
+    with pytest.raises(PipelineConfigError, match=r"^ingest\.metrics_port: cannot listen on "):
+        MetricsServer(
+            create_metrics().registry,
+            HealthState(),
+            host="127.0.0.1",
+            port=taken.port,
+            setting="ingest.metrics_port",
+        )
+    with pytest.raises(PipelineConfigError, match=r"worker\.metrics_port.*a free port, or 0"):
+        MetricsServer(create_metrics().registry, HealthState(), host="127.0.0.1", port=taken.port)
