@@ -39,17 +39,7 @@ def _children() -> dict[int, list[int]]:
 
 def tree_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) used so far by ``pid`` and its live descendants."""
-    children = _children()
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            f = _stat_fields(p)
-        except OSError:
-            continue
-        total += (int(f[11]) + int(f[12])) / _TICK  # utime, stime
-        todo += children.get(p, [])
-    return total
+    return _cpu_s(_tree_pids(pid))
 
 
 def machine_busy_s() -> float:
@@ -60,8 +50,33 @@ def machine_busy_s() -> float:
     return (user + nice + system + irq + softirq + steal) / _TICK
 
 
+def _tree_pids(pid: int) -> list[int]:
+    children = _children()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def _cpu_s(pids: list[int]) -> float:
+    total = 0.0
+    for p in pids:
+        try:
+            f = _stat_fields(p)
+        except OSError:  # exited
+            continue
+        total += (int(f[11]) + int(f[12])) / _TICK
+    return total
+
+
 class CpuSplit:
-    """Cores used by a worker, the broker and the rest between :meth:`start` and :meth:`stop`.
+    """Cores used by a worker, the broker and the rest over a stretch of wall time.
+
+    A sampler thread reads the CPU counters every ``interval_s`` from :meth:`start_when`
+    until :meth:`stop`; :meth:`between` then gives the split over any stretch inside that,
+    such as from the worker's first batch to the broker's append of its last score.
 
     Parameters
     ----------
@@ -70,41 +85,53 @@ class CpuSplit:
     broker_pid : int or None
         The broker's JVM; None when not known (a broker given by ``--bootstrap``): its share
         is then part of ``other``.
+    interval_s : float
+        Seconds between samples.
     """
 
-    def __init__(self, worker_pid: int, broker_pid: int | None) -> None:
+    #: Seconds between looks for new processes in the worker's tree (a scan of /proc).
+    RESCAN_S = 0.5
+
+    def __init__(self, worker_pid: int, broker_pid: int | None, interval_s: float = 0.05) -> None:
         self.worker_pid = worker_pid
         self.broker_pid = broker_pid
-        self._start: tuple[float, float, float, float] | None = None
-        self._lock = threading.Lock()
+        self.interval_s = interval_s
+        #: (epoch seconds, worker CPU s, broker CPU s, machine busy s), oldest first.
+        self.samples: list[tuple[float, float, float, float]] = []
+        self._stop = threading.Event()
 
-    def _now(self) -> tuple[float, float, float, float]:
-        broker = tree_cpu_s(self.broker_pid) if self.broker_pid is not None else 0.0
-        return time.monotonic(), tree_cpu_s(self.worker_pid), broker, machine_busy_s()
+    def sample(self, pids: list[int]) -> None:
+        """Append one reading of the counters (``pids``: the worker's process tree)."""
+        broker = _cpu_s([self.broker_pid]) if self.broker_pid is not None else 0.0
+        self.samples.append((time.time(), _cpu_s(pids), broker, machine_busy_s()))
 
-    def start(self) -> None:
-        """Take the first reading."""
-        with self._lock:
-            self._start = self._now()
+    def start_when(self, ready: Callable[[], bool]) -> None:
+        """Start sampling, in a thread, once ``ready()`` (e.g. the worker has started)."""
 
-    def start_when(self, ready: Callable[[], bool], poll_s: float = 0.01) -> None:
-        """Take the first reading, in a thread, once ``ready()`` (e.g. the first batch)."""
+        def run() -> None:
+            while not ready() and not self._stop.is_set():
+                time.sleep(self.interval_s / 5)
+            pids, scanned = [self.worker_pid], 0.0
+            while not self._stop.is_set():
+                if time.monotonic() - scanned >= self.RESCAN_S:
+                    pids, scanned = _tree_pids(self.worker_pid), time.monotonic()
+                self.sample(pids)
+                self._stop.wait(self.interval_s)
 
-        def wait() -> None:
-            while not ready():
-                time.sleep(poll_s)
-            self.start()
+        threading.Thread(target=run, daemon=True).start()
 
-        threading.Thread(target=wait, daemon=True).start()
+    def stop(self) -> None:
+        """Stop sampling."""
+        self._stop.set()
 
-    def stop(self) -> dict[str, float | None] | None:
-        """Cores used since :meth:`start` (CPU seconds / wall seconds), or None if it never
-        started: ``worker``, ``broker`` (None when unknown), ``other`` and ``seconds``."""
-        end = self._now()
-        with self._lock:
-            begin = self._start
-        if begin is None or end[0] <= begin[0]:
+    def between(self, t0: float, t1: float) -> dict[str, float | None] | None:
+        """Cores used from ``t0`` to ``t1`` (epoch seconds), from the samples nearest inside
+        them: ``worker``, ``broker`` (None when unknown), ``other`` and ``seconds``; None
+        when fewer than two samples fall in between."""
+        inside = [s for s in list(self.samples) if t0 <= s[0] <= t1]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
             return None
+        begin, end = inside[0], inside[-1]
         wall = end[0] - begin[0]
         worker, broker, busy = ((end[i] - begin[i]) / wall for i in (1, 2, 3))
         return {

@@ -163,18 +163,20 @@ def _worker_rate(
     """Windows/s of one worker: first batch consumed → last score record appended."""
     w = Worker(b.tmp, b.bootstrap, b.model(recommended), topic, prefix, engine, processes)
     split = CpuSplit(w.proc.pid, b.broker_pid)
-    split.start_when(lambda: w.first_at is not None or w.proc.poll() is not None)
+    # From start-up, so the first batch's moment is covered however soon it comes.
+    split.start_when(lambda: True)
     try:
         wait_committed(b.bootstrap, prefix, topic, b.windows, timeout_s=900)
-        cpu = split.stop()
-        if cpu is not None:
-            b.cpu[prefix] = cpu
         b.rss.append(w.rss_mb())
     finally:
+        split.stop()
         w.stop()
     got, last = read_score_times(b.bootstrap, w.scores, b.windows, timeout_s=60)
     if got < b.windows or w.first_at is None:
         raise RuntimeError(f"worker {prefix} scored {got}/{b.windows} windows:\n{w.tail()}")
+    cpu = split.between(w.first_at, last)  # the stretch the windows/s is measured over
+    if cpu is not None:
+        b.cpu[prefix] = cpu
     return b.windows / max(last - w.first_at, 1e-6)
 
 

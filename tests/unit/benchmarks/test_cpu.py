@@ -49,19 +49,27 @@ def test_a_gone_process_counts_nothing() -> None:
     assert tree_cpu_s(proc.pid) == 0.0
 
 
-def test_the_split_is_cores_between_start_and_stop(burner: subprocess.Popen[str]) -> None:
-    split = CpuSplit(burner.pid, None)
-    assert split.stop() is None  # never started
-    split.start()
+def test_the_split_is_cores_over_the_stretch_asked_for(burner: subprocess.Popen[str]) -> None:
+    split = CpuSplit(burner.pid, None, interval_s=0.02)
+    split.start_when(lambda: True)
+    t0 = time.time()
     assert burner.stdout is not None
     assert burner.stdout.readline().strip() == "burnt"
     time.sleep(0.1)
-    got = split.stop()
+    t1 = time.time()
+    time.sleep(0.1)
+    split.stop()
+    got = split.between(t0, t1)
     assert got is not None
-    # Most of the burn falls inside the window (the interpreter's start-up may not).
+    # Most of the burn falls inside the stretch (the interpreter's start-up may not).
     assert got["worker"] is not None and got["worker"] * got["seconds"] >= BURN_S * 0.5
+    assert got["seconds"] <= t1 - t0
     assert got["broker"] is None  # not known: its share is in "other"
     assert got["other"] is not None and got["other"] >= 0.0
+    # After the burn the tree sleeps: a stretch there uses (almost) no core.
+    late = split.between(t1, time.time())
+    assert late is not None and late["worker"] is not None and late["worker"] < 0.2
+    assert split.between(t1 + 100, t1 + 200) is None  # no samples there
 
 
 def test_the_machine_is_busy_at_least_while_we_burn() -> None:

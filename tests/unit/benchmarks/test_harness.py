@@ -63,8 +63,12 @@ class _FakeSplit:
     def start_when(self, ready: Any) -> None:
         assert ready()
 
-    def stop(self) -> dict[str, Any]:
-        return {"worker": self.pid / 10, "broker": 0.5, "other": 0.1, "seconds": 1.0}
+    def stop(self) -> None:
+        pass
+
+    def between(self, t0: float, t1: float) -> dict[str, Any]:
+        assert t0 < t1  # first batch -> last score append
+        return {"worker": self.pid / 10, "broker": 0.5, "other": 0.1, "seconds": t1 - t0}
 
 
 @pytest.fixture
