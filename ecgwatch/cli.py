@@ -92,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ecgwatch: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`ecgwatch alerts ... | head`): not an error of ours. Point
+        # stdout at /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command cut off by a pipe
     except _expected_errors() as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"ecgwatch {args.command}: error: {msg}", file=sys.stderr)

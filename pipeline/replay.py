@@ -40,11 +40,15 @@ class ReplayStats:
         return self.sent / self.seconds if self.seconds > 0 else float("inf")
 
 
-def _producer(bootstrap: str, security: KafkaSecurity | None) -> Any:
+def _producer(bootstrap: str, security: KafkaSecurity | None, topic: str) -> Any:
+    """A producer for ``topic``; refuses at once (rather than after the client's 60 s
+    metadata wait) an unreachable broker or a topic that does not exist."""
     from kafka import KafkaProducer
 
+    from pipeline.topics import require_topics
+
     try:
-        return KafkaProducer(
+        producer = KafkaProducer(
             bootstrap_servers=bootstrap.split(","),
             acks="all",
             linger_ms=5,
@@ -58,6 +62,12 @@ def _producer(bootstrap: str, security: KafkaSecurity | None) -> Any:
             f"cannot reach Kafka at {bootstrap}: {exc}; start a broker (`ecgwatch broker "
             "start`) or pass --bootstrap"
         ) from exc
+    try:
+        require_topics(bootstrap, [topic], security)
+    except BaseException:
+        producer.close(timeout=1)
+        raise
+    return producer
 
 
 def replay(
@@ -104,7 +114,7 @@ def replay(
         TLS / SASL settings (default: plaintext).
     """
     _check_load(devices, rate)
-    producer = _producer(bootstrap, security)
+    producer = _producer(bootstrap, security, topic)
     truth, writer = _open_truth(truth_path)
     message = _json_message if encode is None else encode
     n = len(windows)

@@ -170,7 +170,7 @@ def replay_signals(
     chunk_n = chunk_length(chunk_s, fs)
     arrays = _checked_signals(signals)
     plan = plan_chunks({d: a.size for d, a in arrays.items()}, fs, chunk_n, stagger=stagger)
-    producer = _producer(bootstrap, security)
+    producer = _producer(bootstrap, security, topic)
     report = _reporter(progress, len(plan))
     warm = getattr(producer, "partitions_for", None)
     if warm is not None:  # the first send would block on the topic's metadata

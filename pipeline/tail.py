@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.errors import PipelineError
 from pipeline.security import KafkaSecurity
 
 __all__ = ["format_alert", "read_records"]
@@ -75,7 +76,7 @@ def read_records(
         TLS / SASL settings (default: plaintext).
     """
     _quiet_cancelled_refresh()
-    consumer = _consumer(bootstrap, security)
+    consumer = _consumer(bootstrap, security, timeout_s)
     try:
         tps, end = _start(consumer, topic, from_beginning, last_per_partition, until_end)
         todo = {tp for tp in tps if consumer.position(tp) < end[tp]} if until_end else set(tps)
@@ -106,18 +107,39 @@ def read_records(
         consumer.close()
 
 
-def _consumer(bootstrap: str, security: KafkaSecurity | None) -> Any:
-    """A consumer outside any group: it commits nothing and is assigned partitions itself."""
-    from kafka import KafkaConsumer
+#: How long reading waits for the broker at the start (at most; ``timeout_s`` may be shorter).
+BOOTSTRAP_TIMEOUT_S = 30.0
 
-    return KafkaConsumer(
-        bootstrap_servers=bootstrap.split(","),
-        enable_auto_commit=False,
-        group_id=None,
-        consumer_timeout_ms=200,
-        max_poll_records=10_000,
-        **(security or KafkaSecurity()).client_kwargs(),
-    )
+
+def _consumer(
+    bootstrap: str, security: KafkaSecurity | None, timeout_s: float | None = None
+) -> Any:
+    """A consumer outside any group: it commits nothing and is assigned partitions itself.
+
+    Raises
+    ------
+    PipelineError
+        When the broker cannot be reached within ``timeout_s`` (or 30 s).
+    """
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    wait_s = BOOTSTRAP_TIMEOUT_S if timeout_s is None else min(BOOTSTRAP_TIMEOUT_S, timeout_s)
+    try:
+        return KafkaConsumer(
+            bootstrap_servers=bootstrap.split(","),
+            enable_auto_commit=False,
+            group_id=None,
+            consumer_timeout_ms=200,
+            max_poll_records=10_000,
+            bootstrap_timeout_ms=max(1000, int(wait_s * 1000)),
+            **(security or KafkaSecurity()).client_kwargs(),
+        )
+    except KafkaError as exc:
+        raise PipelineError(
+            f"cannot reach Kafka at {bootstrap} within {wait_s:g} s ({type(exc).__name__}): "
+            "start a broker (`ecgwatch broker start`) or pass the right --bootstrap HOST:PORT"
+        ) from exc
 
 
 def _start(

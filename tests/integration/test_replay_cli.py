@@ -33,3 +33,27 @@ def test_replay_prints_plain_progress_lines(kafka_bootstrap: str, shared_data: P
     assert "[replay] sent 1000 windows" in proc.stdout
     with TopicReader(kafka_bootstrap, topics.windows) as reader:
         assert len(reader.drain()) == 1000
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_replay_to_a_topic_that_does_not_exist_says_so_at_once(
+    kafka_bootstrap: str, shared_data: Path, continuous: bool
+) -> None:
+    """Not the Kafka client's 60 s metadata wait and a traceback (a forgotten `topics
+    create`, or a typo in --topic)."""
+    missing = "replaycli.no.such.topic"
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "ecgwatch", "replay", "--data", str(shared_data)),
+            *("--bootstrap", kafka_bootstrap, "--topic", missing),
+            *(("--continuous",) if continuous else ()),
+        ],
+        cwd=REPO,
+        env=ecgwatch_env(),
+        capture_output=True,
+        text=True,
+        timeout=50,  # well under the 60 s the client would wait
+    )
+    assert proc.returncode != 0
+    assert f"topics ['{missing}'] do not exist on {kafka_bootstrap}" in proc.stderr
+    assert "ecgwatch topics create" in proc.stderr and "Traceback" not in proc.stderr
