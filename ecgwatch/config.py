@@ -264,6 +264,13 @@ def load_settings(
             raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping of sections {sorted(_LAYOUT)}")
+        # Checked before flags and variables are merged in: they would replace a section
+        # that is not a mapping, and the file's mistake would go unnoticed.
+        for section, values in loaded.items():
+            if values is not None and not isinstance(values, dict):
+                raise ConfigError(
+                    f"{p}: {section}: expected a mapping, got {type(values).__name__}"
+                )
     data = _merge(loaded, _env_overrides(os.environ if environ is None else environ))
     fields = _fields(_merge(data, overrides or {}), loaded)
     try:

@@ -221,3 +221,18 @@ def test_a_topic_name_follows_the_rule_of_every_text_setting(tmp_path: Path) -> 
         _yaml(tmp_path, "kafka:\n  group_id: 7\n  topics:\n    windows: 5\n"), environ={}
     )
     assert (s.group_id, s.topics.windows) == ("7", "5")
+
+
+def test_a_section_that_is_not_a_mapping_is_refused_even_when_a_flag_sets_one_of_its_keys(
+    tmp_path: Path,
+) -> None:
+    """``worker: 5`` must not be silently replaced by ``--registry``'s ``worker`` section."""
+    cfg = _yaml(tmp_path, "worker: 5\n")
+    for overrides in (None, {"worker": {"registry": "r"}}):
+        with pytest.raises(ConfigError, match=r"worker: expected a mapping, got int"):
+            load_settings(cfg, overrides, environ={})
+    with pytest.raises(ConfigError, match=r"kafka: expected a mapping, got str"):
+        load_settings(
+            _yaml(tmp_path, "kafka: localhost\n"),
+            environ={"ECGWATCH_KAFKA__BOOTSTRAP": "h:1"},
+        )
