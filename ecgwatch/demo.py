@@ -171,9 +171,11 @@ def _start_worker(stack: ExitStack, opts: DemoOptions, run: _Stack) -> None:
     """Start ``ecgwatch worker`` as a child process and wait until it is ready."""
     from ecgwatch.cli_common import worker_argv
 
-    run.log = log = run.run_dir / "worker.log"
+    # Beside the run folder, not in it: the run folder goes at exit, and the log is what a
+    # user reads when the demo failed (each demo overwrites it).
+    run.log = log = run.run_dir.parent / "worker.log"
     cmd = worker_argv(opts.registry, run.bootstrap, run.metrics_port, run.run_dir / "worker")
-    _say(f"starting the worker (log: {log})")
+    _say(f"starting the worker (log: {log}, kept after the demo)")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     log_fh = stack.enter_context(open(log, "wb"))  # noqa: SIM115 (closed by the caller's stack)
     run.worker = worker = subprocess.Popen(

@@ -65,5 +65,6 @@ def run(args: argparse.Namespace) -> int:
         note = ""
         if res.partitions != spec.partitions:
             note = f" (wanted {spec.partitions}; existing topics are left unchanged)"
-        print(f"{res.name}: {what}, {res.partitions} partitions{note}")
+        unit = "partition" if res.partitions == 1 else "partitions"
+        print(f"{res.name}: {what}, {res.partitions} {unit}{note}")
     return 0
