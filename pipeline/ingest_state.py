@@ -27,6 +27,7 @@ unit-tested in-process (``tests/unit/pipeline/test_ingest_state.py``).
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -49,6 +50,8 @@ from pipeline.samples import (
 from pipeline.settings import TopicNames
 
 __all__ = ["IngestCounts", "IngestProcessor"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -252,6 +255,15 @@ class IngestProcessor:
         self.counts.rejected_intervals += segment.new_rejected
 
     def _new_device(self, rec: InRecord, chunk: SampleChunk, now: float) -> _Device:
+        if rec.key != chunk.device_id.encode():
+            # Not refused (one stage on one partition copes), but said once per device: with
+            # more partitions its chunks spread over stage instances (gaps, lost beats).
+            log.warning(
+                "ecg.samples chunk of device %r has key %r: the key must be the device id "
+                "(docs/messages.md), or its chunks spread over partitions and stages",
+                chunk.device_id,
+                rec.key,
+            )
         dev = _Device(rec.partition, chunk.seq - 1, now, _Segment(chunk.fs, self.recipe))
         self.counts.segments += 1
         restored = self._restored.pop(chunk.device_id, None)

@@ -325,3 +325,23 @@ def test_state_updates_carry_each_moved_counter_once_and_restore_takes_the_highe
     again = windows(run(fresh, [r for r in chunk_records(signals) if r.key == b"dev-0"]))
     assert again == {}  # every beat was already produced: none again, no seq reused
     assert fresh.counts.beats_skipped == sum(1 for d, _ in got if d == "dev-0")
+
+
+def test_a_device_whose_chunks_are_not_keyed_by_its_id_is_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Not refused (on one partition the stage copes) but said: with more partitions such a
+    device's chunks spread over stage instances."""
+    proc = processor()
+    samples = np.zeros(50)
+    recs = [
+        InRecord(TOPIC, 0, i, key, encode_chunk_json(dev, i, T0 + i * 0.2, 250.0, samples))
+        for i, (dev, key) in enumerate(
+            [("bed-1", None), ("bed-1", None), ("bed-2", b"bed-9"), ("bed-3", b"bed-3")]
+        )
+    ]
+    with caplog.at_level("WARNING", logger="pipeline.ingest_state"):
+        proc.process(recs)
+    warned = [r.getMessage() for r in caplog.records if "must be the device id" in r.message]
+    assert len(warned) == 2  # bed-1 once (not per chunk), bed-2; bed-3 is keyed right
+    assert "'bed-1' has key None" in warned[0] and "'bed-2' has key b'bed-9'" in warned[1]
