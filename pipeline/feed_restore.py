@@ -86,7 +86,12 @@ def read_newest_in_topic(
     ``per_partition`` of each), with its Kafka timestamp. Blocking (kafka-python)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    probe = KafkaConsumer(bootstrap_servers=bootstrap.split(","), **security.client_kwargs())
+    probe = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","),
+        group_id=None,
+        enable_auto_commit=False,  # (also keeps kafka-python from warning that it disables it)
+        **security.client_kwargs(),
+    )
     try:
         parts = probe.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]

@@ -16,6 +16,10 @@ from collections.abc import Callable, Iterable
 
 __all__ = ["CLIENT_LOGGERS", "REPEAT_WINDOW_S", "RepeatFilter", "throttle_client_logs"]
 
+#: kafka-python's loggers. At ``info`` they log every connection and metadata refresh of the
+#: short-lived readers a worker runs on each assignment (alert-state restore, feed seeding):
+#: ~50 lines per start that say nothing about the worker.
+KAFKA_PYTHON_LOGGER = "kafka"
 #: Logger name prefixes throttled: aiokafka, the consumer and producer of both engines.
 CLIENT_LOGGERS = ("aiokafka",)
 #: Seconds during which repeats of one message kind are counted instead of logged.
@@ -91,3 +95,18 @@ def throttle_client_logs(
             if not any(isinstance(f, RepeatFilter) for f in logger.filters):
                 logger.addFilter(shared)
     return shared
+
+
+def apply_log_level(level: str) -> None:
+    """``worker.log_level`` for this process: the root logger at ``level``, kafka-python's
+    at ``warning`` or above unless ``level`` is ``debug``.
+
+    Parameters
+    ----------
+    level : str
+        One of ``pipeline.settings.LOG_LEVELS``.
+    """
+    numeric = logging.getLevelName(level.upper())
+    logging.getLogger().setLevel(numeric)
+    kafka_level = numeric if level == "debug" else max(numeric, logging.WARNING)
+    logging.getLogger(KAFKA_PYTHON_LOGGER).setLevel(kafka_level)

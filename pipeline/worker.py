@@ -18,7 +18,7 @@ from pipeline.devices import device_view
 from pipeline.errors import PipelineError
 from pipeline.feeds import FeedWatch
 from pipeline.lifecycle import freeze_heap
-from pipeline.logs import throttle_client_logs
+from pipeline.logs import apply_log_level, throttle_client_logs
 from pipeline.metrics import PipelineMetrics, create_metrics
 from pipeline.policy import KIND_PHYSIOLOGICAL, KIND_TECHNICAL, SEVERITIES
 from pipeline.processor import WindowProcessor
@@ -203,7 +203,7 @@ def run_worker(settings: WorkerSettings) -> int:
     rollout = _start_rollout(settings, processor, metrics)
     port = server.port if server else "-"
     # worker.log_level for every engine (Faust's worker also sets it for its own loggers).
-    logging.getLogger().setLevel(settings.log_level.upper())
+    apply_log_level(settings.log_level)
     throttle_client_logs()  # a broker outage: one line per kind and minute, not ~65 a second
     freeze_heap()
     try:

@@ -80,3 +80,28 @@ def test_throttle_attaches_to_aiokafkas_module_loggers_only() -> None:
             logger = logging.getLogger(name)
             for f in [f for f in logger.filters if isinstance(f, RepeatFilter)]:
                 logger.removeFilter(f)
+
+
+@pytest.mark.parametrize(
+    ("level", "root", "kafka_python"),
+    [
+        ("info", logging.INFO, logging.WARNING),  # its connection chatter stays out
+        ("warning", logging.WARNING, logging.WARNING),
+        ("error", logging.ERROR, logging.ERROR),
+        ("debug", logging.DEBUG, logging.DEBUG),  # everything, when asked for
+    ],
+)
+def test_the_log_level_quiets_kafka_python_below_warning_unless_debugging(
+    level: str, root: int, kafka_python: int
+) -> None:
+    from pipeline.logs import KAFKA_PYTHON_LOGGER, apply_log_level
+
+    saved = logging.getLogger().level, logging.getLogger(KAFKA_PYTHON_LOGGER).level
+    try:
+        apply_log_level(level)
+        assert logging.getLogger().level == root
+        assert logging.getLogger(KAFKA_PYTHON_LOGGER).level == kafka_python
+        assert logging.getLogger("kafka.net.connection").getEffectiveLevel() == kafka_python
+    finally:
+        logging.getLogger().setLevel(saved[0])
+        logging.getLogger(KAFKA_PYTHON_LOGGER).setLevel(saved[1])
