@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["CpuSplit", "machine_busy_s", "tree_cpu_s"]
@@ -74,7 +73,7 @@ def _cpu_s(pids: list[int]) -> float:
 class CpuSplit:
     """Cores used by a worker, the broker and the rest over a stretch of wall time.
 
-    A sampler thread reads the CPU counters every ``interval_s`` from :meth:`start_when`
+    A sampler thread reads the CPU counters every ``interval_s`` from :meth:`start`
     until :meth:`stop`; :meth:`between` then gives the split over any stretch inside that,
     such as from the worker's first batch to the broker's append of its last score.
 
@@ -105,12 +104,10 @@ class CpuSplit:
         broker = _cpu_s([self.broker_pid]) if self.broker_pid is not None else 0.0
         self.samples.append((time.time(), _cpu_s(pids), broker, machine_busy_s()))
 
-    def start_when(self, ready: Callable[[], bool]) -> None:
-        """Start sampling, in a thread, once ``ready()`` (e.g. the worker has started)."""
+    def start(self) -> None:
+        """Start sampling, in a thread of its own, until :meth:`stop`."""
 
         def run() -> None:
-            while not ready() and not self._stop.is_set():
-                time.sleep(self.interval_s / 5)
             pids, scanned = [self.worker_pid], 0.0
             while not self._stop.is_set():
                 if time.monotonic() - scanned >= self.RESCAN_S:

@@ -163,8 +163,7 @@ def _worker_rate(
     """Windows/s of one worker: first batch consumed → last score record appended."""
     w = Worker(b.tmp, b.bootstrap, b.model(recommended), topic, prefix, engine, processes)
     split = CpuSplit(w.proc.pid, b.broker_pid)
-    # From start-up, so the first batch's moment is covered however soon it comes.
-    split.start_when(lambda: True)
+    split.start()  # from start-up, so the first batch is covered however soon it comes
     try:
         wait_committed(b.bootstrap, prefix, topic, b.windows, timeout_s=900)
         b.rss.append(w.rss_mb())

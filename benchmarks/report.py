@@ -138,7 +138,7 @@ def _cpu_lines(r: dict[str, Any]) -> list[str]:
     def cores(v: float | None) -> str:
         return "  ?" if v is None else f"{v:4.2f}"
 
-    lines = ["cores, first batch -> last commit (median)    worker   broker    other"]
+    lines = ["cores, first batch -> last score (median)     worker   broker    other"]
     for key, parts in cpu.items():
         lines.append(
             f"  {key:<42}  {cores(parts.get('worker'))}     {cores(parts.get('broker'))}"

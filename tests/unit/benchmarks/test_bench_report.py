@@ -107,7 +107,7 @@ def test_the_cpu_split_is_shown_per_worker_row() -> None:
         "ecgwatch_json_2proc": {"worker": 1.2, "broker": None, "other": 0.5},
     }
     lines = format_report(_report(cpu_cores=cpu)).splitlines()
-    at = lines.index("cores, first batch -> last commit (median)    worker   broker    other")
+    at = lines.index("cores, first batch -> last score (median)     worker   broker    other")
     assert lines[at + 1].split() == ["ecgwatch_json", "0.91", "0.45", "0.30"]
     assert lines[at + 2].split() == ["ecgwatch_json_2proc", "1.20", "?", "0.50"]
     # An older report without the split shows no such table.

@@ -51,7 +51,7 @@ def test_a_gone_process_counts_nothing() -> None:
 
 def test_the_split_is_cores_over_the_stretch_asked_for(burner: subprocess.Popen[str]) -> None:
     split = CpuSplit(burner.pid, None, interval_s=0.02)
-    split.start_when(lambda: True)
+    split.start()
     t0 = time.time()
     assert burner.stdout is not None
     assert burner.stdout.readline().strip() == "burnt"

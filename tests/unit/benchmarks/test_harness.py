@@ -60,8 +60,8 @@ class _FakeSplit:
         self.pid = worker_pid
         assert broker_pid is None  # the fake broker wrote no pid file
 
-    def start_when(self, ready: Any) -> None:
-        assert ready()
+    def start(self) -> None:
+        pass
 
     def stop(self) -> None:
         pass
