@@ -85,12 +85,13 @@ class ModelRegistry:
         ArtifactError
             If it does not verify (``latest`` is left where it was).
         """
-        if version not in self.versions():
+        versions = self.versions()
+        if version not in versions:
             now = self.current()
             hint = f" ('latest' points at {now} now)" if version == LATEST and now else ""
             raise RegistryError(
                 f"{self.root}: version {version!r} is not in the registry{hint}; promote "
-                f"takes the name of one of its version folders: {self.versions() or 'none'}"
+                f"takes the name of one of its version folders: {versions or 'none'}"
             )
         Artifact.verify(self.resolve(version))
         self._point_latest(version, "promote")
