@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -224,6 +225,20 @@ def _batch_worker_2proc(b: _Bench, topic: str, prefix: str) -> float:
     return _worker_rate(b, topic, prefix, "batch", processes=2)
 
 
+def _bare_faust(b: _Bench, topic: str, prefix: str) -> float:
+    """Events/s of a Faust agent that does nothing (``benchmarks.bare_faust``): the Faust
+    engine's ceiling on this machine, first batch -> last batch."""
+    fd, name = tempfile.mkstemp(prefix="bare-faust-", suffix=".json", dir=b.tmp)
+    os.close(fd)
+    out = Path(name)
+    cmd = [sys.executable, "-m", "benchmarks.bare_faust", b.bootstrap, topic, str(b.windows)]
+    proc = subprocess.run([*cmd, str(out)], timeout=900, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bare Faust agent failed:\n{proc.stderr[-2000:]}")
+    r = json.loads(out.read_text())
+    return float(r["events"]) / max(float(r["last_at"]) - float(r["first_at"]), 1e-6)
+
+
 def _faust_worker(b: _Bench, topic: str, prefix: str) -> float:
     return _worker_rate(b, topic, prefix, "faust")
 
@@ -240,6 +255,7 @@ _CONTENDERS = (
     _Contender("ecgwatch_json", "json", _batch_worker, tag="json"),
     _Contender("ecgwatch_json_2proc", "json", _batch_worker_2proc, tag="json2p"),
     _Contender("ecgwatch_binary", "binary", _batch_worker, tag="binary"),
+    _Contender("raw_faust", "json", _bare_faust, faust=True),
     _Contender("faust_json", "json", _faust_worker, tag="faust", faust=True),
     _Contender("loop_recommended", "json", _loop_recommended, tag="looprec", recommended=True),
     _Contender(
@@ -398,6 +414,8 @@ def _throughput(opts: BenchOptions, runs: dict[str, list[float]], naive: float) 
     for key, num, den in (
         ("faust_json_vs_raw", "faust_json", "raw_aiokafka"),
         ("faust_json_vs_loop", "faust_json", "loop"),
+        # the Faust engine against a Faust agent that does no work: its ceiling here
+        ("faust_vs_bare", "faust_json", "raw_faust"),
         ("recommended_vs_loop", "ecgwatch_json_recommended", "loop_recommended"),
         ("two_vs_one", "ecgwatch_json_2proc", "ecgwatch_json"),
     ):

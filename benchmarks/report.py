@@ -64,6 +64,7 @@ _THROUGHPUT_ROWS = (
     ("ecgwatch worker, JSON (batch)", "ecgwatch_json", "loop"),
     ("ecgwatch worker, JSON, 2 processes", "ecgwatch_json_2proc", "loop"),
     ("ecgwatch worker, binary (batch)", "ecgwatch_binary", "loop"),
+    ("bare Faust agent (no work)", "raw_faust", "loop"),
     ("ecgwatch worker, JSON (faust)", "faust_json", "loop"),
     ("loop, recommended model", "loop_recommended", "loop_recommended"),
     ("worker JSON, recommended model", "ecgwatch_json_recommended", "loop_recommended"),
@@ -82,11 +83,13 @@ def _throughput_lines(r: dict[str, Any]) -> list[str]:
     skipped = r.get("skipped", {})
     if skipped:
         lines += ["not measured:", *(f"  {k}: {why}" for k, why in skipped.items())]
-    return [
-        *lines,
+    lines += [
         f"{'json / naive':<34}{ratio['json_vs_naive']:>14,.0f}x",
         f"{'binary / naive':<34}{ratio['binary_vs_naive']:>14,.0f}x",
     ]
+    if "faust_vs_bare" in ratio:
+        lines.append(f"{'faust / bare Faust agent':<34}{ratio['faust_vs_bare']:>14.2f}x")
+    return lines
 
 
 def _latency_lines(r: dict[str, Any]) -> list[str]:

@@ -77,8 +77,13 @@ def test_faust_row_latency_and_floor() -> None:
     )
     r["latency_ms"]["seconds"] = 1.0
     r["windows_per_s"]["faust_json"] = 10_000.0
+    r["windows_per_s"]["raw_faust"] = 12_500.0
+    r["ratio"]["faust_vs_bare"] = 0.8
     lines = format_report(r).splitlines()
     assert "ecgwatch worker, JSON (faust)             10,000    0.250" in lines
+    # the Faust engine's ceiling, side by side: a bare Faust agent in the same run
+    assert "bare Faust agent (no work)                12,500    0.312" in lines
+    assert "faust / bare Faust agent                    0.80x" in lines
     assert (
         "latency at 5/s for 1 s (9 windows): p50 1.0 ms, p95 2.0 ms, p99 3.0 ms, max 4.0 ms"
         in lines

@@ -93,6 +93,11 @@ def log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
             out = {"windows": int(cmd[9]), "first_at": 0.0, "peak_rss_mb": 200.0}
             Path(cmd[-1]).write_text(json.dumps(out))
             return subprocess.CompletedProcess(cmd, 0, "", "")
+        if cmd[2] == "benchmarks.bare_faust":  # BOOTSTRAP TOPIC COUNT OUT
+            calls.append(("bare_faust", cmd[4]))
+            out = {"events": int(cmd[5]), "first_at": 100.0, "last_at": 100.0 + int(cmd[5]) / 3000}
+            Path(cmd[-1]).write_text(json.dumps(out))
+            return subprocess.CompletedProcess(cmd, 0, "", "")
         calls.append(("naive", cmd[3:7]))
         Path(cmd[-1]).write_text(json.dumps({"windows": 100, "seconds": 10.0}))
         return subprocess.CompletedProcess(cmd, 0, "", "")
@@ -145,7 +150,7 @@ def test_every_round_runs_every_contender_on_its_own_topics(log: list[tuple[Any,
         ("fill", _t("windows.json"), 50),
         ("fill", _t("windows.binary"), 50),
     ]
-    steps = ("rdkafka", "raw", "loop", "worker")
+    steps = ("rdkafka", "raw", "loop", "worker", "bare_faust")
     rounds = [c for c in log if c[0] in steps and c[1] != _t("windows.latency")]
     assert rounds == [
         step
@@ -157,6 +162,7 @@ def test_every_round_runs_every_contender_on_its_own_topics(log: list[tuple[Any,
             ("worker", _t("windows.json"), _t(f"json{i}"), "batch"),
             ("worker", _t("windows.json"), _t(f"json2p{i}"), "batch", "x2"),
             ("worker", _t("windows.binary"), _t(f"binary{i}"), "batch"),
+            ("bare_faust", _t("windows.json")),
             ("worker", _t("windows.json"), _t(f"faust{i}"), "faust"),
         ]
     ]
@@ -165,7 +171,10 @@ def test_every_round_runs_every_contender_on_its_own_topics(log: list[tuple[Any,
         ("latency", _t("windows.floor"), _t("windows.floor")),
         ("latency", _t("windows.latency"), _t("lat.scores")),
     ]
-    measured = {"raw_librdkafka": [pytest.approx(4000.0)] * 2}
+    measured = {
+        "raw_librdkafka": [pytest.approx(4000.0)] * 2,
+        "raw_faust": [pytest.approx(3000.0)] * 2,
+    }
     assert report["runs"] == {
         **{k: [pytest.approx(2000.0)] * 2 for k in report["runs"]},
         **measured,
@@ -180,6 +189,7 @@ def test_every_round_runs_every_contender_on_its_own_topics(log: list[tuple[Any,
             "ecgwatch_json": 2000,
             "ecgwatch_json_2proc": 2000,
             "ecgwatch_binary": 2000,
+            "raw_faust": 3000,
             "faust_json": 2000,
             "naive": 10,
         }
@@ -194,6 +204,7 @@ def test_every_round_runs_every_contender_on_its_own_topics(log: list[tuple[Any,
             "binary_vs_naive": 200,
             "faust_json_vs_raw": 1,
             "faust_json_vs_loop": 1,
+            "faust_vs_bare": 2000 / 3000,
             "two_vs_one": 1,
         }
     )
@@ -239,7 +250,7 @@ def test_a_recommended_registry_adds_the_loop_and_the_worker_on_it(
     assert report["windows_per_s"]["loop_recommended"] == pytest.approx(2000)
     assert report["windows_per_s"]["ecgwatch_json_recommended"] == pytest.approx(2000)
     assert report["ratio"]["recommended_vs_loop"] == pytest.approx(1)
-    assert set(report["skipped"]) == {"faust_json"}
+    assert set(report["skipped"]) == {"raw_faust", "faust_json"}
 
 
 def test_without_faust_its_row_stays_empty(log: list[tuple[Any, ...]]) -> None:
@@ -247,6 +258,7 @@ def test_without_faust_its_row_stays_empty(log: list[tuple[Any, ...]]) -> None:
     topics = next(c[1] for c in log if c[0] == "topics")
     assert not [t for t in topics if ".faust" in t]
     assert not [c for c in log if c[0] == "worker" and c[3] == "faust"]
+    assert not [c for c in log if c[0] == "bare_faust"]
     assert report["runs"]["faust_json"] == []
     assert "faust_json" not in report["windows_per_s"]
     assert "faust_json_vs_raw" not in report["ratio"]
