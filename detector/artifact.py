@@ -39,6 +39,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Artifact",
     "Prediction",
+    "carries_numpy_pass",
     "library_versions",
     "sha256_file",
     "write_checksums",
@@ -378,6 +379,22 @@ def _verified(root: Path) -> tuple[dict[str, Any], dict[str, str]]:
     listed = _read_sums(root)
     _check_sums(root, listed)
     return _read_metadata(root), listed
+
+
+def carries_numpy_pass(path: str | os.PathLike[str]) -> bool:
+    """Whether the artifact folder lists a NumPy forward pass (``forward.npz``) in its
+    checksums: then a CPU scorer needs no Keras. A cheap look, nothing is verified (loading
+    does that); an unreadable folder gives False.
+
+    Parameters
+    ----------
+    path : path-like
+        An artifact folder (a registry version).
+    """
+    try:
+        return FORWARD_FILE in _read_sums(Path(path))
+    except (OSError, ArtifactError):
+        return False
 
 
 def _read_chain(root: Path, listed: dict[str, str], window_length: int) -> Chain | None:

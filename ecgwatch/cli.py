@@ -38,8 +38,9 @@ COMMANDS = (
 )
 
 #: Commands that load Keras; TensorFlow is imported first with its start-up noise filtered
-#: (see :mod:`ecgwatch.native_logs`).
-TENSORFLOW_COMMANDS = frozenset({"train", "evaluate", "worker", "demo", "bench", "compare"})
+#: (see :mod:`ecgwatch.native_logs`). ``worker`` does the same only when its model or device
+#: needs the framework (``pipeline.worker.needs_framework``).
+TENSORFLOW_COMMANDS = frozenset({"train", "evaluate", "demo", "bench", "compare"})
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from detector import ArtifactError, ModelRegistry, RegistryError
+from detector.artifact import carries_numpy_pass
 from detector.drift import INPUT_STATISTICS
 from pipeline.codec import REJECT_REASONS, SCORING_REASONS
 from pipeline.devices import device_view
@@ -25,7 +26,7 @@ from pipeline.processor import WindowProcessor
 from pipeline.server import HealthState, MetricsServer
 from pipeline.settings import WorkerSettings
 
-__all__ = ["load_model", "run_worker"]
+__all__ = ["load_model", "needs_framework", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,26 @@ def _select_device(device: str) -> bool:
 def _on_gpu(device: str) -> bool:
     """Whether Keras scores on a GPU (False without importing Keras where none can be)."""
     return _select_device(device) if _gpu_possible(device) else False
+
+
+def needs_framework(settings: WorkerSettings) -> bool:
+    """Whether starting this worker will import the deep-learning framework (Keras and its
+    backend): a GPU may be used or must be hidden (:func:`_gpu_possible`), or the served or
+    shadow model carries no NumPy pass. False for the usual CPU worker on a dense model, which
+    then starts in about a second with a fraction of the memory. A version that cannot be
+    resolved gives False: loading it reports the problem.
+    """
+    if _gpu_possible(settings.device):
+        return True
+    registry = ModelRegistry(settings.registry)
+    for version in filter(None, (settings.model_version, settings.shadow_model)):
+        try:
+            path = registry.resolve(version)
+        except RegistryError:
+            continue
+        if not carries_numpy_pass(path):
+            return True
+    return False
 
 
 def load_model(settings: WorkerSettings) -> Any:

@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     """Execute ``ecgwatch worker``."""
     from ecgwatch.config import load_settings
-    from pipeline.worker import run_worker
+    from pipeline.worker import needs_framework, run_worker
 
     settings = load_settings(args.config, overrides_from_args(args))
     if settings.processes > 1:
@@ -61,4 +61,10 @@ def run(args: argparse.Namespace) -> int:
         if args.config:
             argv += ["--config", str(args.config)]
         return run_processes(argv, settings)
+    if needs_framework(settings):
+        # Only now, and with its start-up noise held back: a CPU worker on a dense model never
+        # imports the framework (seconds and ~600 MiB saved; docs/performance.md).
+        from ecgwatch.native_logs import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     return run_worker(settings)
