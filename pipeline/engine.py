@@ -94,6 +94,8 @@ class BatchEngine:
         self._committed: dict[int, int] = {}
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
+        # The feed watch's seed of the current assignment, while it reads (on_assigned).
+        self._seeding: asyncio.Future[None] | None = None
         self.consumer: Any = None
         self.cycle: BatchCycle | None = None
 
@@ -126,6 +128,7 @@ class BatchEngine:
         finally:
             beat.cancel()
             feeds.cancel()
+            self._cancel_seed()
             await close_client(self.consumer, "consumer")
             await close_client(producer, "producer")
 
@@ -174,6 +177,7 @@ class BatchEngine:
         rebalance revokes every partition, and those that come straight back need none of it
         rebuilt (:meth:`on_assigned`).
         """
+        self._cancel_seed()
         if self.cycle is not None:
             async with self._lock:
                 await self.cycle.drain()
@@ -218,10 +222,39 @@ class BatchEngine:
                     flush=True,
                 )
                 return
+            committed = await self._committed_offsets(assigned)
             await self._restore_state()
-            await seed_feeds(self.settings, self.processor, parts)
+            self._seed_in_background(parts, committed)
         finally:
             self._state_ready.set()
+
+    async def _committed_offsets(self, assigned: set[TopicPartition]) -> dict[int, int] | None:
+        """The group's committed offsets of ``assigned`` now (None: not known, the seed then
+        looks them up itself)."""
+        out = {}
+        for tp in assigned:
+            try:
+                offset = await self.consumer.committed(tp)
+            except Exception:
+                return None
+            if offset is not None:
+                out[tp.partition] = int(offset)
+        return out
+
+    def _seed_in_background(self, parts: set[int], committed: dict[int, int] | None) -> None:
+        """Seed the feed watch without holding the first batch back for it (its reads take
+        ~0.3-0.7 s): a device seen live meanwhile is left as it is (``FeedWatch.seed``), and
+        the read ends at the offsets committed at the assignment. A revocation or a newer
+        assignment cancels a seed still reading (its partitions may be another worker's)."""
+        self._cancel_seed()
+        self._seeding = asyncio.ensure_future(
+            seed_feeds(self.settings, self.processor, parts, committed)
+        )
+
+    def _cancel_seed(self) -> None:
+        if self._seeding is not None and not self._seeding.done():
+            self._seeding.cancel()
+        self._seeding = None
 
     async def _nobody_else_committed(self, assigned: set[TopicPartition]) -> bool:
         """Whether the group's committed offset of each partition is still this worker's own

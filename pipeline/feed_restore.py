@@ -16,9 +16,11 @@ Best effort, like the alert-state restore: a failure is logged and the worker go
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from pipeline.processor import InRecord, WindowProcessor
 from pipeline.security import KafkaSecurity
@@ -151,24 +153,38 @@ def read_newest_per_key(
 
 
 async def seed_feeds(
-    settings: WorkerSettings, processor: WindowProcessor, partitions: set[int]
+    settings: WorkerSettings,
+    processor: WindowProcessor,
+    partitions: set[int],
+    committed: Mapping[int, int] | None = None,
 ) -> None:
     """On an assignment (both engines): read the assigned partitions' newest processed windows
     off the event loop and seed the processor's feed watch with their devices. A failure is
-    logged; such a device is then flagged only once it sends again."""
+    logged; such a device is then flagged only once it sends again.
+
+    ``committed`` (partition -> the group's committed offset when the partitions were
+    assigned) spares the lookup of those offsets, and pins them: a caller that consumes while
+    the seed is read still gets the windows before its assignment, not the newest it has
+    itself processed meanwhile.
+    """
     s = settings
+    if committed is None:
+        read: Any = functools.partial(
+            read_newest_before_committed,
+            s.bootstrap,
+            s.topics.windows,
+            s.group_id,
+            partitions,
+            s.security,
+        )
+    else:
+        ends = {p: int(o) for p, o in committed.items() if p in partitions and o > 0}
+        read = functools.partial(
+            read_newest_per_key, s.bootstrap, s.topics.windows, ends, s.security
+        )
     try:
         newest = await asyncio.wait_for(
-            asyncio.get_running_loop().run_in_executor(
-                None,
-                read_newest_before_committed,
-                s.bootstrap,
-                s.topics.windows,
-                s.group_id,
-                partitions,
-                s.security,
-            ),
-            SEED_TIMEOUT_S + 10,
+            asyncio.get_running_loop().run_in_executor(None, read), SEED_TIMEOUT_S + 10
         )
     except Exception as exc:
         log.warning("feed seed from %s failed: %r", s.topics.windows, exc)

@@ -14,7 +14,14 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-__all__ = ["CLIENT_LOGGERS", "REPEAT_WINDOW_S", "RepeatFilter", "throttle_client_logs"]
+__all__ = [
+    "CLIENT_LOGGERS",
+    "REPEAT_WINDOW_S",
+    "RepeatFilter",
+    "SlowTaskFilter",
+    "apply_log_level",
+    "throttle_client_logs",
+]
 
 #: kafka-python's loggers. At ``info`` they log every connection and metadata refresh of the
 #: short-lived readers a worker runs on each assignment (alert-state restore, feed seeding):
@@ -97,6 +104,24 @@ def throttle_client_logs(
     return shared
 
 
+#: The kafka-python logger that warns when one step of its I/O loop took longer than 0.1 s.
+KAFKA_SELECTOR_LOGGER = "kafka.net.selector"
+
+
+class SlowTaskFilter(logging.Filter):
+    """Drop kafka-python's "Task ... ran for 0.1xx s ... blocking the event loop" warning.
+
+    The worker's short kafka-python reads (alert-state restore, feed seeding) run in a thread
+    of a process that is scoring meanwhile; kafka-python times its steps by the wall clock, so
+    a step that merely waited for the GIL is reported as a blocking loop. Nothing is wrong and
+    nothing is to be done, so it is not shown (``worker.log_level: debug`` shows it).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for the slow-step warning, True for anything else."""
+        return "blocking the event loop" not in record.getMessage()
+
+
 def apply_log_level(level: str) -> None:
     """``worker.log_level`` for this process: the root logger at ``level``, kafka-python's
     at ``warning`` or above unless ``level`` is ``debug``.
@@ -110,3 +135,8 @@ def apply_log_level(level: str) -> None:
     logging.getLogger().setLevel(numeric)
     kafka_level = numeric if level == "debug" else max(numeric, logging.WARNING)
     logging.getLogger(KAFKA_PYTHON_LOGGER).setLevel(kafka_level)
+    selector = logging.getLogger(KAFKA_SELECTOR_LOGGER)
+    for old in [f for f in selector.filters if isinstance(f, SlowTaskFilter)]:
+        selector.removeFilter(old)
+    if level != "debug":
+        selector.addFilter(SlowTaskFilter())

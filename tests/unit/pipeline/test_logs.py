@@ -105,3 +105,30 @@ def test_the_log_level_quiets_kafka_python_below_warning_unless_debugging(
     finally:
         logging.getLogger().setLevel(saved[0])
         logging.getLogger(KAFKA_PYTHON_LOGGER).setLevel(saved[1])
+
+
+@pytest.mark.parametrize("level", ["warning", "debug"])
+def test_kafka_python_slow_step_warning_is_hidden_unless_debugging(
+    level: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A kafka-python reader thread in a busy worker waits for the GIL; kafka-python calls
+    that a blocking loop. Hidden, except at debug; its other warnings stay."""
+    from pipeline.logs import KAFKA_PYTHON_LOGGER, apply_log_level
+
+    selector = logging.getLogger("kafka.net.selector")
+    saved = logging.getLogger().level, logging.getLogger(KAFKA_PYTHON_LOGGER).level
+    try:
+        apply_log_level(level)
+        with caplog.at_level(logging.DEBUG, logger="kafka.net.selector"):
+            selector.warning(
+                "Task <kafka.net.selector.Task object> ran for 0.117s (>0.100s threshold). It "
+                "is blocking the event loop -- likely a tight sync loop inside a coroutine."
+            )
+            selector.warning("Task x left RUNNING after step; demoting to UNSCHEDULED")
+        messages = [r.getMessage() for r in caplog.records if r.name == "kafka.net.selector"]
+        assert any("left RUNNING" in m for m in messages)
+        assert any("blocking the event loop" in m for m in messages) == (level == "debug")
+    finally:
+        apply_log_level("warning")
+        logging.getLogger().setLevel(saved[0])
+        logging.getLogger(KAFKA_PYTHON_LOGGER).setLevel(saved[1])
