@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 
 __all__ = [
     "CLIENT_LOGGERS",
+    "KAFKA_SELECTOR_LOGGER",
     "REPEAT_WINDOW_S",
     "RepeatFilter",
     "SlowTaskFilter",

@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     # Leader elections right after the benchmark creates its topics cause retried produce
     # warnings; they are harmless (the fill waits for every ack).
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    # The bench's own kafka-python reads wait for the GIL while workers load both cores.
+    from pipeline.logs import KAFKA_SELECTOR_LOGGER, SlowTaskFilter
+
+    logging.getLogger(KAFKA_SELECTOR_LOGGER).addFilter(SlowTaskFilter())
     quick = args.quick
     opts = BenchOptions(
         windows=args.windows or (20_000 if quick else 200_000),
