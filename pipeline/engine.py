@@ -213,7 +213,8 @@ class BatchEngine:
         parts = {tp.partition for tp in assigned}
         try:
             self._forget(self._held - parts)
-            kept = parts <= self._held and await self._nobody_else_committed(assigned)
+            committed = await self._committed_offsets(assigned)
+            kept = parts <= self._held and self._nobody_else_committed(parts, committed)
             self._held = parts
             if kept:
                 print(
@@ -222,15 +223,14 @@ class BatchEngine:
                     flush=True,
                 )
                 return
-            committed = await self._committed_offsets(assigned)
             await self._restore_state()
             self._seed_in_background(parts, committed)
         finally:
             self._state_ready.set()
 
     async def _committed_offsets(self, assigned: set[TopicPartition]) -> dict[int, int] | None:
-        """The group's committed offsets of ``assigned`` now (None: not known, the seed then
-        looks them up itself)."""
+        """The group's committed offset of each of ``assigned`` now, by partition (partitions
+        without one are left out); None when they cannot be read."""
         out = {}
         for tp in assigned:
             try:
@@ -256,17 +256,12 @@ class BatchEngine:
             self._seeding.cancel()
         self._seeding = None
 
-    async def _nobody_else_committed(self, assigned: set[TopicPartition]) -> bool:
+    def _nobody_else_committed(self, parts: set[int], committed: Mapping[int, int] | None) -> bool:
         """Whether the group's committed offset of each partition is still this worker's own
         last commit (else another worker consumed it meanwhile: rebuild)."""
-        for tp in assigned:
-            try:
-                now = await self.consumer.committed(tp)
-            except Exception:  # not known: rebuild, as on any other assignment
-                return False
-            if now != self._committed.get(tp.partition):
-                return False
-        return True
+        if committed is None:  # not known: rebuild, as on any other assignment
+            return False
+        return all(committed.get(p) == self._committed.get(p) for p in parts)
 
     async def _restore_state(self) -> None:
         s = self.settings

@@ -98,3 +98,22 @@ def test_a_revocation_cancels_a_seed_still_reading(reads: dict[str, Any]) -> Non
         assert engine.processor.feeds.snapshot() == []
 
     asyncio.run(scenario())
+
+
+def test_partitions_kept_with_our_own_commits_keep_their_state(reads: dict[str, Any]) -> None:
+    """A rebalance that only takes partitions away, with the group's offsets still this
+    worker's own commits: nothing is rebuilt or seeded. Another worker's commit: rebuilt."""
+
+    async def scenario() -> None:
+        engine = _engine({0: 120, 1: 80})
+        engine._held, engine._committed = {0, 1, 2}, {0: 120, 1: 80, 2: 40}
+        await engine.on_assigned(_assigned(0, 1))
+        assert engine._seeding is None and engine._held == {0, 1}
+        engine.consumer = FakeConsumer({0: 150, 1: 80})  # someone else consumed partition 0
+        await engine.on_assigned(_assigned(0, 1))
+        assert engine._seeding is not None  # rebuilt: restored and seeding
+        reads["release"].set()
+        await asyncio.wait_for(engine._seeding, 5)
+        assert reads["ends"] == {0: 150, 1: 80}
+
+    asyncio.run(scenario())
