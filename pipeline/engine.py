@@ -94,8 +94,12 @@ class BatchEngine:
         self._committed: dict[int, int] = {}
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
-        # The feed watch's seed of the current assignment, while it reads (on_assigned).
+        # The feed watch's seed of the current assignment, while it reads (on_assigned), the
+        # committed offsets it reads up to, and whether it finished (a rebalance may cut it
+        # short; partitions kept through that rebalance are then seeded again).
         self._seeding: asyncio.Future[None] | None = None
+        self._seed_from: dict[int, int] | None = None
+        self._seed_done = True
         self.consumer: Any = None
         self.cycle: BatchCycle | None = None
 
@@ -222,6 +226,8 @@ class BatchEngine:
                     "held already",
                     flush=True,
                 )
+                if not self._seed_done:  # this rebalance cut the seed of those partitions short
+                    self._seed_in_background(parts, self._seed_from)
                 return
             await self._restore_state()
             self._seed_in_background(parts, committed)
@@ -247,9 +253,15 @@ class BatchEngine:
         the read ends at the offsets committed at the assignment. A revocation or a newer
         assignment cancels a seed still reading (its partitions may be another worker's)."""
         self._cancel_seed()
+        self._seed_from, self._seed_done = committed, False
         self._seeding = asyncio.ensure_future(
             seed_feeds(self.settings, self.processor, parts, committed)
         )
+        self._seeding.add_done_callback(self._seed_finished)
+
+    def _seed_finished(self, task: asyncio.Future[None]) -> None:
+        if not task.cancelled():
+            self._seed_done = True
 
     def _cancel_seed(self) -> None:
         if self._seeding is not None and not self._seeding.done():

@@ -117,3 +117,29 @@ def test_partitions_kept_with_our_own_commits_keep_their_state(reads: dict[str, 
         assert reads["ends"] == {0: 150, 1: 80}
 
     asyncio.run(scenario())
+
+
+def test_a_seed_cut_short_by_a_rebalance_is_read_again_for_the_partitions_kept(
+    reads: dict[str, Any],
+) -> None:
+    """A second worker joins while the first still seeds: the rebalance cancels the seed, the
+    first keeps partition 0 with its state, and that partition is seeded again from the
+    offsets committed at the first assignment."""
+
+    async def scenario() -> None:
+        engine = _engine({0: 120, 1: 80})
+        await engine.on_assigned(_assigned(0, 1))
+        first = engine._seeding
+        await engine.on_revoked(_assigned(0, 1))
+        engine._committed = {0: 120, 1: 80}  # the group's offsets are still this worker's
+        await engine.on_assigned(_assigned(0))
+        assert engine._seeding is not None and engine._seeding is not first
+        reads["release"].set()
+        await asyncio.wait_for(engine._seeding, 5)
+        assert reads["ends"] == {0: 120}
+        assert [d for d, _ in engine.processor.feeds.snapshot()] == ["quiet-device"]
+        done = engine._seeding
+        await engine.on_assigned(_assigned(0))  # seeded now: kept without another read
+        assert engine._seeding is done
+
+    asyncio.run(scenario())
