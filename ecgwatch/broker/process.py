@@ -252,7 +252,10 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, log_file: Path, timeou
     deadline = time.monotonic() + timeout_s
     last_error = "no answer yet"
     while time.monotonic() < deadline:
-        if proc.poll() is not None or not _alive(pid):
+        # Our own child: poll() is the truth (and reaps it). Not _alive(): until the forked
+        # child has exec'd java, its command line is not Kafka's, and a broker that was still
+        # starting was reported as exited (then left running by the clean-up).
+        if proc.poll() is not None:
             raise EcgwatchError(
                 f"the Kafka broker exited during start-up ({_exit_status(proc.poll())}): "
                 f"see {log_file} ({_log_tail(log_file)})"
