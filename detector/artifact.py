@@ -32,6 +32,7 @@ from detector.errors import (
     MissingArtifactFileError,
 )
 from detector.fastpath import Chain, chain_bytes, load_chain
+from detector.length import LengthSearch
 from detector.normalise import normaliser_from_dict
 from detector.threshold import Threshold
 
@@ -222,12 +223,16 @@ class Artifact:
         """Shortcut for ``detector.flat``: windows the detector refuses to score."""
         return self.detector.flat(windows)
 
-    def _noise_meta(self) -> dict[str, Any]:
-        # Written only when the discount is on, so artifacts that do not use it look as before.
+    def _scoring_meta(self) -> dict[str, Any]:
+        # Written only when the discount / search is on, so artifacts without them look as
+        # before.
         det = self.detector
-        if det.noise_discount <= 0:
-            return {}
-        return {"noise_discount": det.noise_discount, "noise_reference": det.noise_reference}
+        out: dict[str, Any] = {}
+        if det.noise_discount > 0:
+            out = {"noise_discount": det.noise_discount, "noise_reference": det.noise_reference}
+        if det.length_search is not None:
+            out["length_search"] = det.length_search.to_dict()
+        return out
 
     def to_metadata(self) -> dict[str, Any]:
         """The full ``detector.json`` content."""
@@ -249,7 +254,7 @@ class Artifact:
                     "kind": self.detector.kind,
                     "params": self.detector.params,
                     "score_smoothing": self.detector.score_smoothing,
-                    **self._noise_meta(),
+                    **self._scoring_meta(),
                     "file": MODEL_FILE,
                 },
                 "normalisation": self.detector.normaliser.to_dict(),
@@ -359,6 +364,7 @@ class Artifact:
             raise IncompatibleArtifactError(
                 str(root / META_FILE), f"normalisation cannot be used: {exc}"
             ) from exc
+        _attach_length_search(root, det, model_meta.get("length_search"))
         artifact = cls(det, Threshold.from_dict(meta["threshold"]), meta, root)
         try:
             artifact.beat_recipe  # noqa: B018 - validated at load, not at the first chunk
@@ -367,6 +373,19 @@ class Artifact:
                 str(root / META_FILE), f"beat_recipe cannot be used: {exc}"
             ) from exc
         return artifact
+
+
+def _attach_length_search(root: Path, det: AutoencoderDetector, spec: Any) -> None:
+    """Set ``det``'s length search from ``model.length_search`` (absent: none)."""
+    if spec is None:
+        return
+    try:
+        det.length_search = LengthSearch.from_dict(spec)
+        det.check_length_search()
+    except (DetectorConfigError, KeyError, TypeError, ValueError) as exc:
+        raise IncompatibleArtifactError(
+            str(root / META_FILE), f"length_search cannot be used: {exc}"
+        ) from exc
 
 
 def _verified(root: Path) -> tuple[dict[str, Any], dict[str, str]]:

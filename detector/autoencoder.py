@@ -11,6 +11,7 @@ import numpy as np
 from detector.align import AlignmentGrid
 from detector.errors import DetectorConfigError, InvalidWindowError, NotFittedError
 from detector.fastpath import Chain
+from detector.length import FLOOR_QUANTILE, LengthSearch, NoiseDiscount, searched_scores
 from detector.models import build_model, default_params
 from detector.normalise import (
     NORMALISATIONS,
@@ -175,6 +176,10 @@ class AutoencoderDetector:
     align : AlignmentGrid, optional
         With ``zscore_window``: warp each window to the shift/stretch of this grid that best
         matches the mean fitted beat (:mod:`detector.align`).
+    length_search : LengthSearch, optional
+        With ``align``: also score each window as if its beat's length had been misjudged,
+        and keep a length the model finds ``gain`` times more normal
+        (:mod:`detector.length`). Its ``floor`` is set by :meth:`fit`.
     """
 
     def __init__(
@@ -187,6 +192,7 @@ class AutoencoderDetector:
         noise_reference: float | None = None,
         normalisation: str = "minmax_global",
         align: AlignmentGrid | None = None,
+        length_search: LengthSearch | None = None,
     ) -> None:
         self.kind = kind
         self.params = {**default_params(kind), **(params or {})}
@@ -209,6 +215,9 @@ class AutoencoderDetector:
         self.normaliser: Normaliser = (
             WindowNormaliser(align) if normalisation == "zscore_window" else MinMaxNormaliser()
         )
+        #: The length search (:mod:`detector.length`), or None.
+        self.length_search = length_search
+        self.check_length_search()
         self._model: Any = None
         # An artifact's Keras model is only deserialised when something needs it (a GPU, a
         # kind with no NumPy pass, training): importing Keras costs seconds and 500+ MiB.
@@ -219,6 +228,17 @@ class AutoencoderDetector:
         #: ``keras`` or ``numpy``: the scoring backend, what computes the forward pass (see
         #: :meth:`use_backend`; not the Keras backend, ``KERAS_BACKEND``).
         self.backend = "keras"
+
+    def check_length_search(self) -> None:
+        """Raise :class:`DetectorConfigError` when a length search is set without alignment
+        (it needs the aligner's template and shift search)."""
+        if self.length_search is None:
+            return
+        if not isinstance(self.normaliser, WindowNormaliser) or self.normaliser.align is None:
+            raise DetectorConfigError(
+                "length_search: needs normalisation 'zscore_window' with align (the mean "
+                "normal beat and the shift search); set model.align, e.g. max_shift: 6"
+            )
 
     @property
     def model(self) -> Any:
@@ -314,7 +334,31 @@ class AutoencoderDetector:
         )
         self._forward = None
         self.backend = "keras"
+        if self.length_search is not None:
+            self.length_search = self._length_floor(self.length_search, x)
         return FitHistory.from_keras(hist.history)
+
+    def _length_floor(self, search: LengthSearch, x_fit: np.ndarray) -> LengthSearch:
+        """``search`` with its floor: the :data:`FLOOR_QUANTILE` of the scores (as cut) of the
+        fitted normal beats ``x_fit``."""
+        self.length_search = None
+        try:
+            floor = float(np.quantile(self.score(x_fit), FLOOR_QUANTILE))
+        finally:
+            self.length_search = search
+        return search.with_floor(floor)
+
+    def with_length_search(
+        self, search: LengthSearch | None, x_fit: np.ndarray
+    ) -> AutoencoderDetector:
+        """A detector sharing this one's model and scoring, with ``search`` (its floor set
+        from the fitted normal beats ``x_fit``) or without a length search (None)."""
+        other = self.with_scoring(self.score_smoothing, self.noise_discount)
+        other.length_search = search
+        other.check_length_search()
+        if search is not None:
+            other.length_search = other._length_floor(search, x_fit)
+        return other
 
     def _fit_normaliser(
         self,
@@ -386,8 +430,12 @@ class AutoencoderDetector:
             self._model_loader,
             self._chain,
         )
+        # The forward pass does not depend on scoring: keep the backend chosen.
+        other._forward, other.backend = self._forward, self.backend
         other.normaliser = self.normaliser
         other.noise_reference = self.noise_reference
+        # The search's floor is in this detector's score units: scoring differently drops it
+        # (with_length_search sets one again).
         return other
 
     def without_alignment(self) -> AutoencoderDetector:
@@ -488,11 +536,21 @@ class AutoencoderDetector:
         out = np.empty(len(z), dtype=np.float32)
         for i in range(0, len(z), batch_size):
             chunk = z[i : i + batch_size]
-            out[i : i + len(chunk)] = residual_score(
+            scores = residual_score(
                 chunk,
                 forward(chunk),
                 self.score_smoothing,
                 self.noise_discount,
                 self.noise_reference,
             )
+            if self.length_search is not None and isinstance(self.normaliser, WindowNormaliser):
+                scores = searched_scores(
+                    x[i : i + len(chunk)],
+                    scores,
+                    self.length_search,
+                    self.normaliser,
+                    forward,
+                    NoiseDiscount(self.score_smoothing, self.noise_discount, self.noise_reference),
+                )
+            out[i : i + len(chunk)] = scores
         return out

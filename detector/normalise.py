@@ -205,6 +205,10 @@ class WindowNormaliser:
         lo, span = np.float32(self.min_value), np.float32(self.max_value - self.min_value)
         return (z - lo) / span
 
+    def scale(self, z: np.ndarray) -> np.ndarray:
+        """The global min–max step alone, for windows already z-normalised (and aligned)."""
+        return self._scale(z)
+
     @property
     def fitted(self) -> bool:
         """Whether :meth:`fit` (or :meth:`from_dict`) has set the parameters."""

@@ -82,8 +82,12 @@ def candidates(quick: bool = False) -> list[TrainConfig]:
     plain["model"] = {**base["model"], "score_smoothing": 0.0, "noise_discount": 0.0}
     unaligned = {**base, "name": "recommended, no alignment"}
     unaligned["model"] = {**base["model"], "align": {}}
+    # The same weights scored with the length search (detector.length): what it buys under
+    # a misjudged beat length and what it costs elsewhere.
+    searched = {**base, "name": "recommended, length search"}
+    searched["model"] = {**base["model"], "length_search": {"max_error": 0.1}}
     out = [load_config("seed"), rec]
-    out += [config_from_dict(d) for d in (unaligned, smoothed, plain)]
+    out += [config_from_dict(d) for d in (unaligned, searched, smoothed, plain)]
     for kind in OTHER_KINDS:
         d = {**base, "name": kind, "description": f"{kind} autoencoder"}
         d["model"] = {
@@ -132,7 +136,13 @@ def _fit_key(config: TrainConfig) -> str:
     d.pop("name")
     d.pop("description")
     # Alignment only acts at scoring time (the model trains on the beats as cut).
-    d["model"] = {**d["model"], "score_smoothing": None, "noise_discount": None, "align": None}
+    d["model"] = {
+        **d["model"],
+        "score_smoothing": None,
+        "noise_discount": None,
+        "align": None,
+        "length_search": None,
+    }
     return json.dumps(d, sort_keys=True, default=str)
 
 
@@ -160,6 +170,8 @@ def _fit_or_reuse(
         det = base.with_scoring(config.model.score_smoothing, config.model.noise_discount)
         if not config.model.align.enabled:
             det = det.without_alignment()
+        if config.model.length_search.enabled:
+            det = det.with_length_search(config.model.length_search.search(), split.x_fit)
         return det, seconds
     t0 = time.perf_counter()
     det, _, _ = fit_detector(split, config)

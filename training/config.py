@@ -16,6 +16,7 @@ import yaml
 
 from detector.align import AlignmentGrid
 from detector.errors import DetectorConfigError
+from detector.length import LengthSearch
 from detector.normalise import NORMALISATIONS
 from detector.scoring import check_noise_discount, check_score_smoothing
 from detector.threshold import POLICIES
@@ -69,6 +70,32 @@ class AlignConfig:
 
 
 @dataclass(frozen=True)
+class LengthSearchConfig:
+    """Scoring-time length search (``detector.length``); ``max_error`` 0 (default) is off.
+
+    Needs ``align`` (its template and shift search).
+    """
+
+    #: Largest length error undone, as a fraction of the beat (0.1 = 10 %).
+    max_error: float = 0.0
+    #: Lengths tried (odd; the window as cut is the middle one).
+    steps: int = 9
+    #: How many times lower a length must score to replace the window's score.
+    gain: float = 1.5
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the search runs."""
+        return self.max_error > 0
+
+    def search(self) -> LengthSearch | None:
+        """The detector's search (its floor is set by fitting), or ``None`` when off."""
+        if not self.enabled:
+            return None
+        return LengthSearch(self.max_error, self.steps, self.gain)
+
+
+@dataclass(frozen=True)
 class AugmentConfig:
     """Training-time augmentation (``training.augment``); ``copies`` 0 (default) is off."""
 
@@ -92,6 +119,7 @@ class ModelConfig:
     #: ``minmax_global`` (the seed) or ``zscore_window`` (``detector.normalise``).
     normalisation: str = "minmax_global"
     align: AlignConfig = field(default_factory=AlignConfig)
+    length_search: LengthSearchConfig = field(default_factory=LengthSearchConfig)
 
 
 @dataclass(frozen=True)
@@ -274,10 +302,19 @@ def _check_model(cfg: TrainConfig) -> None:
             f"model.align: {model.align!r} is not allowed; must be off unless "
             "model.normalisation is 'zscore_window' (the template is z-normalised)"
         )
+    if model.length_search.enabled and not (
+        model.align.enabled and model.normalisation == "zscore_window"
+    ):
+        raise PresetError(
+            f"model.length_search: max_error {model.length_search.max_error!r} needs "
+            "model.normalisation 'zscore_window' and model.align (e.g. max_shift: 6): the "
+            "search uses the alignment's template and shift search"
+        )
     try:  # the detector's own checks: one definition of each range
         check_score_smoothing(model.score_smoothing)
         check_noise_discount(model.noise_discount, model.score_smoothing)
         model.align.grid()
+        model.length_search.search()
     except DetectorConfigError as exc:
         raise PresetError(f"model.{exc}") from exc
 

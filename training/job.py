@@ -84,6 +84,7 @@ def fit_detector(
         noise_discount=config.model.noise_discount,
         normalisation=config.model.normalisation,
         align=config.model.align.grid(),
+        length_search=config.model.length_search.search(),
     )
     options = FitOptions(
         epochs=fit_cfg.epochs,

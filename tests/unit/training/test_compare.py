@@ -131,9 +131,21 @@ def test_scoring_only_variants_reuse_the_fit(
 
     configs = [c for c in cmp.candidates(quick=True) if c.name.startswith("recommended")]
     scoring = [
-        (c.model.score_smoothing, c.model.noise_discount, c.model.align.enabled) for c in configs
+        (
+            c.model.score_smoothing,
+            c.model.noise_discount,
+            c.model.align.enabled,
+            c.model.length_search.enabled,
+        )
+        for c in configs
     ]
-    assert scoring == [(2.0, 1.5, True), (2.0, 1.5, False), (2.0, 0.0, True), (0.0, 0.0, True)]
+    assert scoring == [
+        (2.0, 1.5, True, False),
+        (2.0, 1.5, False, False),
+        (2.0, 1.5, True, True),
+        (2.0, 0.0, True, False),
+        (0.0, 0.0, True, False),
+    ]
     fits = []
     real_fit = cmp.fit_detector
 
@@ -143,10 +155,10 @@ def test_scoring_only_variants_reuse_the_fit(
 
     monkeypatch.setattr(cmp, "fit_detector", counting_fit)
     result = cmp.compare(load_dataset(shared_data), configs, seeds=(0,), split_states=())
-    discounted, unaligned, smoothed, plain = result.runs["seeds"]
-    assert len(fits) == 1  # one fit, four ways of scoring it
+    discounted, unaligned, searched, smoothed, plain = result.runs["seeds"]
+    assert len(fits) == 1  # one fit, five ways of scoring it
     assert discounted.train_seconds == smoothed.train_seconds == plain.train_seconds
-    assert unaligned.train_seconds == discounted.train_seconds
+    assert unaligned.train_seconds == searched.train_seconds == discounted.train_seconds
     # Alignment changes scores (so the robustness rows differ), not the fitted weights.
     assert unaligned.robustness["shift|+5 samples"] != discounted.robustness["shift|+5 samples"]
     assert discounted.holdout_mae < smoothed.holdout_mae  # each score is divided by >= 1

@@ -43,6 +43,16 @@ def test_seed_preset_is_the_tutorial() -> None:
             "model.align.max_shift: 40 must be an integer from 0 to 20",
         ),
         ("model: {align: {shift: 3}}", "model.align.shift: unknown key"),
+        (
+            "model: {normalisation: zscore_window, length_search: {max_error: 0.1}}",
+            "model.length_search: max_error 0.1 needs model.normalisation 'zscore_window' and "
+            "model.align",
+        ),
+        (
+            "model: {normalisation: zscore_window, align: {max_shift: 6}, "
+            "length_search: {max_error: 0.1, steps: 4}}",
+            "model.length_search.steps: 4 must be odd",
+        ),
         ("training: {augment: {copies: -1}}", "training.augment.copies: -1 is not allowed"),
         ("training: {augment: {max_stretch: 0.5}}", "training.augment.max_stretch: 0.5"),
     ],
