@@ -32,6 +32,7 @@ from detector.errors import (
     MissingArtifactFileError,
 )
 from detector.fastpath import Chain, chain_bytes, load_chain
+from detector.gate import AlignmentGate
 from detector.length import LengthSearch
 from detector.normalise import normaliser_from_dict
 from detector.threshold import Threshold
@@ -230,6 +231,8 @@ class Artifact:
         out: dict[str, Any] = {}
         if det.noise_discount > 0:
             out = {"noise_discount": det.noise_discount, "noise_reference": det.noise_reference}
+        if det.align_gate is not None:
+            out["align_gate"] = det.align_gate.to_dict()
         if det.length_search is not None:
             out["length_search"] = det.length_search.to_dict()
         return out
@@ -364,7 +367,7 @@ class Artifact:
             raise IncompatibleArtifactError(
                 str(root / META_FILE), f"normalisation cannot be used: {exc}"
             ) from exc
-        _attach_length_search(root, det, model_meta.get("length_search"))
+        _attach_checks(root, det, model_meta)
         artifact = cls(det, Threshold.from_dict(meta["threshold"]), meta, root)
         try:
             artifact.beat_recipe  # noqa: B018 - validated at load, not at the first chunk
@@ -375,17 +378,20 @@ class Artifact:
         return artifact
 
 
-def _attach_length_search(root: Path, det: AutoencoderDetector, spec: Any) -> None:
-    """Set ``det``'s length search from ``model.length_search`` (absent: none)."""
-    if spec is None:
-        return
-    try:
-        det.length_search = LengthSearch.from_dict(spec)
-        det.check_length_search()
-    except (DetectorConfigError, KeyError, TypeError, ValueError) as exc:
-        raise IncompatibleArtifactError(
-            str(root / META_FILE), f"length_search cannot be used: {exc}"
-        ) from exc
+def _attach_checks(root: Path, det: AutoencoderDetector, model_meta: dict[str, Any]) -> None:
+    """Set ``det``'s alignment gate and length search from ``model.align_gate`` and
+    ``model.length_search`` (absent: none)."""
+    for name, cls in (("align_gate", AlignmentGate), ("length_search", LengthSearch)):
+        spec = model_meta.get(name)
+        if spec is None:
+            continue
+        try:
+            setattr(det, name, cls.from_dict(spec))
+            det.check_checks()
+        except (DetectorConfigError, KeyError, TypeError, ValueError) as exc:
+            raise IncompatibleArtifactError(
+                str(root / META_FILE), f"{name} cannot be used: {exc}"
+            ) from exc
 
 
 def _verified(root: Path) -> tuple[dict[str, Any], dict[str, str]]:

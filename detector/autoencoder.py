@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 
 from detector.align import AlignmentGrid
+from detector.checks import fit_levels, scores_of
 from detector.errors import DetectorConfigError, InvalidWindowError, NotFittedError
 from detector.fastpath import Chain
-from detector.length import FLOOR_QUANTILE, LengthSearch, NoiseDiscount, searched_scores
+from detector.gate import AlignmentGate
+from detector.length import LengthSearch
 from detector.models import build_model, default_params
 from detector.normalise import (
     NORMALISATIONS,
@@ -25,7 +27,6 @@ from detector.scoring import (
     check_noise_discount,
     check_score_smoothing,
     noise_level,
-    residual_score,
 )
 from detector.validation import FLAT_WINDOW, WINDOW_LENGTH, validate_batch
 
@@ -176,6 +177,9 @@ class AutoencoderDetector:
     align : AlignmentGrid, optional
         With ``zscore_window``: warp each window to the shift/stretch of this grid that best
         matches the mean fitted beat (:mod:`detector.align`).
+    align_gate : AlignmentGate, optional
+        With ``align``: score a window as aligned only when the model agrees
+        (:mod:`detector.gate`). Its levels are set by :meth:`fit`.
     length_search : LengthSearch, optional
         With ``align``: also score each window as if its beat's length had been misjudged,
         and keep a length the model finds ``gain`` times more normal
@@ -192,6 +196,7 @@ class AutoencoderDetector:
         noise_reference: float | None = None,
         normalisation: str = "minmax_global",
         align: AlignmentGrid | None = None,
+        align_gate: AlignmentGate | None = None,
         length_search: LengthSearch | None = None,
     ) -> None:
         self.kind = kind
@@ -215,9 +220,11 @@ class AutoencoderDetector:
         self.normaliser: Normaliser = (
             WindowNormaliser(align) if normalisation == "zscore_window" else MinMaxNormaliser()
         )
-        #: The length search (:mod:`detector.length`), or None.
+        #: The alignment gate (:mod:`detector.gate`) and the length search
+        #: (:mod:`detector.length`), or None.
+        self.align_gate = align_gate
         self.length_search = length_search
-        self.check_length_search()
+        self.check_checks()
         self._model: Any = None
         # An artifact's Keras model is only deserialised when something needs it (a GPU, a
         # kind with no NumPy pass, training): importing Keras costs seconds and 500+ MiB.
@@ -229,16 +236,16 @@ class AutoencoderDetector:
         #: :meth:`use_backend`; not the Keras backend, ``KERAS_BACKEND``).
         self.backend = "keras"
 
-    def check_length_search(self) -> None:
-        """Raise :class:`DetectorConfigError` when a length search is set without alignment
-        (it needs the aligner's template and shift search)."""
-        if self.length_search is None:
-            return
-        if not isinstance(self.normaliser, WindowNormaliser) or self.normaliser.align is None:
-            raise DetectorConfigError(
-                "length_search: needs normalisation 'zscore_window' with align (the mean "
-                "normal beat and the shift search); set model.align, e.g. max_shift: 6"
-            )
+    def check_checks(self) -> None:
+        """Raise :class:`DetectorConfigError` when the alignment gate or the length search is
+        set without alignment (they need the aligner's template and shift search)."""
+        aligned = isinstance(self.normaliser, WindowNormaliser) and self.normaliser.align
+        for name, value in (("align_gate", self.align_gate), ("length_search", self.length_search)):
+            if value is not None and not aligned:
+                raise DetectorConfigError(
+                    f"{name}: needs normalisation 'zscore_window' with align (the mean normal "
+                    "beat and the shift search); set model.align, e.g. max_shift: 6"
+                )
 
     @property
     def model(self) -> Any:
@@ -334,31 +341,31 @@ class AutoencoderDetector:
         )
         self._forward = None
         self.backend = "keras"
-        if self.length_search is not None:
-            self.length_search = self._length_floor(self.length_search, x)
+        if self.align_gate is not None or self.length_search is not None:
+            fit_levels(self, x, self._forward_fn())
         return FitHistory.from_keras(hist.history)
 
-    def _length_floor(self, search: LengthSearch, x_fit: np.ndarray) -> LengthSearch:
-        """``search`` with its floor: the :data:`FLOOR_QUANTILE` of the scores (as cut) of the
-        fitted normal beats ``x_fit``."""
-        self.length_search = None
-        try:
-            floor = float(np.quantile(self.score(x_fit), FLOOR_QUANTILE))
-        finally:
-            self.length_search = search
-        return search.with_floor(floor)
+    def with_checks(
+        self,
+        x_fit: np.ndarray,
+        align_gate: AlignmentGate | None = None,
+        length_search: LengthSearch | None = None,
+    ) -> AutoencoderDetector:
+        """A detector sharing this one's model and scoring with these checks, their levels
+        fitted on the normal beats ``x_fit`` (None: without that check)."""
+        other = self.with_scoring(self.score_smoothing, self.noise_discount)
+        other.align_gate = None if align_gate is None else align_gate.unfitted()
+        other.length_search = None if length_search is None else length_search.unfitted()
+        other.check_checks()
+        if other.align_gate is not None or other.length_search is not None:
+            fit_levels(other, validate_batch(x_fit, self.window_length), other._forward_fn())
+        return other
 
     def with_length_search(
         self, search: LengthSearch | None, x_fit: np.ndarray
     ) -> AutoencoderDetector:
-        """A detector sharing this one's model and scoring, with ``search`` (its floor set
-        from the fitted normal beats ``x_fit``) or without a length search (None)."""
-        other = self.with_scoring(self.score_smoothing, self.noise_discount)
-        other.length_search = search
-        other.check_length_search()
-        if search is not None:
-            other.length_search = other._length_floor(search, x_fit)
-        return other
+        """:meth:`with_checks` keeping this detector's gate, with ``search``."""
+        return self.with_checks(x_fit, self.align_gate, search)
 
     def _fit_normaliser(
         self,
@@ -434,8 +441,8 @@ class AutoencoderDetector:
         other._forward, other.backend = self._forward, self.backend
         other.normaliser = self.normaliser
         other.noise_reference = self.noise_reference
-        # The search's floor is in this detector's score units: scoring differently drops it
-        # (with_length_search sets one again).
+        # The checks' levels are in this detector's score units: scoring differently drops
+        # them (with_checks sets them again).
         return other
 
     def without_alignment(self) -> AutoencoderDetector:
@@ -531,26 +538,8 @@ class AutoencoderDetector:
             raise InvalidWindowError(
                 FLAT_WINDOW, f"windows[{row}]: {flat_detail(x[row])} (flat() finds them)", row
             )
-        z = self.normaliser.transform(x)
         forward = self._forward_fn()
-        out = np.empty(len(z), dtype=np.float32)
-        for i in range(0, len(z), batch_size):
-            chunk = z[i : i + batch_size]
-            scores = residual_score(
-                chunk,
-                forward(chunk),
-                self.score_smoothing,
-                self.noise_discount,
-                self.noise_reference,
-            )
-            if self.length_search is not None and isinstance(self.normaliser, WindowNormaliser):
-                scores = searched_scores(
-                    x[i : i + len(chunk)],
-                    scores,
-                    self.length_search,
-                    self.normaliser,
-                    forward,
-                    NoiseDiscount(self.score_smoothing, self.noise_discount, self.noise_reference),
-                )
-            out[i : i + len(chunk)] = scores
+        out = np.empty(len(x), dtype=np.float32)
+        for i in range(0, len(x), batch_size):
+            out[i : i + batch_size] = scores_of(self, x[i : i + batch_size], forward)
         return out

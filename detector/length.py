@@ -126,6 +126,10 @@ class LengthSearch:
         grid = np.linspace(1 - self.max_error, 1 + self.max_error, self.steps)
         return grid[np.abs(grid - 1) > 1e-9]
 
+    def unfitted(self) -> LengthSearch:
+        """This search without its floor (to be fitted again)."""
+        return LengthSearch(self.max_error, self.steps, self.gain)
+
     def with_floor(self, floor: float) -> LengthSearch:
         """This search with its ``floor`` set."""
         return LengthSearch(self.max_error, self.steps, self.gain, float(floor))

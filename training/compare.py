@@ -82,12 +82,15 @@ def candidates(quick: bool = False) -> list[TrainConfig]:
     plain["model"] = {**base["model"], "score_smoothing": 0.0, "noise_discount": 0.0}
     unaligned = {**base, "name": "recommended, no alignment"}
     unaligned["model"] = {**base["model"], "align": {}}
+    # The alignment as shipped before the gate (detector.gate): every window aligned.
+    ungated = {**base, "name": "recommended, ungated alignment"}
+    ungated["model"] = {**base["model"], "align": {**base["model"]["align"], "gate": {}}}
     # The same weights scored with the length search (detector.length): what it buys under
     # a misjudged beat length and what it costs elsewhere.
     searched = {**base, "name": "recommended, length search"}
     searched["model"] = {**base["model"], "length_search": {"max_error": 0.1}}
     out = [load_config("seed"), rec]
-    out += [config_from_dict(d) for d in (unaligned, searched, smoothed, plain)]
+    out += [config_from_dict(d) for d in (ungated, unaligned, searched, smoothed, plain)]
     for kind in OTHER_KINDS:
         d = {**base, "name": kind, "description": f"{kind} autoencoder"}
         d["model"] = {
@@ -170,8 +173,9 @@ def _fit_or_reuse(
         det = base.with_scoring(config.model.score_smoothing, config.model.noise_discount)
         if not config.model.align.enabled:
             det = det.without_alignment()
-        if config.model.length_search.enabled:
-            det = det.with_length_search(config.model.length_search.search(), split.x_fit)
+        gate, search = config.model.align.gate.gate(), config.model.length_search.search()
+        if config.model.align.enabled and (gate is not None or search is not None):
+            det = det.with_checks(split.x_fit, gate, search)
         return det, seconds
     t0 = time.perf_counter()
     det, _, _ = fit_detector(split, config)

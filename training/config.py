@@ -16,6 +16,7 @@ import yaml
 
 from detector.align import AlignmentGrid
 from detector.errors import DetectorConfigError
+from detector.gate import AlignmentGate
 from detector.length import LengthSearch
 from detector.normalise import NORMALISATIONS
 from detector.scoring import check_noise_discount, check_score_smoothing
@@ -45,6 +46,25 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
+class AlignGateConfig:
+    """The model's say on alignment (``detector.gate``); ``gain`` 0 (default) is off."""
+
+    #: The aligned score is taken when this many times lower than the score as cut.
+    gain: float = 0.0
+    #: ... or when at most this quantile of the fitted beats' aligned scores.
+    accept_quantile: float = 0.99
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the gate is on."""
+        return self.gain > 0
+
+    def gate(self) -> AlignmentGate | None:
+        """The detector's gate (levels set by fitting), or ``None`` when off."""
+        return AlignmentGate(self.gain, self.accept_quantile) if self.enabled else None
+
+
+@dataclass(frozen=True)
 class AlignConfig:
     """Scoring-time alignment (``detector.align``): the bounded shift/stretch search.
 
@@ -56,6 +76,7 @@ class AlignConfig:
     scale_steps: int = 1
     #: Correlation gain a candidate needs over the window as cut (``AlignmentGrid.margin``).
     margin: float = 0.0
+    gate: AlignGateConfig = field(default_factory=AlignGateConfig)
 
     @property
     def enabled(self) -> bool:
@@ -302,6 +323,11 @@ def _check_model(cfg: TrainConfig) -> None:
             f"model.align: {model.align!r} is not allowed; must be off unless "
             "model.normalisation is 'zscore_window' (the template is z-normalised)"
         )
+    if model.align.gate.enabled and not model.align.enabled:
+        raise PresetError(
+            f"model.align.gate: gain {model.align.gate.gain!r} needs model.align (e.g. "
+            "max_shift: 6): it decides when the aligned window's score is taken"
+        )
     if model.length_search.enabled and not (
         model.align.enabled and model.normalisation == "zscore_window"
     ):
@@ -314,6 +340,7 @@ def _check_model(cfg: TrainConfig) -> None:
         check_score_smoothing(model.score_smoothing)
         check_noise_discount(model.noise_discount, model.score_smoothing)
         model.align.grid()
+        model.align.gate.gate()
         model.length_search.search()
     except DetectorConfigError as exc:
         raise PresetError(f"model.{exc}") from exc

@@ -84,6 +84,7 @@ def fit_detector(
         noise_discount=config.model.noise_discount,
         normalisation=config.model.normalisation,
         align=config.model.align.grid(),
+        align_gate=config.model.align.gate.gate(),
         length_search=config.model.length_search.search(),
     )
     options = FitOptions(

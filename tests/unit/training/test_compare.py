@@ -135,16 +135,18 @@ def test_scoring_only_variants_reuse_the_fit(
             c.model.score_smoothing,
             c.model.noise_discount,
             c.model.align.enabled,
+            c.model.align.gate.enabled,
             c.model.length_search.enabled,
         )
         for c in configs
     ]
     assert scoring == [
-        (2.0, 1.5, True, False),
-        (2.0, 1.5, False, False),
-        (2.0, 1.5, True, True),
-        (2.0, 0.0, True, False),
-        (0.0, 0.0, True, False),
+        (2.0, 1.5, True, True, False),
+        (2.0, 1.5, True, False, False),
+        (2.0, 1.5, False, False, False),
+        (2.0, 1.5, True, True, True),
+        (2.0, 0.0, True, True, False),
+        (0.0, 0.0, True, True, False),
     ]
     fits = []
     real_fit = cmp.fit_detector
@@ -155,8 +157,9 @@ def test_scoring_only_variants_reuse_the_fit(
 
     monkeypatch.setattr(cmp, "fit_detector", counting_fit)
     result = cmp.compare(load_dataset(shared_data), configs, seeds=(0,), split_states=())
-    discounted, unaligned, searched, smoothed, plain = result.runs["seeds"]
-    assert len(fits) == 1  # one fit, five ways of scoring it
+    discounted, ungated, unaligned, searched, smoothed, plain = result.runs["seeds"]
+    assert len(fits) == 1  # one fit, six ways of scoring it
+    assert ungated.train_seconds == discounted.train_seconds
     assert discounted.train_seconds == smoothed.train_seconds == plain.train_seconds
     assert unaligned.train_seconds == searched.train_seconds == discounted.train_seconds
     # Alignment changes scores (so the robustness rows differ), not the fitted weights.

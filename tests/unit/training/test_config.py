@@ -53,6 +53,14 @@ def test_seed_preset_is_the_tutorial() -> None:
             "length_search: {max_error: 0.1, steps: 4}}",
             "model.length_search.steps: 4 must be odd",
         ),
+        (
+            "model: {normalisation: zscore_window, align: {gate: {gain: 1.5}}}",
+            "model.align.gate: gain 1.5 needs model.align",
+        ),
+        (
+            "model: {normalisation: zscore_window, align: {max_shift: 6, gate: {gain: 0.5}}}",
+            "model.align.gate.gain: 0.5 must be a number from 1 to 10",
+        ),
         ("training: {augment: {copies: -1}}", "training.augment.copies: -1 is not allowed"),
         ("training: {augment: {max_stretch: 0.5}}", "training.augment.max_stretch: 0.5"),
     ],
