@@ -10,7 +10,10 @@ the NumPy backend the worker uses, at the batch sizes a worker scores:
 * ``discounted``: + the per-beat noise discount (``noise_discount: 1.5``), on the seed's global
   min–max normalisation (the preset before issue 12);
 * ``z-normalised``: the same on per-window z-normalised beats (``normalisation: zscore_window``);
-* ``aligned``: + the scoring-time alignment (``model.align``) — the preset as shipped;
+* ``aligned``: + the scoring-time alignment (``model.align``), every window aligned (the
+  preset before the gate);
+* ``gated``: the alignment gate instead (``model.align.gate``): scored as cut, aligned only
+  above the gate's floor — the preset as shipped;
 * ``length search``: + the length search (``model.length_search``, max_error 0.1), its floor
   set on the fitted beats as training does; only windows above it are searched, so the cost
   depends on the mix (these windows are ECG5000's: 42 % abnormal);
@@ -58,10 +61,12 @@ def _detectors(data: str | None) -> tuple[dict[str, Any], np.ndarray]:
         align=rec.align.grid(),
     )
     shipped.fit(x, FitOptions(epochs=1, batch_size=256, seed=0))
+    from detector.gate import AlignmentGate
     from detector.length import LengthSearch
 
-    searched = shipped.with_length_search(LengthSearch(max_error=0.1), x)
-    every = searched.with_length_search(LengthSearch(max_error=0.1), x)
+    gated = shipped.with_checks(x, AlignmentGate())
+    searched = gated.with_length_search(LengthSearch(max_error=0.1), x)
+    every = gated.with_length_search(LengthSearch(max_error=0.1), x)
     every.length_search = LengthSearch(max_error=0.1).with_floor(-1.0)
     dets = {
         "seed": seed,
@@ -70,6 +75,7 @@ def _detectors(data: str | None) -> tuple[dict[str, Any], np.ndarray]:
         "discounted": fitted,
         "z-normalised": shipped.without_alignment(),
         "aligned": shipped,
+        "gated": gated,
         "length search": searched,
         "length search, every window": every,
     }

@@ -19,6 +19,9 @@ def test_every_variant_at_every_batch_size(shared_data: Path) -> None:
         "discounted",
         "z-normalised",
         "aligned",
+        "gated",
+        "length search",
+        "length search, every window",
     ]
     assert len(lines) == 2
     for name, by_batch in res["rounds"].items():
@@ -32,5 +35,8 @@ def test_command_line_prints_the_table(
 ) -> None:
     assert main(["--rounds", "1", "--min-s", "0.01", "--data", str(shared_data)]) == 0
     out = capsys.readouterr().out
-    assert "| batch | seed | plain | smoothed | discounted | z-normalised | aligned |" in out
+    assert (
+        "| batch | seed | plain | smoothed | discounted | z-normalised | aligned | gated | "
+        "length search | length search, every window |"
+    ) in out
     assert "| 4096 |" in out
