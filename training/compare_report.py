@@ -48,10 +48,13 @@ normal training beats only. 20 % of the normal training beats are held out (for 
 
 Rows: `seed` is the seed preset (dense, 20 epochs of batch 512) with 20 % of its normal
 beats held out like every other row; `recommended` is that preset as shipped;
-`recommended, no alignment`, `recommended, no noise discount` and `recommended, plain
-MAE` are the same fitted model (not retrained) scored without the scoring-time alignment
-(`model.align`), without the per-beat noise discount (`model.noise_discount: 0`), and
-without it and the residual smoothing (`model.score_smoothing: 0`); the other kinds use
+`recommended, ungated alignment`, `recommended, no alignment`, `recommended, length search`,
+`recommended, no noise discount` and `recommended, plain MAE` are the same fitted model (not
+retrained) scored with every window aligned (no `model.align.gate`), without the
+scoring-time alignment (`model.align`), with the length search on top
+(`model.length_search.max_error: 0.1`), without the per-beat noise discount
+(`model.noise_discount: 0`), and without it and the residual smoothing
+(`model.score_smoothing: 0`); the other kinds use
 their default architecture, the recommended normalisation and scoring and a smaller training
 budget ({kind_training}).
 
