@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector import Artifact, AutoencoderDetector, FitOptions, fit_threshold
-from detector.align import AlignmentGrid
+from detector import Artifact, AutoencoderDetector, fit_threshold
 from detector.errors import DetectorConfigError, IncompatibleArtifactError
 from detector.gate import AlignmentGate
 from training.robustness import Level, perturb
@@ -22,21 +21,10 @@ def _cut_late(x: np.ndarray, samples: float) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def fitted(ecg_arrays: tuple) -> tuple[AutoencoderDetector, dict[str, np.ndarray]]:
-    x, y = ecg_arrays
-    normal = x[y == 1]
-    parts = {"fit": normal[:1500], "hold": normal[1500:2000], "abnormal": x[y == 0][:500]}
-    det = AutoencoderDetector(
-        params={"encoder_widths": [64, 32, 8]},
-        score_smoothing=2.0,
-        noise_discount=1.5,
-        normalisation="zscore_window",
-        align=AlignmentGrid(6, 0.0, 1, 0.04),
-        align_gate=AlignmentGate(),
-    )
-    det.fit(parts["fit"], FitOptions(epochs=40, batch_size=64, seed=1))
-    det.use_backend("numpy")
-    return det, parts
+def fitted(checked: tuple) -> tuple[AutoencoderDetector, dict[str, np.ndarray]]:
+    """The shared detector with its gate only (no length search)."""
+    det, parts = checked
+    return det.with_checks(parts["fit"], det.align_gate), parts
 
 
 def test_choose_takes_the_aligned_score_only_when_the_model_agrees() -> None:

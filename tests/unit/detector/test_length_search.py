@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector import Artifact, AutoencoderDetector, FitOptions, fit_threshold
-from detector.align import AlignmentGrid, warp
+from detector import Artifact, AutoencoderDetector, fit_threshold
+from detector.align import warp
 from detector.errors import DetectorConfigError, IncompatibleArtifactError
 from detector.length import LengthSearch
 from detector.normalise import zscore_rows
@@ -23,21 +23,10 @@ def _misjudged(x: np.ndarray, error: float) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def fitted(ecg_arrays: tuple) -> tuple[AutoencoderDetector, dict[str, np.ndarray]]:
-    x, y = ecg_arrays
-    normal = x[y == 1]
-    parts = {"fit": normal[:1500], "hold": normal[1500:2000], "abnormal": x[y == 0][:500]}
-    det = AutoencoderDetector(
-        params={"encoder_widths": [64, 32, 8]},
-        score_smoothing=2.0,
-        noise_discount=1.5,
-        normalisation="zscore_window",
-        align=AlignmentGrid(6, 0.0, 1, 0.04),
-        length_search=LengthSearch(),
-    )
-    det.fit(parts["fit"], FitOptions(epochs=40, batch_size=64, seed=1))
-    det.use_backend("numpy")
-    return det, parts
+def fitted(checked: tuple) -> tuple[AutoencoderDetector, dict[str, np.ndarray]]:
+    """The shared detector with its length search only (every window aligned, no gate)."""
+    det, parts = checked
+    return det.with_checks(parts["fit"], None, det.length_search), parts
 
 
 def test_hypothesis_recovers_the_beat_a_misjudged_window_held(ecg_arrays: tuple) -> None:
