@@ -15,13 +15,14 @@ normal beat); correlations of every candidate are one matrix product, because
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from detector.errors import DetectorConfigError
 
-__all__ = ["Aligner", "AlignmentGrid", "warp"]
+__all__ = ["Aligner", "AlignmentGrid", "warp", "warp_matrix"]
 
 
 def warp(x: np.ndarray, shift: np.ndarray | float, scale: np.ndarray | float) -> np.ndarray:
@@ -49,6 +50,22 @@ def warp(x: np.ndarray, shift: np.ndarray | float, scale: np.ndarray | float) ->
     a = np.take_along_axis(arr, i0, axis=1)
     b = np.take_along_axis(arr, i1, axis=1)
     return a + frac.astype(np.float32) * (b - a)
+
+
+@lru_cache(maxsize=16)
+def warp_matrix(m: int, scale: float) -> np.ndarray:
+    """``W`` with ``x @ W == warp(x, 0, scale)`` for rows of length ``m`` (float32, read-only).
+
+    One BLAS product warps a whole batch by the same scale (the length search,
+    :mod:`detector.length`, warps every window by each of its lengths).
+    """
+    i0, i1, frac = _neighbours(0.0, scale, m)
+    w = np.zeros((m, m), dtype=np.float32)
+    cols = np.arange(m)
+    np.add.at(w, (i0, cols), (1 - frac).astype(np.float32))
+    np.add.at(w, (i1, cols), frac.astype(np.float32))
+    w.setflags(write=False)
+    return w
 
 
 def _neighbours(

@@ -20,59 +20,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from detector.align import _neighbours
+from detector.align import warp_matrix
 from detector.errors import DetectorConfigError
-
-if TYPE_CHECKING:
-    from detector.normalise import WindowNormaliser
+from detector.normalise import WindowNormaliser, zscore_rows
+from detector.scoring import discount, smoothing_matrix
 
 __all__ = [
     "FLOOR_QUANTILE",
     "LengthSearch",
     "NoiseDiscount",
     "searched_scores",
-    "smoothing_matrix",
 ]
 
 #: Quantile of the fitted normal beats' scores above which a window's length is searched.
 FLOOR_QUANTILE = 0.9
-
-
-@lru_cache(maxsize=16)
-def _warp_matrix(m: int, scale: float) -> np.ndarray:
-    """``W`` with ``x @ W == warp(x, 0, scale)`` for rows of length ``m`` (linear, periodic)."""
-    i0, i1, frac = _neighbours(0.0, scale, m)
-    w = np.zeros((m, m), dtype=np.float32)
-    cols = np.arange(m)
-    np.add.at(w, (i0, cols), (1 - frac).astype(np.float32))
-    np.add.at(w, (i1, cols), frac.astype(np.float32))
-    w.setflags(write=False)
-    return w
-
-
-@lru_cache(maxsize=16)
-def smoothing_matrix(m: int, sigma: float) -> np.ndarray:
-    """``G`` with ``r @ G == detector.scoring.smooth(r, sigma)`` for rows of length ``m``.
-
-    One BLAS product per batch instead of a filter call: the length search smooths a residual
-    per hypothesis.
-    """
-    from detector.scoring import smooth
-
-    g = np.asarray(smooth(np.eye(m, dtype=np.float64), sigma), dtype=np.float32)
-    g.setflags(write=False)
-    return g
-
-
-def _zscore(x: np.ndarray) -> np.ndarray:
-    centred = x - x.mean(axis=1, keepdims=True)
-    std = centred.std(axis=1, keepdims=True)
-    return np.asarray(centred / np.where(std > 0, std, 1), dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -182,16 +147,16 @@ class LengthSearch:
         cols = np.arange(m)
         for length in self.lengths():
             # Undo a window that covered `length` x the beat: read it at 1 / length.
-            c = z @ _warp_matrix(m, float(1.0 / length))
+            c = z @ warp_matrix(m, float(1.0 / length))
             held = m if length >= 1 else int(np.floor(m * length))
             if held < m:
                 # Past `held` the reading wrapped round to the window's start: put the
                 # template there, continuous with the window's last real sample.
                 c[:, held:] = template[None, held:] + (c[:, held - 1 : held] - template[held - 1])
-            c = _zscore(c)
+            c = zscore_rows(c)
             shift = align(c).astype(np.int64)
             pos = (shift[:, None] + cols[None, :]) % m
-            c = _zscore(np.take_along_axis(c, pos, axis=1))
+            c = zscore_rows(np.take_along_axis(c, pos, axis=1))
             yield c, (pos < held).astype(np.float32)
 
 
@@ -230,7 +195,7 @@ def searched_scores(
     out = np.array(scores, dtype=np.float32, copy=True)
     if len(rows) == 0:
         return out
-    z = _zscore(np.asarray(x, dtype=np.float32)[rows])
+    z = zscore_rows(np.asarray(x)[rows])
     g = noise.matrix(z.shape[1])
     best = np.full(len(rows), np.inf, dtype=np.float32)
     for c, held in search.candidates(z, aligner.template, lambda c: aligner.best(c)[0]):
@@ -254,12 +219,10 @@ class NoiseDiscount:
 
     def matrix(self, m: int) -> np.ndarray:
         """The smoothing as a matrix (the identity without smoothing)."""
-        if self.sigma <= 0:
-            return np.eye(m, dtype=np.float32)
         return smoothing_matrix(m, float(self.sigma))
 
     def discounted(self, error: np.ndarray, noise: np.ndarray) -> np.ndarray:
         """``error / (1 + weight * noise / reference)``; ``error`` without a discount."""
         if self.weight <= 0 or not self.reference:
             return np.asarray(error, dtype=np.float32)
-        return np.asarray(error / (1.0 + self.weight * noise / self.reference), dtype=np.float32)
+        return np.asarray(discount(error, noise, self.weight, self.reference), dtype=np.float32)

@@ -17,6 +17,7 @@ tables):
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -28,10 +29,12 @@ __all__ = [
     "MAX_NOISE_DISCOUNT",
     "check_noise_discount",
     "check_score_smoothing",
+    "discount",
     "max_score_smoothing",
     "noise_level",
     "residual_score",
     "smooth",
+    "smoothing_matrix",
 ]
 
 #: Largest allowed ``noise_discount`` weight; beyond it noise alone decides the score.
@@ -95,6 +98,27 @@ def smooth(values: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter1d(values, sigma, axis=1, mode="nearest")
 
 
+@lru_cache(maxsize=16)
+def smoothing_matrix(m: int, sigma: float) -> np.ndarray:
+    """``G`` with ``r @ G == smooth(r, sigma)`` for rows of length ``m`` (the identity for
+    ``sigma`` 0; float32, read-only).
+
+    One BLAS product per batch instead of a filter call, for callers that smooth many small
+    batches (the length search, :mod:`detector.length`, smooths a residual per length).
+    """
+    if sigma <= 0:
+        g = np.eye(m, dtype=np.float32)
+    else:
+        g = np.asarray(smooth(np.eye(m, dtype=np.float64), sigma), dtype=np.float32)
+    g.setflags(write=False)
+    return g
+
+
+def discount(error: np.ndarray, noise: np.ndarray, weight: float, reference: float) -> np.ndarray:
+    """The noise discount: ``error / (1 + weight * noise / reference)``."""
+    return error / (1.0 + weight * noise / reference)
+
+
 def noise_level(z: np.ndarray, sigma: float) -> np.ndarray:
     """Per-row mean absolute high-frequency part: ``mean(|z - smooth(z, sigma)|)``."""
     return np.mean(np.abs(z - smooth(z, sigma)), axis=1)
@@ -130,6 +154,5 @@ def residual_score(
                 f"noise_reference: {noise_reference!r}; noise_discount needs the positive "
                 "median noise level of the fitted beats (fit the detector or load an artifact)"
             )
-        noise = noise_level(z, score_smoothing)
-        scores = scores / (1.0 + noise_discount * noise / noise_reference)
+        scores = discount(scores, noise_level(z, score_smoothing), noise_discount, noise_reference)
     return scores
