@@ -4,7 +4,6 @@ levels survive save/load."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 from detector import Artifact, AutoencoderDetector, fit_threshold
 from detector.errors import DetectorConfigError, IncompatibleArtifactError
 from detector.gate import AlignmentGate
+from tests.unit.detector.metadata import rewrite_metadata
 from training.robustness import Level, perturb
 
 
@@ -74,12 +74,7 @@ def test_artifact_keeps_the_gate_and_refuses_one_without_levels(
     late = _cut_late(parts["hold"][:50], 4)
     np.testing.assert_allclose(loaded.score(late), det.score(late), rtol=1e-5, atol=1e-7)
 
-    from detector.artifact import write_checksums
-
-    meta = json.loads((path / "detector.json").read_text())
-    meta["model"]["align_gate"].pop("accept")
-    (path / "detector.json").write_text(json.dumps(meta))
-    write_checksums(path)
+    rewrite_metadata(path, lambda meta: meta["model"]["align_gate"].pop("accept"))
     with pytest.raises(IncompatibleArtifactError, match="accept"):
         Artifact.load(path)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -11,12 +10,12 @@ import pytest
 
 import detector.artifact as artifact_module
 from detector import Artifact, ModelRegistry, RegistryError
-from detector.artifact import write_checksums
 from detector.errors import (
     ChecksumMismatchError,
     IncompatibleArtifactError,
     MissingArtifactFileError,
 )
+from tests.unit.detector.metadata import rewrite_metadata
 
 
 @pytest.fixture
@@ -100,11 +99,7 @@ def test_truncated_checksum_list(artifact_copy: Path) -> None:
     ],
 )
 def test_incompatible_metadata(artifact_copy: Path, mutate, fragment: str) -> None:  # type: ignore[no-untyped-def]
-    meta_path = artifact_copy / "detector.json"
-    meta = json.loads(meta_path.read_text())
-    mutate(meta)
-    meta_path.write_text(json.dumps(meta))
-    write_checksums(artifact_copy)  # a consistent but incompatible artifact
+    rewrite_metadata(artifact_copy, mutate)  # a consistent but incompatible artifact
     with pytest.raises(IncompatibleArtifactError) as info:
         Artifact.load(artifact_copy)
     assert "detector.json" in str(info.value) and fragment in str(info.value)

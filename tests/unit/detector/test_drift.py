@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from detector import Artifact, DetectorConfigError
-from detector.artifact import write_checksums
 from detector.drift import DriftReference, input_statistics, psi
 from detector.errors import IncompatibleArtifactError
+from tests.unit.detector.metadata import rewrite_metadata
 
 
 def _beats(n: int, seed: int, offset: float = 0.0) -> np.ndarray:
@@ -71,9 +71,6 @@ def test_the_artifact_stores_and_validates_its_reference(
     assert Artifact.load(path).drift_reference == ref
     bad = tmp_path / "bad"
     shutil.copytree(path, bad)
-    meta = json.loads((bad / "detector.json").read_text())
-    del meta["drift_reference"]["input_shares"]
-    (bad / "detector.json").write_text(json.dumps(meta))
-    write_checksums(bad)
+    rewrite_metadata(bad, lambda meta: meta["drift_reference"].pop("input_shares"))
     with pytest.raises(IncompatibleArtifactError, match="drift_reference"):
         Artifact.verify(bad)

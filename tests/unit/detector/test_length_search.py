@@ -14,6 +14,7 @@ from detector.align import warp
 from detector.errors import DetectorConfigError, IncompatibleArtifactError
 from detector.length import LengthSearch
 from detector.normalise import zscore_rows
+from tests.unit.detector.metadata import rewrite_metadata
 from training.robustness import Level, perturb
 
 
@@ -103,11 +104,7 @@ def test_artifact_keeps_the_search_and_refuses_a_broken_one(fitted: tuple, tmp_p
     bad = _misjudged(parts["hold"][:50], 0.07)
     np.testing.assert_allclose(loaded.score(bad), det.score(bad), rtol=1e-5, atol=1e-7)
 
-    meta["model"]["length_search"].pop("floor")
-    (path / "detector.json").write_text(json.dumps(meta))
-    from detector.artifact import write_checksums
-
-    write_checksums(path)
+    rewrite_metadata(path, lambda meta: meta["model"]["length_search"].pop("floor"))
     with pytest.raises(IncompatibleArtifactError, match="floor"):
         Artifact.load(path)
 

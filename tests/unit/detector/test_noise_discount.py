@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from detector import Artifact, AutoencoderDetector, DetectorConfigError, FitOptions, fit_threshold
-from detector.artifact import write_checksums
 from detector.errors import IncompatibleArtifactError
 from detector.scoring import residual_score
 from tests.reference import gaussian_smooth
+from tests.unit.detector.metadata import rewrite_metadata
 
 
 def _noise(z: np.ndarray, sigma: float) -> np.ndarray:
@@ -119,11 +119,7 @@ def test_bad_noise_metadata_is_refused(
 ) -> None:
     path = tmp_path / "bad"
     shutil.copytree(small_artifact, path)
-    meta = json.loads((path / "detector.json").read_text())
-    meta["model"].update(change)
-    meta["model"]["score_smoothing"] = 2.0
-    (path / "detector.json").write_text(json.dumps(meta))
-    write_checksums(path)
+    rewrite_metadata(path, lambda meta: meta["model"].update(change, score_smoothing=2.0))
     with pytest.raises(IncompatibleArtifactError, match=fragment) as info:
         Artifact.load(path)
     assert "detector.json" in str(info.value)

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from detector import Artifact, AutoencoderDetector, DetectorConfigError, FitOptions, fit_threshold
-from detector.artifact import write_checksums
 from detector.errors import IncompatibleArtifactError
 from detector.scoring import smooth
 from tests.reference import gaussian_smooth
+from tests.unit.detector.metadata import rewrite_metadata
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +68,7 @@ def test_artifact_without_the_field_scores_plain_mae(small_artifact: Path, tmp_p
     # Artifacts written before the option existed have no score_smoothing: plain MAE.
     path = tmp_path / "old"
     shutil.copytree(small_artifact, path)
-    meta = json.loads((path / "detector.json").read_text())
-    meta["model"].pop("score_smoothing")
-    (path / "detector.json").write_text(json.dumps(meta))
-    write_checksums(path)
+    rewrite_metadata(path, lambda meta: meta["model"].pop("score_smoothing"))
     assert Artifact.load(path).detector.score_smoothing == 0.0
 
 
@@ -81,10 +78,7 @@ def test_bad_smoothing_in_metadata_is_refused(
 ) -> None:
     path = tmp_path / "bad"
     shutil.copytree(small_artifact, path)
-    meta = json.loads((path / "detector.json").read_text())
-    meta["model"]["score_smoothing"] = value
-    (path / "detector.json").write_text(json.dumps(meta))
-    write_checksums(path)
+    rewrite_metadata(path, lambda meta: meta["model"].update(score_smoothing=value))
     with pytest.raises(IncompatibleArtifactError, match="score_smoothing") as info:
         Artifact.load(path)
     assert "detector.json" in str(info.value)
