@@ -1,18 +1,15 @@
 """The alignment gate (detector.gate): a window cut late is scored aligned, an abnormal beat
 that alignment only makes a little less abnormal keeps its score as cut, and the gate's
-levels survive save/load."""
+levels come from the fitted beats (save/load: test_checks.py)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from detector import Artifact, AutoencoderDetector, fit_threshold
-from detector.errors import DetectorConfigError, IncompatibleArtifactError
+from detector import AutoencoderDetector
+from detector.errors import DetectorConfigError
 from detector.gate import AlignmentGate
-from tests.unit.detector.metadata import rewrite_metadata
 from training.robustness import Level, perturb
 
 
@@ -61,22 +58,6 @@ def test_levels_come_from_the_fitted_beats(fitted: tuple) -> None:
     assert det.align_gate is not None and det.align_gate.fitted
     assert det.align_gate.floor == pytest.approx(np.quantile(as_cut.score(parts["fit"]), 0.9))
     assert det.align_gate.accept == pytest.approx(np.quantile(bare.score(parts["fit"]), 0.99))
-
-
-def test_artifact_keeps_the_gate_and_refuses_one_without_levels(
-    fitted: tuple, tmp_path: Path
-) -> None:
-    det, parts = fitted
-    thr = fit_threshold("quantile", det.score(parts["hold"]), q=0.98)
-    path = Artifact(det, thr, {"model_version": "gate-1"}).save(tmp_path / "a")
-    loaded = Artifact.load(path)
-    assert loaded.detector.align_gate == det.align_gate
-    late = _cut_late(parts["hold"][:50], 4)
-    np.testing.assert_allclose(loaded.score(late), det.score(late), rtol=1e-5, atol=1e-7)
-
-    rewrite_metadata(path, lambda meta: meta["model"]["align_gate"].pop("accept"))
-    with pytest.raises(IncompatibleArtifactError, match="accept"):
-        Artifact.load(path)
 
 
 @pytest.mark.parametrize(
