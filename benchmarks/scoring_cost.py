@@ -28,6 +28,7 @@ medians, and the ratio of each to ``seed``.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 from typing import Any
@@ -66,7 +67,7 @@ def _detectors(data: str | None) -> tuple[dict[str, Any], np.ndarray]:
 
     gated = shipped.with_checks(x, AlignmentGate())
     searched = gated.with_length_search(LengthSearch(max_error=0.1), x)
-    every = gated.with_length_search(LengthSearch(max_error=0.1), x)
+    every = copy.copy(searched)  # the same detector, its floor below every score
     every.length_search = LengthSearch(max_error=0.1).with_floor(-1.0)
     dets = {
         "seed": seed,

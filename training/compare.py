@@ -174,7 +174,7 @@ def _fit_or_reuse(
         if not config.model.align.enabled:
             det = det.without_alignment()
         gate, search = config.model.align.gate.gate(), config.model.length_search.search()
-        if config.model.align.enabled and (gate is not None or search is not None):
+        if gate is not None or search is not None:  # config checks: both need align
             det = det.with_checks(split.x_fit, gate, search)
         return det, seconds
     t0 = time.perf_counter()
