@@ -8,8 +8,10 @@ was chunked: the stream stage (``ecgwatch ingest``) and the training path (WFDB 
 
 A beat is the interval between two consecutive R peaks, moved back by ``pre_fraction`` of
 that interval (ECG5000's beats start just before their R wave), resampled to ``window``
-samples. The R peak is a downward deflection in ECG5000's lead, hence ``invert``. Figures
-(detectors compared, the calibration of ``pre_fraction``): docs/continuous.md.
+samples. The R peak is a downward deflection in ECG5000's lead, hence ``invert``. A lead whose
+R waves point the other way (most bedside leads: ECG5000's points down) is turned over before
+it is cut when ``match_polarity`` is on, so every window has the model's polarity. Figures
+(detectors compared, the calibration of ``pre_fraction``, the polarity check): docs/continuous.md.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "DEFAULT_RECIPE",
     "MAX_FS",
     "MIN_FS",
+    "POLARITY_CHECKS_S",
     "Beat",
     "BeatExtractor",
     "BeatRecipe",
@@ -36,6 +39,7 @@ __all__ = [
     "cut_beat",
     "detect_peaks",
     "extract_beats",
+    "r_points_down",
 ]
 
 #: QRS detectors a recipe may name: NeuroKit2's own method, or wfdb's XQRS.
@@ -47,6 +51,16 @@ MAX_FS = 10_000.0
 
 #: Shortest stretch of signal handed to a detector (shorter ones find nothing reliable).
 _MIN_DETECT_S = 1.0
+
+#: Seconds from a segment's start at which ``match_polarity`` decides which way its R waves
+#: point, each time on everything since the start; the last decision stands. Beats are cut
+#: as the signal comes until the first (a segment's first beats are not held back), and the
+#: segment's signal is kept until the last, so the decisions do not depend on how the signal
+#: was chunked. Why 4 and 8 s: docs/continuous.md.
+POLARITY_CHECKS_S: tuple[float, ...] = (4.0, 8.0)
+
+#: Highest rate the polarity check runs at (faster signals are averaged down to it).
+_POLARITY_FS = 250.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,10 @@ class BeatRecipe:
         QRS detector, one of :data:`BEAT_DETECTORS`.
     invert : bool
         Detect on the negated signal and refine to minima (R is a downward deflection).
+    match_polarity : bool
+        Turn over a segment whose R waves point the other way than ``invert`` says
+        (NeuroKit2's ``ecg_invert`` check at :data:`POLARITY_CHECKS_S`), so its windows have
+        the model's polarity; off: the signal is cut as it comes.
     pre_fraction : float
         Where a beat starts before its R peak, as a fraction of its RR interval.
     refine_s : float
@@ -78,6 +96,7 @@ class BeatRecipe:
     window: int = WINDOW_LENGTH
     detector: str = "neurokit"
     invert: bool = True
+    match_polarity: bool = True
     pre_fraction: float = 0.021
     refine_s: float = 0.04
     min_rr_s: float = 0.25
@@ -96,6 +115,11 @@ class BeatRecipe:
             raise DetectorConfigError(
                 f"beat_recipe.window: got {self.window!r}; use an integer >= 8"
             )
+        for flag in ("invert", "match_polarity"):
+            if not isinstance(getattr(self, flag), bool):
+                raise DetectorConfigError(
+                    f"beat_recipe.{flag}: got {getattr(self, flag)!r}; use true or false"
+                )
         if not 0.0 <= self.pre_fraction < 0.5:
             raise DetectorConfigError(
                 f"beat_recipe.pre_fraction: got {self.pre_fraction!r}; use 0 <= value < 0.5"
@@ -169,6 +193,31 @@ def detect_peaks(signal: np.ndarray, fs: float, recipe: BeatRecipe = DEFAULT_REC
         return raw
     radius = round(recipe.refine_s * fs)
     return _refine(oriented, raw, radius)
+
+
+def r_points_down(signal: np.ndarray, fs: float) -> bool | None:
+    """Whether the R waves of ``signal`` are downward deflections (NeuroKit2's
+    ``ecg_invert`` check: the median sign of the largest deflection of each 2 s of the cleaned
+    signal); None when the check cannot run (too short, not finite, a rate its filters refuse).
+    """
+    x = np.asarray(signal, dtype=np.float64)
+    if x.size < int(2 * fs) or not np.all(np.isfinite(x)) or np.ptp(x) == 0:
+        return None
+    # The check's rolling 2 s windows cost (2 s x fs)^2: block means bring a fast signal down
+    # to at most _POLARITY_FS first (an R wave still spans several samples there).
+    step = max(1, math.ceil(fs / _POLARITY_FS))
+    if step > 1:
+        x = x[: x.size // step * step].reshape(-1, step).mean(axis=1)
+        fs = fs / step
+    import neurokit2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            _, down = neurokit2.ecg_invert(x, sampling_rate=round(fs))
+        except (ValueError, IndexError, ZeroDivisionError):
+            return None
+    return bool(down)
 
 
 def _run_detector(x: np.ndarray, fs: float, name: str) -> np.ndarray:
@@ -271,6 +320,20 @@ class BeatExtractor:
         self.last_peak: int | None = None
         #: Intervals seen outside ``[min_rr_s, max_rr_s]`` (no window produced).
         self.rejected_intervals = 0
+        #: +1, or -1 while the segment is turned over to the model's polarity.
+        self._sign = 1.0
+        #: Sample positions of the polarity decisions still to come.
+        self._checks = [round(t * fs) for t in POLARITY_CHECKS_S] if recipe.match_polarity else []
+
+    @property
+    def inverted(self) -> bool:
+        """Whether the segment is being turned over (its R waves point the other way)."""
+        return self._sign < 0
+
+    @property
+    def polarity_decided(self) -> bool:
+        """Whether the last polarity decision is made (always, with ``match_polarity`` off)."""
+        return not self._checks
 
     @property
     def received(self) -> int:
@@ -281,6 +344,8 @@ class BeatExtractor:
     def first_needed(self) -> int:
         """The oldest sample position a restarted extractor must be fed again from so that no
         beat is lost: enough before the newest peak to find it again, and the next pass's span."""
+        if self._checks:  # the polarity decisions look at the segment from its start
+            return 0
         keep = self._next_pass - self._span
         # A peak older than the longest interval can start no beat: keeping the signal since
         # then would let the buffer grow without bound while no beat is found (a lead off).
@@ -290,14 +355,25 @@ class BeatExtractor:
 
     def feed(self, samples: np.ndarray) -> list[Beat]:
         """Append samples; return the beats they complete, oldest first."""
-        chunk = np.asarray(samples, dtype=np.float64).ravel()
+        chunk = np.asarray(samples, dtype=np.float64).ravel() * self._sign
         self._buf = np.concatenate([self._buf, chunk]) if self._buf.size else chunk.copy()
         beats: list[Beat] = []
         while self._next_pass <= self.received:
+            while self._checks and self._next_pass >= self._checks[0]:
+                self._orient(self._checks.pop(0))
             self._detect(self._next_pass, beats)
             self._next_pass += self._hop
         self._trim()
         return beats
+
+    def _orient(self, end: int) -> None:
+        """Decide the polarity on the segment's first ``end`` samples (the buffer still starts
+        at the segment's start, :attr:`first_needed`); turn the segment over if it points the
+        other way than the recipe's ``invert``."""
+        down = r_points_down(self._buf[:end], self.fs)
+        if down is not None and down != self.recipe.invert:
+            self._sign = -self._sign
+            np.negative(self._buf, out=self._buf)
 
     def _pre_max(self) -> float:
         return self.recipe.pre_fraction * self._max_rr + 1
@@ -341,6 +417,8 @@ class Beats:
     ends: np.ndarray
     peaks: np.ndarray
     rejected_intervals: int
+    #: Whether the record was turned over to the recipe's polarity (``match_polarity``).
+    inverted: bool = False
 
 
 def extract_beats(signal: np.ndarray, fs: float, recipe: BeatRecipe = DEFAULT_RECIPE) -> Beats:
@@ -365,4 +443,5 @@ def extract_beats(signal: np.ndarray, fs: float, recipe: BeatRecipe = DEFAULT_RE
         ends=np.array([b.end for b in found], dtype=np.float64),
         peaks=np.array([b.peak for b in found], dtype=np.int64),
         rejected_intervals=extractor.rejected_intervals,
+        inverted=extractor.inverted,
     )

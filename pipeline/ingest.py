@@ -289,6 +289,11 @@ class IngestCollector(Collector):  # type: ignore[misc]
             ("ecg_ingest_beats_skipped", c.beats_skipped, "Beats found again after a restart"),
             ("ecg_ingest_rejected_intervals", c.rejected_intervals, "RR outside the recipe"),
             ("ecg_ingest_segments", c.segments, "Device segments started"),
+            (
+                "ecg_ingest_segments_inverted",
+                c.segments_inverted,
+                "Segments turned over to the model's polarity",
+            ),
         ):
             yield CounterMetricFamily(name, doc, value=value)
         rejected = CounterMetricFamily(

@@ -66,6 +66,8 @@ class IngestCounts:
     #: Intervals between two peaks outside the recipe's RR range (no window).
     rejected_intervals: int = 0
     segments: int = 0
+    #: Segments whose R waves pointed the other way than the model's (turned over to cut).
+    segments_inverted: int = 0
     dropped_devices: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
@@ -88,6 +90,8 @@ class _Segment:
         self.fs = fs
         self.extractor = BeatExtractor(fs, recipe)
         self.chunks: list[_Chunk] = []
+        #: Whether the extractor's last polarity decision has been counted.
+        self.polarity_counted = False
 
     def feed(self, chunk: SampleChunk, offset: int) -> list[tuple[float, np.ndarray]]:
         """The ``(end_ts, window)`` of each beat the chunk completes."""
@@ -253,6 +257,18 @@ class IngestProcessor:
         for end_ts, window in segment.feed(chunk, rec.offset):
             self._beat(chunk.device_id, dev, end_ts, window, out)
         self.counts.rejected_intervals += segment.new_rejected
+        if not segment.polarity_counted and segment.extractor.polarity_decided:
+            segment.polarity_counted = True
+            if segment.extractor.inverted:
+                self.counts.segments_inverted += 1
+                # Said once per segment: a reversed lead or electrode swap is worth knowing,
+                # and the windows are turned over, so scoring goes on.
+                log.warning(
+                    "device %r: its R waves point the other way than the model's beats "
+                    "(beat_recipe.invert %s); the segment is turned over before it is cut",
+                    chunk.device_id,
+                    self.recipe.invert,
+                )
 
     def _new_device(self, rec: InRecord, chunk: SampleChunk, now: float) -> _Device:
         if rec.key != chunk.device_id.encode():

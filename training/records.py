@@ -104,6 +104,8 @@ class RecordStats:
     found: int
     matched: int
     rejected_intervals: int
+    #: Whether the record's R waves pointed the other way than the recipe's (turned over).
+    inverted: bool = False
 
     @property
     def missed(self) -> int:
@@ -178,6 +180,7 @@ class RecordBeats:
             found=sum(r.found for r in s),
             matched=sum(r.matched for r in s),
             rejected_intervals=sum(r.rejected_intervals for r in s),
+            inverted=any(r.inverted for r in s),
         )
 
     def to_dataset(self) -> Dataset:
@@ -475,8 +478,7 @@ def load_records(
         if beats.peaks.size == 0:
             raise DataError(
                 f"{header}: no beats found in channel {channel} ({signal.size / fs:.1f} s); "
-                "check that it is an ECG lead with R waves as the recipe expects (invert: "
-                f"{recipe.invert}) and choose another channel if not"
+                "check that it is an ECG lead with R waves and choose another channel if not"
             )
         pi, ai = match_beats(beats.peaks, ann_samples, tolerance_s * fs)
         if pi.size == 0:
@@ -499,6 +501,7 @@ def load_records(
                 found=int(beats.peaks.size),
                 matched=int(pi.size),
                 rejected_intervals=int(beats.rejected_intervals),
+                inverted=bool(beats.inverted),
             )
         )
     given = [paths] if isinstance(paths, str | os.PathLike) else list(paths)

@@ -65,17 +65,20 @@ def _records_section(records: dict[str, list[dict[str, Any]]]) -> list[str]:
         "",
         "Beats cut by the stream stage's beat extraction (`detector.beats`), labelled by the "
         "beat annotation at each R peak. Sensitivity = matched / annotated, positive "
-        "predictivity = matched / found; unmatched beats are left out.",
+        "predictivity = matched / found; unmatched beats are left out. Turned over: the "
+        "record's R waves pointed the other way than the model's beats, so it was cut inverted "
+        "(`beat_recipe.match_polarity`).",
         "",
-        "| set | record | fs | annotated | found | matched | missed | unmatched | Se | +P |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| set | record | fs | annotated | found | matched | missed | unmatched | Se | +P "
+        "| turned over |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, stats in records.items():
         for r in stats:
             lines.append(
                 f"| {name} | {r['name']} | {r['fs']:g} | {r['annotated']} | {r['found']} | "
                 f"{r['matched']} | {r['missed']} | {r['unmatched']} | {r['sensitivity']:.4f} | "
-                f"{r['positive_predictivity']:.4f} |"
+                f"{r['positive_predictivity']:.4f} | {'yes' if r.get('inverted') else 'no'} |"
             )
     return [*lines, ""]
 

@@ -239,6 +239,12 @@ _INGEST_METRICS = (
     Metric("ecg_ingest_rejected_intervals_total", "counter", "RR outside the recipe.", "intervals"),
     Metric("ecg_ingest_segments_total", "counter", "Device segments started.", "segments"),
     Metric(
+        "ecg_ingest_segments_inverted_total",
+        "counter",
+        "Segments turned over to the model's polarity.",
+        "segments",
+    ),
+    Metric(
         "ecg_ingest_rejected_total",
         "counter",
         "Chunks dead-lettered, by reason.",

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.beats import DEFAULT_RECIPE, BeatExtractor, BeatRecipe, extract_beats
+from detector.beats import (
+    DEFAULT_RECIPE,
+    POLARITY_CHECKS_S,
+    BeatExtractor,
+    BeatRecipe,
+    extract_beats,
+    r_points_down,
+)
 from detector.errors import DetectorConfigError
 from training.continuous import stitch
 
@@ -84,3 +91,80 @@ def test_recipe_round_trip_and_errors() -> None:
         BeatRecipe(hop_s=10.0)
     with pytest.raises(DetectorConfigError, match="fs"):
         BeatExtractor(5.0)
+    with pytest.raises(DetectorConfigError, match="beat_recipe.match_polarity"):
+        BeatRecipe(match_polarity="yes")  # type: ignore[arg-type]
+    # Recipes recorded before match_polarity existed load with it on.
+    old = {k: v for k, v in DEFAULT_RECIPE.to_dict().items() if k != "match_polarity"}
+    assert BeatRecipe.from_dict(old).match_polarity
+
+
+def _after_decisions(beats, fs: float) -> np.ndarray:
+    return beats.starts >= POLARITY_CHECKS_S[-1] * fs
+
+
+def test_a_lead_whose_r_waves_point_up_is_turned_over_to_the_models_polarity(stitched) -> None:
+    s, _ = stitched
+    signal = s.signal[: int(90 * s.fs)]
+    as_recorded = extract_beats(signal, s.fs)
+    assert not as_recorded.inverted
+    # The same heart on a lead of the other polarity, in other units (ADC counts, offset).
+    upright = extract_beats(-signal * 400.0 + 1200.0, s.fs)
+    assert upright.inverted
+    keep = _after_decisions(upright, s.fs)
+    same = _after_decisions(as_recorded, s.fs)
+    assert keep.sum() == same.sum() > 60
+    np.testing.assert_allclose(upright.starts[keep], as_recorded.starts[same])
+    # Same windows up to the (positive) linear units the model z-normalises away.
+    a, b = upright.windows[keep], as_recorded.windows[same]
+    corr = [np.corrcoef(u, v)[0, 1] for u, v in zip(a, b, strict=True)]
+    assert min(corr) > 0.9999
+    # Without the check the upright lead is cut at its T waves and S troughs instead.
+    fixed = extract_beats(-signal, s.fs, BeatRecipe(match_polarity=False))
+    assert not fixed.inverted
+    starts = np.round(as_recorded.starts[same]).astype(int)
+    moved = ~np.isin(np.round(fixed.starts).astype(int), starts)
+    assert moved.mean() > 0.5
+
+
+def test_the_polarity_decision_does_not_depend_on_the_chunking(stitched) -> None:
+    s, _ = stitched
+    signal = -s.signal[: int(30 * s.fs)]
+    whole = extract_beats(signal, s.fs)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        extractor = BeatExtractor(s.fs)
+        cuts = np.sort(rng.choice(np.arange(1, signal.size), size=150, replace=False))
+        beats = [b for part in np.split(signal, cuts) for b in extractor.feed(part)]
+        assert extractor.inverted and extractor.polarity_decided
+        np.testing.assert_allclose(np.stack([b.window for b in beats]), whole.windows)
+
+
+def test_the_segment_is_kept_until_the_last_polarity_decision(stitched) -> None:
+    s, _ = stitched
+    extractor = BeatExtractor(s.fs)
+    last = POLARITY_CHECKS_S[-1] * s.fs
+    for part in np.array_split(s.signal[: int(20 * s.fs)], 200):
+        extractor.feed(part)
+        # Before the last decision the whole segment is needed (it decides on all of it).
+        if extractor.received < last:
+            assert extractor.first_needed == 0 and not extractor.polarity_decided
+    assert extractor.polarity_decided and extractor.first_needed > 0
+    off = BeatExtractor(s.fs, BeatRecipe(match_polarity=False))
+    off.feed(s.signal[: int(6 * s.fs)])
+    assert off.polarity_decided and off.first_needed > 0
+
+
+@pytest.mark.parametrize("fs", [50.0, 360.0, 2000.0])
+def test_r_points_down_at_any_rate_and_none_when_it_cannot_tell(stitched, fs: float) -> None:
+    s, _ = stitched
+    seconds = s.signal[: int(8 * s.fs)]
+    resampled = np.interp(
+        np.arange(0, seconds.size / s.fs, 1 / fs), np.arange(seconds.size) / s.fs, seconds
+    )
+    assert r_points_down(resampled, fs) is True
+    assert r_points_down(-resampled, fs) is False
+    assert r_points_down(resampled[: int(fs)], fs) is None  # under 2 s
+    assert r_points_down(np.full(int(4 * fs), 3.0), fs) is None  # flat
+    bad = resampled.copy()
+    bad[5] = np.nan
+    assert r_points_down(bad, fs) is None

@@ -3,6 +3,8 @@ ECG5000 signals in, windows and dead letters out, commit offsets and restarts.""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import orjson
 import pytest
@@ -345,3 +347,26 @@ def test_a_device_whose_chunks_are_not_keyed_by_its_id_is_warned_about_once(
     warned = [r.getMessage() for r in caplog.records if "must be the device id" in r.message]
     assert len(warned) == 2  # bed-1 once (not per chunk), bed-2; bed-3 is keyed right
     assert "'bed-1' has key None" in warned[0] and "'bed-2' has key b'bed-9'" in warned[1]
+
+
+def test_a_device_on_a_lead_of_the_other_polarity_is_turned_over_counted_and_logged(
+    signals, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reversed lead (or swapped electrodes) gets the same windows as the model's polarity
+    once the segment's polarity is decided; the stage counts it and says which device."""
+    upright = {"dev-1": dataclasses.replace(signals["dev-1"], signal=-signals["dev-1"].signal)}
+    proc = processor()
+    with caplog.at_level("WARNING", logger="pipeline.ingest_state"):
+        flipped = windows(run(proc, chunk_records(upright)))
+    assert proc.counts.segments_inverted == 1
+    said = [r.getMessage() for r in caplog.records if "point the other way" in r.message]
+    assert len(said) == 1 and "'dev-1'" in said[0]
+    plain_proc = processor()
+    plain = windows(run(plain_proc, chunk_records({"dev-1": signals["dev-1"]})))
+    assert plain_proc.counts.segments_inverted == 0
+    decided = T0 + 8.0 + 2.0  # the last decision, and the beat that spans it
+    late = {ts: w for ts, w in plain.values() if ts > decided}
+    got = {ts: w for ts, w in flipped.values() if ts > decided}
+    assert len(got) == len(late) > 20
+    for ts, w in late.items():
+        np.testing.assert_allclose(got[ts], w, atol=1e-5)

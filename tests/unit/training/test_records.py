@@ -100,6 +100,32 @@ def test_labels_come_back_from_the_annotations(record_dir: Path, stitched: Stitc
     assert ds.records[0]["sensitivity"] == round(stats.sensitivity, 6)
 
 
+def test_a_record_whose_r_waves_point_up_trains_on_the_same_beats(
+    tmp_path: Path, record_dir: Path, stitched: Stitched
+) -> None:
+    """Most recorded leads have upright R waves, ECG5000's points down: the record is turned
+    over before it is cut, says so in its stats, and gives the same labelled beats."""
+    upright = (
+        -stitched.signal,
+        stitched.fs,
+        stitched.peaks,
+        [
+            "N" if c in (1, PAD_LABEL) else {2: "r", 3: "V", 4: "S", 5: "Q"}[c]
+            for c in stitched.labels
+        ],
+    )
+    write_records([upright], tmp_path, ["upright"])
+    got, plain = load_records(tmp_path), load_records(record_dir)
+    assert got.stats[0].inverted and not plain.stats[0].inverted
+    assert got.stats[0].to_dict()["inverted"] is True and got.totals().inverted
+    assert got.stats[0].sensitivity >= 0.98
+    # After the polarity decisions (8 s) the beats are the same, windows up to the units.
+    late, plain_late = got.peaks >= 8 * stitched.fs, plain.peaks >= 8 * stitched.fs
+    np.testing.assert_array_equal(got.peaks[late], plain.peaks[plain_late])
+    np.testing.assert_array_equal(got.labels[late], plain.labels[plain_late])
+    np.testing.assert_allclose(got.windows[late], plain.windows[plain_late], atol=2e-3)
+
+
 def test_load_dataset_and_paths_take_records(record_dir: Path) -> None:
     by_folder = load_dataset(record_dir)
     by_header = load_dataset(record_dir / "beats250.hea")
@@ -238,6 +264,7 @@ def test_report_tabulates_the_records(tmp_path: Path, record_dir: Path) -> None:
     text = (folder / "report.md").read_text()
     assert "(WFDB records)" in text and "Tested on every beat of `elsewhere`." in text
     assert "| training | beats250 | 250 |" in text and "| test | beats250 |" in text
+    assert text.count("| no |") == 2  # neither record was turned over
     import json
 
     assert json.loads((folder / "records.json").read_text())["test"] == stats
