@@ -13,7 +13,7 @@ from ecgwatch.cli_common import format_metrics, progress_display
 if TYPE_CHECKING:
     from detector.autoencoder import EpochCallback
 
-__all__ = ["register"]
+__all__ = ["default_preset", "register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -21,9 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("train", help="train a detector and publish it to a model registry")
     p.add_argument(
         "--preset",
-        default="recommended",
-        help="preset name (recommended, seed, …) or a YAML config file (default: recommended;"
-        " `seed` reproduces the TensorFlow tutorial)",
+        default=None,
+        help="preset name (recommended, seed, …) or a YAML config file (default: recommended,"
+        " or continuous when --data is WFDB records; `seed` reproduces the TensorFlow "
+        "tutorial)",
     )
     p.add_argument("--registry", required=True, help="model registry folder (created if absent)")
     p.add_argument(
@@ -73,12 +74,24 @@ def epoch_progress(quiet: bool) -> Iterator[EpochCallback | None]:
             update(last[0], last[0])
 
 
+def default_preset(data: str | None) -> str:
+    """``continuous`` for WFDB records (their beats are cut by the stream stage's code, which
+    that preset is trained for: docs/training-from-records.md), else ``recommended``."""
+    from training.records import is_records_source
+
+    return "continuous" if data is not None and is_records_source(data) else "recommended"
+
+
 def run(args: argparse.Namespace) -> int:
     """Execute ``ecgwatch train``."""
     from ecgwatch.native_logs import quiet_training
     from training import load_config, train
 
-    config = load_config(args.preset)
+    preset = args.preset
+    if preset is None:
+        preset = default_preset(args.data)
+        print(f"[train] preset: {preset} (the default for this data; --preset to choose)")
+    config = load_config(preset)
     with quiet_training(), epoch_progress(args.quiet) as on_epoch:
         result = train(
             config,
