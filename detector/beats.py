@@ -61,6 +61,8 @@ POLARITY_CHECKS_S: tuple[float, ...] = (4.0, 8.0)
 
 #: Highest rate the polarity check runs at (faster signals are averaged down to it).
 _POLARITY_FS = 250.0
+#: Hop of the polarity check's 2 s windows, seconds.
+_POLARITY_HOP_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -196,15 +198,20 @@ def detect_peaks(signal: np.ndarray, fs: float, recipe: BeatRecipe = DEFAULT_REC
 
 
 def r_points_down(signal: np.ndarray, fs: float) -> bool | None:
-    """Whether the R waves of ``signal`` are downward deflections (NeuroKit2's
-    ``ecg_invert`` check: the median sign of the largest deflection of each 2 s of the cleaned
-    signal); None when the check cannot run (too short, not finite, a rate its filters refuse).
+    """Whether the R waves of ``signal`` are downward deflections; None when it cannot tell
+    (under 2 s, not finite, flat, a rate NeuroKit2's filters refuse).
+
+    NeuroKit2's ``ecg_invert`` test: the signal cleaned by ``ecg_clean`` (high-pass, mains
+    notch), then the sign of the largest deflection of each 2 s window, and the median of
+    those signs. ``ecg_invert`` slides the window one sample at a time; here it hops
+    :data:`_POLARITY_HOP_S`, which gives the same answer at a fraction of the cost (a stage
+    checks every device's new segment, and devices often start together).
     """
     x = np.asarray(signal, dtype=np.float64)
     if x.size < int(2 * fs) or not np.all(np.isfinite(x)) or np.ptp(x) == 0:
         return None
-    # The check's rolling 2 s windows cost (2 s x fs)^2: block means bring a fast signal down
-    # to at most _POLARITY_FS first (an R wave still spans several samples there).
+    # A fast signal is brought down to at most _POLARITY_FS by block means first (an R wave
+    # still spans several samples there; the filters cost less).
     step = max(1, math.ceil(fs / _POLARITY_FS))
     if step > 1:
         x = x[: x.size // step * step].reshape(-1, step).mean(axis=1)
@@ -214,10 +221,16 @@ def r_points_down(signal: np.ndarray, fs: float) -> bool | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            _, down = neurokit2.ecg_invert(x, sampling_rate=round(fs))
+            clean = np.asarray(neurokit2.ecg_clean(x, sampling_rate=round(fs)), dtype=np.float64)
         except (ValueError, IndexError, ZeroDivisionError):
             return None
-    return bool(down)
+    clean -= clean.mean()
+    width, hop = int(2 * fs), max(1, round(_POLARITY_HOP_S * fs))
+    windows = np.lib.stride_tricks.sliding_window_view(clean, width)[::hop]
+    if windows.shape[0] == 0 or not np.all(np.isfinite(clean)):
+        return None
+    extreme = windows[np.arange(windows.shape[0]), np.abs(windows).argmax(axis=1)]
+    return bool(np.median(extreme) < 0)
 
 
 def _run_detector(x: np.ndarray, fs: float, name: str) -> np.ndarray:
