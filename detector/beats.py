@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_RECIPE",
     "MAX_FS",
     "MIN_FS",
+    "NOTCH_Q",
     "POLARITY_CHECKS_S",
     "Beat",
     "BeatExtractor",
@@ -59,6 +60,9 @@ _MIN_DETECT_S = 1.0
 #: was chunked. Why 4 and 8 s: docs/continuous.md.
 POLARITY_CHECKS_S: tuple[float, ...] = (4.0, 8.0)
 
+#: Quality factor of the mains notches (``powerline_hz``): about 1.7 Hz wide at 50 Hz.
+NOTCH_Q = 30.0
+
 #: Highest rate the polarity check runs at (faster signals are averaged down to it).
 _POLARITY_FS = 250.0
 #: Hop of the polarity check's 2 s windows, seconds.
@@ -81,6 +85,10 @@ class BeatRecipe:
         Turn over a segment whose R waves point the other way than ``invert`` says
         (NeuroKit2's ``ecg_invert`` check at :data:`POLARITY_CHECKS_S`), so its windows have
         the model's polarity; off: the signal is cut as it comes.
+    powerline_hz : tuple of float
+        Mains frequencies (50 and/or 60 Hz) notched out of the signal before anything else
+        (scipy ``iirnotch``, Q :data:`NOTCH_Q`, run causally with its state carried from chunk
+        to chunk); a frequency at or above half the sampling rate is skipped. Empty: off.
     pre_fraction : float
         Where a beat starts before its R peak, as a fraction of its RR interval.
     refine_s : float
@@ -99,6 +107,7 @@ class BeatRecipe:
     detector: str = "neurokit"
     invert: bool = True
     match_polarity: bool = True
+    powerline_hz: tuple[float, ...] = ()
     pre_fraction: float = 0.021
     refine_s: float = 0.04
     min_rr_s: float = 0.25
@@ -122,6 +131,14 @@ class BeatRecipe:
                 raise DetectorConfigError(
                     f"beat_recipe.{flag}: got {getattr(self, flag)!r}; use true or false"
                 )
+        hz = self.powerline_hz
+        if not isinstance(hz, tuple) or not all(
+            isinstance(f, int | float) and not isinstance(f, bool) and 10 <= f <= 1000 for f in hz
+        ):
+            raise DetectorConfigError(
+                f"beat_recipe.powerline_hz: got {hz!r}; use a list of mains frequencies in Hz "
+                "(10..1000), e.g. [50] or [50, 60], or [] for no notch"
+            )
         if not 0.0 <= self.pre_fraction < 0.5:
             raise DetectorConfigError(
                 f"beat_recipe.pre_fraction: got {self.pre_fraction!r}; use 0 <= value < 0.5"
@@ -146,8 +163,10 @@ class BeatRecipe:
                 raise DetectorConfigError(f"beat_recipe.{name}: got {value!r}; use 0..5 seconds")
 
     def to_dict(self) -> dict[str, Any]:
-        """The recipe as stored in ``detector.json``."""
-        return asdict(self)
+        """The recipe as stored in ``detector.json`` (JSON types: the notches as a list)."""
+        out = asdict(self)
+        out["powerline_hz"] = list(self.powerline_hz)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BeatRecipe:
@@ -158,7 +177,10 @@ class BeatRecipe:
             raise DetectorConfigError(
                 f"beat_recipe: unknown key(s) {unknown}; known: {sorted(known)}"
             )
-        return cls(**data)
+        values = dict(data)
+        if isinstance(values.get("powerline_hz"), list):  # JSON and YAML give lists
+            values["powerline_hz"] = tuple(values["powerline_hz"])
+        return cls(**values)
 
     @classmethod
     def of_model(cls, metadata: dict[str, Any]) -> BeatRecipe:
@@ -306,6 +328,28 @@ class Beat:
     window: np.ndarray = field(repr=False)
 
 
+class _Notches:
+    """The recipe's mains notches, run causally with their state carried between calls, so a
+    signal fed in chunks is filtered exactly as if fed whole."""
+
+    def __init__(self, powerline_hz: tuple[float, ...], fs: float) -> None:
+        from scipy.signal import iirnotch
+
+        self._filters = [iirnotch(f, NOTCH_Q, fs) for f in powerline_hz if f < fs / 2]
+        self._state: list[np.ndarray] | None = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if not self._filters or x.size == 0:
+            return x
+        from scipy.signal import lfilter, lfilter_zi
+
+        if self._state is None:  # start settled on the first sample: no step transient
+            self._state = [lfilter_zi(b, a) * x[0] for b, a in self._filters]
+        for i, (b, a) in enumerate(self._filters):
+            x, self._state[i] = lfilter(b, a, x, zi=self._state[i])
+        return np.asarray(x, dtype=np.float64)
+
+
 class BeatExtractor:
     """Beats of one continuous segment, fed in chunks of any length.
 
@@ -337,6 +381,7 @@ class BeatExtractor:
         self._sign = 1.0
         #: Sample positions of the polarity decisions still to come.
         self._checks = [round(t * fs) for t in POLARITY_CHECKS_S] if recipe.match_polarity else []
+        self._notches = _Notches(recipe.powerline_hz, fs)
 
     @property
     def inverted(self) -> bool:
@@ -368,7 +413,7 @@ class BeatExtractor:
 
     def feed(self, samples: np.ndarray) -> list[Beat]:
         """Append samples; return the beats they complete, oldest first."""
-        chunk = np.asarray(samples, dtype=np.float64).ravel() * self._sign
+        chunk = self._notches(np.asarray(samples, dtype=np.float64).ravel()) * self._sign
         self._buf = np.concatenate([self._buf, chunk]) if self._buf.size else chunk.copy()
         beats: list[Beat] = []
         while self._next_pass <= self.received:

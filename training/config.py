@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,12 +16,14 @@ import dacite
 import yaml
 
 from detector.align import AlignmentGrid
+from detector.beats import BeatRecipe
 from detector.errors import DetectorConfigError
 from detector.gate import AlignmentGate
 from detector.length import LengthSearch
 from detector.normalise import NORMALISATIONS
 from detector.scoring import check_noise_discount, check_score_smoothing
 from detector.threshold import POLICIES
+from detector.validation import WINDOW_LENGTH
 from training.errors import PresetError
 
 __all__ = [
@@ -187,10 +190,17 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: FitConfig = field(default_factory=FitConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    #: Overrides of :class:`detector.beats.BeatRecipe`: how WFDB records are cut for training
+    #: and, recorded in ``detector.json``, how ``ecgwatch ingest`` cuts live feeds.
+    beat_recipe: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (stored in ``detector.json``)."""
         return dataclasses.asdict(self)
+
+    def recipe(self) -> BeatRecipe:
+        """The beat recipe: the defaults with this config's ``beat_recipe`` overrides."""
+        return BeatRecipe.from_dict({**BeatRecipe().to_dict(), **self.beat_recipe})
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with top-level fields replaced."""
@@ -288,6 +298,10 @@ def _message(exc: dacite.DaciteError) -> str:
         key, value = exc.field_path or "config", exc.value
         if dataclasses.is_dataclass(exc.field_type):
             return f"{key}: expected a mapping, got {type(value).__name__}"
+        if typing.get_origin(exc.field_type) is dict and not isinstance(value, Mapping):
+            # dacite hands on a generator it built from a string or list, not the value.
+            got = "a string or list" if inspect.isgenerator(value) else type(value).__name__
+            return f"{key}: expected a mapping of names to values, got {got}"
         hint = exc.field_type
         # ``dict[str, Any]`` prints as such; its ``__name__`` would say only ``dict``.
         expected = (
@@ -344,6 +358,19 @@ def _check_model(cfg: TrainConfig) -> None:
         model.length_search.search()
     except DetectorConfigError as exc:
         raise PresetError(f"model.{exc}") from exc
+
+
+def _check_recipe(cfg: TrainConfig) -> None:
+    window = cfg.beat_recipe.get("window", WINDOW_LENGTH)
+    if window != WINDOW_LENGTH:
+        raise PresetError(
+            f"beat_recipe.window: {window!r} is not allowed; the models take "
+            f"{WINDOW_LENGTH}-sample windows (ECG5000's), so leave it out"
+        )
+    try:  # the recipe's own checks, naming the key
+        cfg.recipe()
+    except (DetectorConfigError, TypeError) as exc:
+        raise PresetError(str(exc)) from exc
 
 
 def _check_holdout(cfg: TrainConfig) -> None:
@@ -407,5 +434,6 @@ def config_from_dict(data: Any) -> TrainConfig:
     _check_choices(cfg)
     _check_ranges(cfg)
     _check_model(cfg)
+    _check_recipe(cfg)
     _check_holdout(cfg)
     return cfg

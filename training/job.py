@@ -14,7 +14,7 @@ import numpy as np
 
 from detector import Artifact, AutoencoderDetector, FitOptions, ModelRegistry, fit_threshold
 from detector.autoencoder import EpochCallback
-from detector.beats import DEFAULT_RECIPE, BeatRecipe
+from detector.beats import BeatRecipe
 from detector.drift import DriftReference
 from training.augment import augment
 from training.config import TrainConfig, config_from_dict
@@ -137,7 +137,7 @@ def split_with_test(train_data: Dataset, test_data: Dataset, config: TrainConfig
     return Split(train_data.x, train_data.normal, test_data.x, test_data.normal, x_fit, x_hold)
 
 
-def _load(source: Source | None, channel: int, recipe: BeatRecipe = DEFAULT_RECIPE) -> Dataset:
+def _load(source: Source | None, channel: int, recipe: BeatRecipe) -> Dataset:
     if isinstance(source, Dataset):
         return source
     return load_dataset(source, channel=channel, recipe=recipe)
@@ -207,8 +207,9 @@ def train(
     """
     if seed is not None:
         config = config.replace(seed=int(seed))
-    dataset = _load(data, channel)
-    test_set = None if test_data is None else _load(test_data, channel)
+    recipe = config.recipe()  # how WFDB records are cut, and what ingest will cut with
+    dataset = _load(data, channel, recipe)
+    test_set = None if test_data is None else _load(test_data, channel, recipe)
     split = (
         make_split(dataset, config)
         if test_set is None
@@ -235,7 +236,7 @@ def train(
         # split as it came, every class, no labels (detector.drift).
         "drift_reference": DriftReference.fit(det.score(split.x_train), split.x_train).to_dict(),
         # Every model records how a continuous signal becomes its windows (ecgwatch ingest).
-        "beat_recipe": DEFAULT_RECIPE.to_dict(),
+        "beat_recipe": recipe.to_dict(),
     }
     if test_set is not None:
         metadata["test_data"] = _data_facts(test_set, channel)

@@ -91,6 +91,11 @@ def test_recipe_round_trip_and_errors() -> None:
         BeatRecipe(hop_s=10.0)
     with pytest.raises(DetectorConfigError, match="fs"):
         BeatExtractor(5.0)
+    with pytest.raises(DetectorConfigError, match="beat_recipe.powerline_hz"):
+        BeatRecipe(powerline_hz=(50.0, 2000.0))
+    notched = BeatRecipe(powerline_hz=(50.0, 60.0))
+    assert notched.to_dict()["powerline_hz"] == [50.0, 60.0]  # JSON types
+    assert BeatRecipe.from_dict(notched.to_dict()) == notched
     with pytest.raises(DetectorConfigError, match="beat_recipe.match_polarity"):
         BeatRecipe(match_polarity="yes")  # type: ignore[arg-type]
     # Recipes recorded before match_polarity existed load with it on.
@@ -168,3 +173,35 @@ def test_r_points_down_at_any_rate_and_none_when_it_cannot_tell(stitched, fs: fl
     bad = resampled.copy()
     bad[5] = np.nan
     assert r_points_down(bad, fs) is None
+
+
+def test_a_mains_notch_takes_hum_out_before_the_beats_are_cut(stitched) -> None:
+    s, _ = stitched
+    signal = s.signal[: int(60 * s.fs)].astype(np.float64)
+    hum = 0.3 * np.sin(2 * np.pi * 50.0 * np.arange(signal.size) / s.fs + 0.4)
+    recipe = BeatRecipe(powerline_hz=(50.0, 60.0))
+    clean = extract_beats(signal, s.fs, recipe)
+    humming = extract_beats(signal + hum, s.fs, recipe)
+    plain = extract_beats(signal + hum, s.fs)  # no notch
+    late = humming.starts > 2 * s.fs  # past the notches' settling
+    assert np.isin(np.round(humming.starts[late]), np.round(clean.starts)).mean() > 0.98
+
+    def hf(windows: np.ndarray) -> float:  # what is left of a 50 Hz hum in the windows
+        return float(np.median(np.abs(np.diff(windows, n=2, axis=1)).mean(axis=1)))
+
+    assert hf(humming.windows) < 1.2 * hf(clean.windows) < hf(plain.windows)
+    # Fed in chunks, the notches carry their state: the same beats as the whole signal.
+    extractor = BeatExtractor(s.fs, recipe)
+    rng = np.random.default_rng(2)
+    cuts = np.sort(rng.choice(np.arange(1, signal.size), size=120, replace=False))
+    parts = np.split(signal + hum, cuts)
+    chunked = [b for part in parts for b in extractor.feed(part)]
+    np.testing.assert_allclose(np.stack([b.window for b in chunked]), humming.windows, atol=1e-5)
+
+
+def test_a_notch_at_or_above_half_the_rate_is_skipped(stitched) -> None:
+    s, _ = stitched
+    signal = s.signal[: int(30 * s.fs)].astype(np.float64)
+    slow = signal[::2]  # 125 Hz: 50 and 60 Hz are notched, 100 Hz (over half the rate) is not
+    beats = extract_beats(slow, s.fs / 2, BeatRecipe(powerline_hz=(50.0, 60.0, 100.0)))
+    assert len(beats.starts) > 20

@@ -106,6 +106,8 @@ def test_recommended_normalises_each_window_and_aligns_and_seed_does_not() -> No
         # a generic field's message names its parameters (not just ``dict``), and they count
         ({"model": {"params": {1: 2}}}, "model.params: {1: 2} is a dict, expected dict[str,"),
         ({"name": None}, "name: None is a NoneType, expected str"),
+        ({"beat_recipe": [50]}, "beat_recipe: expected a mapping of names to values, got list"),
+        ({"model": {"params": "wide"}}, "model.params: expected a mapping of names to values"),
     ],
 )
 def test_type_errors_name_the_full_key(data: dict[str, Any], fragment: str) -> None:
@@ -143,4 +145,30 @@ def test_a_stored_config_round_trips() -> None:
 def test_range_and_choice_errors(data: dict[str, Any], fragment: str) -> None:
     with pytest.raises(PresetError) as info:
         config_from_dict(data)
+    assert fragment in str(info.value)
+
+
+def test_the_beat_recipe_section_overrides_the_default_recipe() -> None:
+    cfg = config_from_dict({"beat_recipe": {"powerline_hz": [50], "match_polarity": False}})
+    recipe = cfg.recipe()
+    assert recipe.powerline_hz == (50,) and not recipe.match_polarity
+    assert recipe.detector == "neurokit" and recipe.pre_fraction == 0.021  # the rest: defaults
+    assert config_from_dict(cfg.to_dict()) == cfg
+    assert load_config("recommended").recipe() == config_from_dict({}).recipe()
+
+
+@pytest.mark.parametrize(
+    ("section", "fragment"),
+    [
+        ({"powerline_hz": 50}, "beat_recipe.powerline_hz: got 50; use a list"),
+        ({"powerline_hz": [5]}, "beat_recipe.powerline_hz"),
+        ({"detectr": "xqrs"}, "beat_recipe: unknown key(s) ['detectr']"),
+        ({"window": 100}, "beat_recipe.window: 100 is not allowed; the models take 140"),
+        ({"invert": "no"}, "beat_recipe.invert: got 'no'; use true or false"),
+        ({"hop_s": 9}, "beat_recipe.hop_s"),
+    ],
+)
+def test_beat_recipe_errors_name_the_key(section: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(PresetError) as info:
+        config_from_dict({"beat_recipe": section})
     assert fragment in str(info.value)

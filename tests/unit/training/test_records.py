@@ -268,3 +268,44 @@ def test_report_tabulates_the_records(tmp_path: Path, record_dir: Path) -> None:
     import json
 
     assert json.loads((folder / "records.json").read_text())["test"] == stats
+
+
+def test_a_configs_beat_recipe_cuts_the_records_and_is_what_the_model_records(
+    tmp_path: Path, stitched: Stitched
+) -> None:
+    """``beat_recipe`` in the training config: the records are cut with it, detector.json
+    records it (ecgwatch ingest cuts live feeds with it), evaluate re-cuts with it."""
+    import dataclasses
+
+    from detector.artifact import Artifact
+    from detector.beats import BeatRecipe
+    from training.job import evaluate_artifact, train
+
+    t = np.arange(stitched.signal.size) / stitched.fs
+    hum = (
+        stitched.signal + 0.3 * np.sin(2 * np.pi * 50.0 * t),
+        stitched.fs,
+        stitched.peaks,
+        [
+            "N" if c in (1, PAD_LABEL) else {2: "r", 3: "V", 4: "S", 5: "Q"}[c]
+            for c in stitched.labels
+        ],
+    )
+    write_records([hum], tmp_path / "recs", ["hum"])
+    base = load_config("continuous")
+    config = base.replace(
+        beat_recipe={"powerline_hz": [50]},
+        training=dataclasses.replace(base.training, epochs=1),
+    )
+    result = train(config, data=tmp_path / "recs", registry=tmp_path / "reg")
+    assert result.artifact.metadata["beat_recipe"]["powerline_hz"] == [50]
+    assert result.path is not None
+    stored = Artifact.load(result.path)
+    assert stored.beat_recipe == BeatRecipe(powerline_hz=(50,))
+    # The stored windows were cut with the notch: as many beats found as on the clean record.
+    notched = load_records(tmp_path / "recs", BeatRecipe(powerline_hz=(50,)))
+    assert result.artifact.metadata["training_data"]["n_beats"] == notched.windows.shape[0]
+    again = evaluate_artifact(result.path)
+    key = "anomaly_positive"
+    assert again.metrics[key]["accuracy"] == pytest.approx(result.metrics[key]["accuracy"])
+    assert again.metrics["n"] == result.metrics["n"]
