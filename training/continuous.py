@@ -12,6 +12,7 @@ training path (:mod:`training.records`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,10 +20,13 @@ import numpy as np
 from detector.beats import DEFAULT_RECIPE
 from training.errors import DataError
 
-__all__ = ["ANNOTATION_SYMBOLS", "PAD_LABEL", "Stitched", "stitch"]
+__all__ = ["ANNOTATION_SYMBOLS", "PAD_LABEL", "STITCH_FS", "Stitched", "stitch"]
 
 #: Label of the lead-in/lead-out beats (not part of the ground truth).
 PAD_LABEL = -1
+
+#: Sampling rates a stitched signal may have, Hz (each beat is whole samples long).
+STITCH_FS = (50.0, 2000.0)
 
 #: MIT-BIH beat symbols of ECG5000's classes (1 normal, 2 R-on-T PVC, 3 PVC, 4 supraventricular
 #: premature, 5 unclassified) and of the pads, for WFDB annotations.
@@ -159,8 +163,15 @@ def stitch(
         raise DataError(
             f"beats: got shape {x.shape} with {y.shape[0]} labels; need (n, m), n >= 1 labels"
         )
-    if not 0.3 <= rr_mean_s <= 2.0 or not 50 <= fs <= 2000:
-        raise DataError(f"rr_mean_s={rr_mean_s!r}, fs={fs!r}: use 0.3..2 s and 50..2000 Hz")
+    if not math.isfinite(fs) or not STITCH_FS[0] <= fs <= STITCH_FS[1]:
+        raise DataError(
+            f"fs: got {fs!r} Hz; stitched signals are written at {STITCH_FS[0]:g}.."
+            f"{STITCH_FS[1]:g} Hz"
+        )
+    if not 0.3 <= rr_mean_s <= 2.0:
+        raise DataError(f"rr_mean_s: got {rr_mean_s!r} s; use 0.3..2 s (30-200 beats a minute)")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise DataError(f"seed: got {seed!r}; use an integer >= 0")
     normal = np.flatnonzero(y == 1)
     pad_beat = x[normal[0]] if normal.size else x[0]
     lead = np.repeat(pad_beat[None], pad, 0)

@@ -184,6 +184,7 @@ def load_dataset(
     *,
     channel: int = 0,
     recipe: BeatRecipe | None = None,
+    what: str = "--data",
 ) -> Dataset:
     """Load ECG5000-style data, or the labelled beats of WFDB records.
 
@@ -200,6 +201,8 @@ def load_dataset(
         The signal of each WFDB record to use (ignored for the other sources).
     recipe : BeatRecipe, optional
         How WFDB records are cut into beats (default :data:`detector.beats.DEFAULT_RECIPE`).
+    what : str, default ``"--data"``
+        How errors name the source (``"--test-data"`` for a test set).
 
     Returns
     -------
@@ -229,10 +232,16 @@ def load_dataset(
     if is_records_source(path):
         return load_records(path, recipe or DEFAULT_RECIPE, channel=channel).to_dataset()
     if path.is_dir():
+        if not any((path / name).is_file() for name in UCR_FILES):
+            raise DataError(
+                f"{what}: {text!r} holds neither WFDB records (no .hea file) nor ECG5000's "
+                f"UCR files ({' and '.join(UCR_FILES)}); pass a folder of records, the UCR "
+                "folder, or a CSV file"
+            )
         return _load_ucr(path, str(path))
     if path.is_file():
         return _load_csv(path, str(path))
     raise DataError(
-        f"--data: {text!r} is neither a folder with the UCR TSV files, a CSV file, WFDB "
+        f"{what}: {text!r} is neither a folder with the UCR TSV files, a CSV file, WFDB "
         "records (a .hea file or a folder of them) nor an http(s) URL"
     )

@@ -137,10 +137,10 @@ def split_with_test(train_data: Dataset, test_data: Dataset, config: TrainConfig
     return Split(train_data.x, train_data.normal, test_data.x, test_data.normal, x_fit, x_hold)
 
 
-def _load(source: Source | None, channel: int, recipe: BeatRecipe) -> Dataset:
+def _load(source: Source | None, channel: int, recipe: BeatRecipe, what: str = "--data") -> Dataset:
     if isinstance(source, Dataset):
         return source
-    return load_dataset(source, channel=channel, recipe=recipe)
+    return load_dataset(source, channel=channel, recipe=recipe, what=what)
 
 
 def _data_facts(dataset: Dataset, channel: int) -> dict[str, Any]:
@@ -209,7 +209,7 @@ def train(
         config = config.replace(seed=int(seed))
     recipe = config.recipe()  # how WFDB records are cut, and what ingest will cut with
     dataset = _load(data, channel, recipe)
-    test_set = None if test_data is None else _load(test_data, channel, recipe)
+    test_set = None if test_data is None else _load(test_data, channel, recipe, "--test-data")
     split = (
         make_split(dataset, config)
         if test_set is None
@@ -320,7 +320,9 @@ def evaluate_artifact(
         source = test_data if test_data is not None else data
         if source is None:
             source = _stored_source(stored_test, "test data", fallback=False)
-        dataset = _load(source, channel, recipe)
+        dataset = _load(
+            source, channel, recipe, "--test-data" if test_data is not None else "--data"
+        )
         x_test, y_test = dataset.x, dataset.normal
         reference = stored_test.get("sha256")
     else:

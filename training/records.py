@@ -285,12 +285,21 @@ def write_records(
 # --------------------------------------------------------------------------- reading
 
 
+#: Files of a WFDB record: its header, the usual signal file and beat annotations.
+RECORD_SUFFIXES = (".hea", ".dat", ".atr")
+
+
 def is_records_source(source: str | os.PathLike[str]) -> bool:
-    """Whether ``source`` names WFDB records: a ``.hea`` file or a folder holding one."""
+    """Whether ``source`` names WFDB records: a record's ``.hea``, ``.dat`` or ``.atr`` file,
+    a record name whose ``NAME.hea`` exists (as WFDB tools take it), or a folder holding a
+    ``.hea`` file — or record files without one (so that the missing header is what the
+    error says)."""
     path = Path(source)
-    if path.suffix == ".hea":
+    if path.suffix in RECORD_SUFFIXES:
         return True
-    return path.is_dir() and any(path.glob("*.hea"))
+    if path.is_dir():
+        return any(f.suffix in RECORD_SUFFIXES for f in path.iterdir())
+    return path.with_name(path.name + ".hea").is_file()
 
 
 def record_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -317,7 +326,10 @@ def record_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
                 )
             out += [h.with_suffix("") for h in found]
             continue
-        header = path if path.suffix == ".hea" else path.with_name(path.name + ".hea")
+        if path.suffix in RECORD_SUFFIXES:
+            header = path.with_suffix(".hea")
+        else:
+            header = path.with_name(path.name + ".hea")
         if not header.is_file():
             raise DataError(
                 f"{header}: missing WFDB header; a record is NAME.hea + its signal file "
@@ -519,6 +531,22 @@ def load_records(
 # --------------------------------------------------------------------------- ECG5000 splits
 
 
+def _check_out_dir(out: Path, names: Sequence[str]) -> None:
+    """Refuse a folder that is a file, or split folders already holding records: a later
+    ``train --data OUT/train`` would read the old records with the new ones."""
+    for folder in (out, *(out / n for n in names)):
+        if folder.exists() and not folder.is_dir():
+            raise DataError(f"{folder}: exists and is not a folder; choose a folder for --out")
+    for name in names:
+        old = sorted((out / name).glob("*.hea")) if (out / name).is_dir() else []
+        if old:
+            listed = ", ".join(h.name for h in old[:3]) + (", ..." if len(old) > 3 else "")
+            raise DataError(
+                f"{out / name}: already holds WFDB records ({listed}); stitch into a new "
+                "folder or remove them first (training on the folder would read them all)"
+            )
+
+
 def stitch_records(
     out_dir: str | os.PathLike[str],
     *,
@@ -565,6 +593,10 @@ def stitch_records(
         raise DataError(f"split: got {split!r}; use train, test or both")
     if records < 1:
         raise DataError(f"records: got {records}; use >= 1")
+    if limit is not None and limit < 1:
+        raise DataError(f"limit: got {limit}; use >= 1 beats, or no limit for the whole split")
+    names = ("train", "test") if split == "both" else (split,)
+    _check_out_dir(Path(out_dir), names)
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
     if dataset.classes is None:
         raise DataError(
@@ -573,7 +605,6 @@ def stitch_records(
         )
     rows = split_rows(dataset, config or TrainConfig())
     out: dict[str, list[Path]] = {}
-    names = ("train", "test") if split == "both" else (split,)
     for k, name in enumerate(names):
         part_rows = rows[name][:limit]
         if part_rows.size < records:

@@ -67,6 +67,20 @@ def test_missing_ucr_file_and_unknown_source(tmp_path: Path) -> None:
         load_dataset(tmp_path)
     with pytest.raises(DataError, match="neither a folder"):
         load_dataset(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="^--test-data: .*nope.csv' is neither"):
+        load_dataset(tmp_path / "nope.csv", what="--test-data")
+
+
+def test_a_folder_of_neither_records_nor_ucr_files_says_both(tmp_path: Path) -> None:
+    (tmp_path / "readme.txt").write_text("notes")
+    with pytest.raises(DataError) as info:
+        load_dataset(tmp_path)
+    message = str(info.value)
+    assert "holds neither WFDB records (no .hea file) nor ECG5000's UCR files" in message
+    # Record files without their headers: the missing header is what is said.
+    (tmp_path / "rec1.dat").write_bytes(b"\0\0")
+    with pytest.raises(DataError, match="no WFDB header"):
+        load_dataset(tmp_path)
 
 
 def test_non_utf8(tmp_path: Path) -> None:

@@ -132,6 +132,9 @@ def test_load_dataset_and_paths_take_records(record_dir: Path) -> None:
     assert by_folder.kind == "wfdb" and by_folder.sha256 == by_header.sha256
     np.testing.assert_array_equal(by_folder.x, by_header.x)
     assert record_paths([record_dir / "beats250"]) == [record_dir / "beats250"]
+    # A record name without extension, or its signal file, as WFDB tools take them.
+    for name in ("beats250", "beats250.dat", "beats250.atr"):
+        assert load_dataset(record_dir / name).sha256 == by_folder.sha256
 
 
 def test_symbol_mapping() -> None:
