@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_metrics(result.metrics))
     if not result.data_matches_training:
         print(
-            "[evaluate] note: the data differs from the training data (sha256); the test "
-            "split is therefore not the one the stored metrics were measured on"
+            "[evaluate] note: the data differs (sha256) from the data the stored metrics were "
+            "measured on, so the two sets of metrics are of different beats"
         )
     stored = result.stored_metrics
     keys = [("normal_positive", k) for k in ("accuracy", "precision", "recall")] + [
