@@ -60,7 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     speed.add_argument(
         "--realtime",
         action="store_true",
-        help="with --continuous: send each chunk when its last sample happens (wall time)",
+        help="with --continuous: send each chunk when its last sample happens (wall time); "
+        "without it the devices' clocks run ahead of the wall clock as fast as chunks are "
+        "sent, so latency and feed-staleness figures only mean something with --realtime",
     )
     p.add_argument(
         "--repeat",
