@@ -57,8 +57,8 @@ _MIN_DETECT_S = 1.0
 #: point, each time on everything since the start; the last decision stands. Beats are cut
 #: as the signal comes until the first (a segment's first beats are not held back), and the
 #: segment's signal is kept until the last, so the decisions do not depend on how the signal
-#: was chunked. Why 4 and 8 s: docs/continuous.md.
-POLARITY_CHECKS_S: tuple[float, ...] = (4.0, 8.0)
+#: was chunked. Why one decision at 8 s: docs/continuous.md.
+POLARITY_CHECKS_S: tuple[float, ...] = (8.0,)
 
 #: Quality factor of the mains notches (``powerline_hz``): about 1.7 Hz wide at 50 Hz.
 NOTCH_Q = 30.0
