@@ -27,6 +27,7 @@ from detector.errors import DetectorConfigError
 from detector.validation import WINDOW_LENGTH
 
 __all__ = [
+    "AHEAD_FACTOR",
     "BEAT_DETECTORS",
     "DEFAULT_RECIPE",
     "MAX_FS",
@@ -59,6 +60,13 @@ _MIN_DETECT_S = 1.0
 #: segment's signal is kept until the last, so the decisions do not depend on how the signal
 #: was chunked. Why one decision at 8 s: docs/continuous.md.
 POLARITY_CHECKS_S: tuple[float, ...] = (8.0,)
+
+#: How much deeper (from the local median) a later sample must be to take over a detected
+#: peak (``refine_ahead_s``); chosen on validation signals: docs/continuous.md.
+AHEAD_FACTOR = 2.0
+
+#: Half-width of the stretch whose median is the baseline of those depths, seconds.
+_AHEAD_BASE_S = 0.24
 
 #: Quality factor of the mains notches (``powerline_hz``): about 1.7 Hz wide at 50 Hz.
 NOTCH_Q = 30.0
@@ -93,6 +101,11 @@ class BeatRecipe:
         Where a beat starts before its R peak, as a fraction of its RR interval.
     refine_s : float
         Each detected peak moves to the most extreme sample within this many seconds.
+    refine_ahead_s : float
+        Then it moves on to a sample up to this many seconds later whose deflection (from
+        the local median) is at least :data:`AHEAD_FACTOR` times its own: the detector took a
+        steep T wave for the QRS, and the beat's R follows (0: off; recipes recorded before
+        it existed load with 0).
     min_rr_s, max_rr_s : float
         Intervals outside this range produce no window (a missed or spurious peak).
     span_s, hop_s : float
@@ -110,6 +123,7 @@ class BeatRecipe:
     powerline_hz: tuple[float, ...] = ()
     pre_fraction: float = 0.021
     refine_s: float = 0.04
+    refine_ahead_s: float = 0.2
     min_rr_s: float = 0.25
     max_rr_s: float = 2.0
     span_s: float = 4.0
@@ -157,6 +171,11 @@ class BeatRecipe:
             raise DetectorConfigError(
                 f"beat_recipe.span_s: got {self.span_s!r}; use max(1, max_rr_s) <= span_s <= 30"
             )
+        if not 0.0 <= self.refine_ahead_s <= 0.5 or self.refine_ahead_s >= self.guard_s + 0.2:
+            raise DetectorConfigError(
+                f"beat_recipe.refine_ahead_s: got {self.refine_ahead_s!r}; use 0..0.5 seconds, "
+                "below guard_s + 0.2"
+            )
         for name in ("refine_s", "guard_s", "margin_s"):
             value = getattr(self, name)
             if not 0 <= value <= 5.0:
@@ -178,6 +197,8 @@ class BeatRecipe:
                 f"beat_recipe: unknown key(s) {unknown}; known: {sorted(known)}"
             )
         values = dict(data)
+        # Recipes recorded before the forward refinement existed cut without it.
+        values.setdefault("refine_ahead_s", 0.0)
         if isinstance(values.get("powerline_hz"), list):  # JSON and YAML give lists
             values["powerline_hz"] = tuple(values["powerline_hz"])
         return cls(**values)
@@ -216,7 +237,9 @@ def detect_peaks(signal: np.ndarray, fs: float, recipe: BeatRecipe = DEFAULT_REC
     if raw.size == 0:
         return raw
     radius = round(recipe.refine_s * fs)
-    return _refine(oriented, raw, radius)
+    peaks = _refine(oriented, raw, radius)
+    ahead = round(recipe.refine_ahead_s * fs)
+    return _refine_ahead(oriented, peaks, ahead, round(_AHEAD_BASE_S * fs)) if ahead else peaks
 
 
 def r_points_down(signal: np.ndarray, fs: float) -> bool | None:
@@ -284,6 +307,22 @@ def _refine(x: np.ndarray, peaks: np.ndarray, radius: int) -> np.ndarray:
     idx = np.clip(peaks[:, None] + offsets[None, :], 0, x.size - 1)
     best = idx[np.arange(idx.shape[0]), np.argmax(x[idx], axis=1)]
     return np.unique(best.astype(np.int64))
+
+
+def _refine_ahead(x: np.ndarray, peaks: np.ndarray, ahead: int, half: int) -> np.ndarray:
+    """Move each peak to the largest of its next ``ahead`` samples when that one stands
+    :data:`AHEAD_FACTOR` times higher above the median of the ``2 * half`` samples around
+    the peak than the peak does (vectorised gathers; positions past the end repeat it)."""
+    if peaks.size == 0:
+        return peaks
+    last = x.size - 1
+    around = x[np.clip(peaks[:, None] + np.arange(-half, half + 1)[None, :], 0, last)]
+    base = np.median(around, axis=1)
+    idx = np.clip(peaks[:, None] + np.arange(1, ahead + 1)[None, :], 0, last)
+    best = np.argmax(x[idx], axis=1)
+    later = idx[np.arange(peaks.size), best]
+    moves = x[later] - base > AHEAD_FACTOR * (x[peaks] - base)
+    return np.unique(np.where(moves, later, peaks).astype(np.int64))
 
 
 def cut_beat(
