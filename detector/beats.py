@@ -33,7 +33,7 @@ __all__ = [
     "MAX_FS",
     "MIN_FS",
     "NOTCH_Q",
-    "POLARITY_CHECKS_S",
+    "POLARITY_CHECK_S",
     "Beat",
     "BeatExtractor",
     "BeatRecipe",
@@ -54,12 +54,12 @@ MAX_FS = 10_000.0
 #: Shortest stretch of signal handed to a detector (shorter ones find nothing reliable).
 _MIN_DETECT_S = 1.0
 
-#: Seconds from a segment's start at which ``match_polarity`` decides which way its R waves
-#: point, each time on everything since the start; the last decision stands. Beats are cut
-#: as the signal comes until the first (a segment's first beats are not held back), and the
-#: segment's signal is kept until the last, so the decisions do not depend on how the signal
-#: was chunked. Why one decision at 8 s: docs/continuous.md.
-POLARITY_CHECKS_S: tuple[float, ...] = (8.0,)
+#: Seconds from a segment's start at which ``match_polarity`` decides, on everything since the
+#: start, which way its R waves point. Beats are cut as the signal comes until then (a
+#: segment's first beats are not held back), and the segment's signal is kept until then, so
+#: the decision does not depend on how the signal was chunked. Why one decision at 8 s:
+#: docs/continuous.md.
+POLARITY_CHECK_S = 8.0
 
 #: How much deeper (from the local median) a later sample must be to take over a detected
 #: peak (``refine_ahead_s``); chosen on validation signals: docs/continuous.md.
@@ -91,7 +91,7 @@ class BeatRecipe:
         Detect on the negated signal and refine to minima (R is a downward deflection).
     match_polarity : bool
         Turn over a segment whose R waves point the other way than ``invert`` says
-        (NeuroKit2's ``ecg_invert`` check at :data:`POLARITY_CHECKS_S`), so its windows have
+        (NeuroKit2's ``ecg_invert`` check at :data:`POLARITY_CHECK_S`), so its windows have
         the model's polarity; off: the signal is cut as it comes.
     powerline_hz : tuple of float
         Mains frequencies (50 and/or 60 Hz) notched out of the signal before anything else
@@ -372,20 +372,21 @@ class _Notches:
     signal fed in chunks is filtered exactly as if fed whole."""
 
     def __init__(self, powerline_hz: tuple[float, ...], fs: float) -> None:
-        from scipy.signal import iirnotch
-
-        self._filters = [iirnotch(f, NOTCH_Q, fs) for f in powerline_hz if f < fs / 2]
+        self._filters: list[tuple[np.ndarray, np.ndarray]] = []
         self._state: list[np.ndarray] | None = None
+        if any(f < fs / 2 for f in powerline_hz):
+            from scipy.signal import iirnotch, lfilter, lfilter_zi
+
+            self._filters = [iirnotch(f, NOTCH_Q, fs) for f in powerline_hz if f < fs / 2]
+            self._lfilter, self._lfilter_zi = lfilter, lfilter_zi
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if not self._filters or x.size == 0:
             return x
-        from scipy.signal import lfilter, lfilter_zi
-
         if self._state is None:  # start settled on the first sample: no step transient
-            self._state = [lfilter_zi(b, a) * x[0] for b, a in self._filters]
+            self._state = [self._lfilter_zi(b, a) * x[0] for b, a in self._filters]
         for i, (b, a) in enumerate(self._filters):
-            x, self._state[i] = lfilter(b, a, x, zi=self._state[i])
+            x, self._state[i] = self._lfilter(b, a, x, zi=self._state[i])
         return np.asarray(x, dtype=np.float64)
 
 
@@ -418,8 +419,8 @@ class BeatExtractor:
         self.rejected_intervals = 0
         #: +1, or -1 while the segment is turned over to the model's polarity.
         self._sign = 1.0
-        #: Sample positions of the polarity decisions still to come.
-        self._checks = [round(t * fs) for t in POLARITY_CHECKS_S] if recipe.match_polarity else []
+        #: Sample position of the polarity decision still to come (None: made, or off).
+        self._decide_at = round(POLARITY_CHECK_S * fs) if recipe.match_polarity else None
         self._notches = _Notches(recipe.powerline_hz, fs)
 
     @property
@@ -429,8 +430,8 @@ class BeatExtractor:
 
     @property
     def polarity_decided(self) -> bool:
-        """Whether the last polarity decision is made (always, with ``match_polarity`` off)."""
-        return not self._checks
+        """Whether the polarity decision is made (always, with ``match_polarity`` off)."""
+        return self._decide_at is None
 
     @property
     def received(self) -> int:
@@ -441,7 +442,7 @@ class BeatExtractor:
     def first_needed(self) -> int:
         """The oldest sample position a restarted extractor must be fed again from so that no
         beat is lost: enough before the newest peak to find it again, and the next pass's span."""
-        if self._checks:  # the polarity decisions look at the segment from its start
+        if self._decide_at is not None:  # the decision looks at the segment from its start
             return 0
         keep = self._next_pass - self._span
         # A peak older than the longest interval can start no beat: keeping the signal since
@@ -456,8 +457,9 @@ class BeatExtractor:
         self._buf = np.concatenate([self._buf, chunk]) if self._buf.size else chunk.copy()
         beats: list[Beat] = []
         while self._next_pass <= self.received:
-            while self._checks and self._next_pass >= self._checks[0]:
-                self._orient(self._checks.pop(0))
+            if self._decide_at is not None and self._next_pass >= self._decide_at:
+                self._orient(self._decide_at)
+                self._decide_at = None
             self._detect(self._next_pass, beats)
             self._next_pass += self._hop
         self._trim()

@@ -90,16 +90,17 @@ class _Segment:
         self.fs = fs
         self.extractor = BeatExtractor(fs, recipe)
         self.chunks: list[_Chunk] = []
-        #: Whether the extractor's last polarity decision has been counted.
-        self.polarity_counted = False
 
     def feed(self, chunk: SampleChunk, offset: int) -> list[tuple[float, np.ndarray]]:
         """The ``(end_ts, window)`` of each beat the chunk completes."""
         self.chunks.append(_Chunk(self.extractor.received, chunk.ts, offset))
         rejected = self.extractor.rejected_intervals
+        undecided = not self.extractor.polarity_decided
         beats = self.extractor.feed(chunk.samples)
         #: Intervals the last :meth:`feed` rejected (outside the recipe's RR range).
         self.new_rejected = self.extractor.rejected_intervals - rejected
+        #: Whether the last :meth:`feed` decided to turn the segment over (its polarity).
+        self.turned_over = undecided and self.extractor.polarity_decided and self.extractor.inverted
         out = [(self._time_of(b.end), b.window) for b in beats]
         self._trim()
         return out
@@ -257,18 +258,16 @@ class IngestProcessor:
         for end_ts, window in segment.feed(chunk, rec.offset):
             self._beat(chunk.device_id, dev, end_ts, window, out)
         self.counts.rejected_intervals += segment.new_rejected
-        if not segment.polarity_counted and segment.extractor.polarity_decided:
-            segment.polarity_counted = True
-            if segment.extractor.inverted:
-                self.counts.segments_inverted += 1
-                # Said once per segment: a reversed lead or electrode swap is worth knowing,
-                # and the windows are turned over, so scoring goes on.
-                log.warning(
-                    "device %r: its R waves point the other way than the model's beats "
-                    "(beat_recipe.invert %s); the segment is turned over before it is cut",
-                    chunk.device_id,
-                    self.recipe.invert,
-                )
+        if segment.turned_over:
+            self.counts.segments_inverted += 1
+            # Said once per segment: a reversed lead or electrode swap is worth knowing, and
+            # the windows are turned over, so scoring goes on.
+            log.warning(
+                "device %r: its R waves point the other way than the model's beats "
+                "(beat_recipe.invert %s); the segment is turned over before it is cut",
+                chunk.device_id,
+                self.recipe.invert,
+            )
 
     def _new_device(self, rec: InRecord, chunk: SampleChunk, now: float) -> _Device:
         if rec.key != chunk.device_id.encode():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -299,9 +298,9 @@ def _message(exc: dacite.DaciteError) -> str:
         if dataclasses.is_dataclass(exc.field_type):
             return f"{key}: expected a mapping, got {type(value).__name__}"
         if typing.get_origin(exc.field_type) is dict and not isinstance(value, Mapping):
-            # dacite hands on a generator it built from a string or list, not the value.
-            got = "a string or list" if inspect.isgenerator(value) else type(value).__name__
-            return f"{key}: expected a mapping of names to values, got {got}"
+            # Said without the value: for a string dacite hands on the text of a generator
+            # it built from it, not what the user wrote.
+            return f"{key}: expected a mapping of names to values, got {type(value).__name__}"
         hint = exc.field_type
         # ``dict[str, Any]`` prints as such; its ``__name__`` would say only ``dict``.
         expected = (

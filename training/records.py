@@ -538,7 +538,7 @@ def _check_out_dir(out: Path, names: Sequence[str]) -> None:
         if folder.exists() and not folder.is_dir():
             raise DataError(f"{folder}: exists and is not a folder; choose a folder for --out")
     for name in names:
-        old = sorted((out / name).glob("*.hea")) if (out / name).is_dir() else []
+        old = sorted((out / name).glob("*.hea"))  # none where the folder does not exist
         if old:
             listed = ", ".join(h.name for h in old[:3]) + (", ..." if len(old) > 3 else "")
             raise DataError(

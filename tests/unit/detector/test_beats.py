@@ -8,7 +8,7 @@ import pytest
 from detector.beats import (
     AHEAD_FACTOR,
     DEFAULT_RECIPE,
-    POLARITY_CHECKS_S,
+    POLARITY_CHECK_S,
     BeatExtractor,
     BeatRecipe,
     extract_beats,
@@ -106,7 +106,7 @@ def test_recipe_round_trip_and_errors() -> None:
 
 
 def _after_decisions(beats, fs: float) -> np.ndarray:
-    return beats.starts >= POLARITY_CHECKS_S[-1] * fs
+    return beats.starts >= POLARITY_CHECK_S * fs
 
 
 def test_a_lead_whose_r_waves_point_up_is_turned_over_to_the_models_polarity(stitched) -> None:
@@ -149,7 +149,7 @@ def test_the_polarity_decision_does_not_depend_on_the_chunking(stitched) -> None
 def test_the_segment_is_kept_until_the_last_polarity_decision(stitched) -> None:
     s, _ = stitched
     extractor = BeatExtractor(s.fs)
-    last = POLARITY_CHECKS_S[-1] * s.fs
+    last = POLARITY_CHECK_S * s.fs
     for part in np.array_split(s.signal[: int(20 * s.fs)], 200):
         extractor.feed(part)
         # Before the last decision the whole segment is needed (it decides on all of it).

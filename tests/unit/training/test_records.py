@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from detector.beats import POLARITY_CHECK_S
 from training import DataError, load_config, load_dataset
 from training.continuous import PAD_LABEL, Stitched, stitch
 from training.job import split_with_test
@@ -105,22 +107,14 @@ def test_a_record_whose_r_waves_point_up_trains_on_the_same_beats(
 ) -> None:
     """Most recorded leads have upright R waves, ECG5000's points down: the record is turned
     over before it is cut, says so in its stats, and gives the same labelled beats."""
-    upright = (
-        -stitched.signal,
-        stitched.fs,
-        stitched.peaks,
-        [
-            "N" if c in (1, PAD_LABEL) else {2: "r", 3: "V", 4: "S", 5: "Q"}[c]
-            for c in stitched.labels
-        ],
-    )
-    write_records([upright], tmp_path, ["upright"])
+    write_records([dataclasses.replace(stitched, signal=-stitched.signal)], tmp_path, ["upright"])
     got, plain = load_records(tmp_path), load_records(record_dir)
     assert got.stats[0].inverted and not plain.stats[0].inverted
     assert got.stats[0].to_dict()["inverted"] is True and got.totals().inverted
     assert got.stats[0].sensitivity >= 0.98
-    # After the polarity decisions (8 s) the beats are the same, windows up to the units.
-    late, plain_late = got.peaks >= 8 * stitched.fs, plain.peaks >= 8 * stitched.fs
+    # After the polarity decision (8 s) the beats are the same, windows up to the units.
+    decided = POLARITY_CHECK_S * stitched.fs
+    late, plain_late = got.peaks >= decided, plain.peaks >= decided
     np.testing.assert_array_equal(got.peaks[late], plain.peaks[plain_late])
     np.testing.assert_array_equal(got.labels[late], plain.labels[plain_late])
     np.testing.assert_allclose(got.windows[late], plain.windows[plain_late], atol=2e-3)
@@ -278,22 +272,12 @@ def test_a_configs_beat_recipe_cuts_the_records_and_is_what_the_model_records(
 ) -> None:
     """``beat_recipe`` in the training config: the records are cut with it, detector.json
     records it (ecgwatch ingest cuts live feeds with it), evaluate re-cuts with it."""
-    import dataclasses
-
     from detector.artifact import Artifact
     from detector.beats import BeatRecipe
     from training.job import evaluate_artifact, train
 
     t = np.arange(stitched.signal.size) / stitched.fs
-    hum = (
-        stitched.signal + 0.3 * np.sin(2 * np.pi * 50.0 * t),
-        stitched.fs,
-        stitched.peaks,
-        [
-            "N" if c in (1, PAD_LABEL) else {2: "r", 3: "V", 4: "S", 5: "Q"}[c]
-            for c in stitched.labels
-        ],
-    )
+    hum = dataclasses.replace(stitched, signal=stitched.signal + 0.3 * np.sin(2 * np.pi * 50.0 * t))
     write_records([hum], tmp_path / "recs", ["hum"])
     base = load_config("continuous")
     config = base.replace(
