@@ -77,6 +77,20 @@ _POLARITY_FS = 250.0
 _POLARITY_HOP_S = 0.25
 
 
+#: The recipe's numeric settings (seconds, or a fraction of the RR interval).
+_SECONDS_OR_FRACTIONS = (
+    "pre_fraction",
+    "refine_s",
+    "refine_ahead_s",
+    "min_rr_s",
+    "max_rr_s",
+    "span_s",
+    "hop_s",
+    "guard_s",
+    "margin_s",
+)
+
+
 @dataclass(frozen=True)
 class BeatRecipe:
     """How a continuous signal becomes windows; stored in ``detector.json``.
@@ -132,6 +146,12 @@ class BeatRecipe:
     margin_s: float = 0.6
 
     def __post_init__(self) -> None:
+        for name in _SECONDS_OR_FRACTIONS:  # before the range checks compare them
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise DetectorConfigError(
+                    f"beat_recipe.{name}: got {value!r} ({type(value).__name__}); use a number"
+                )
         if self.detector not in BEAT_DETECTORS:
             raise DetectorConfigError(
                 f"beat_recipe.detector: got {self.detector!r}; use one of {list(BEAT_DETECTORS)}"

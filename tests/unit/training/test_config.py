@@ -166,6 +166,9 @@ def test_the_beat_recipe_section_overrides_the_default_recipe() -> None:
         ({"window": 100}, "beat_recipe.window: 100 is not allowed; the models take 140"),
         ({"invert": "no"}, "beat_recipe.invert: got 'no'; use true or false"),
         ({"hop_s": 9}, "beat_recipe.hop_s"),
+        ({"guard_s": "0.3"}, "beat_recipe.guard_s: got '0.3' (str); use a number"),
+        ({"min_rr_s": None}, "beat_recipe.min_rr_s: got None (NoneType); use a number"),
+        ({"pre_fraction": True}, "beat_recipe.pre_fraction: got True (bool); use a number"),
     ],
 )
 def test_beat_recipe_errors_name_the_key(section: dict[str, Any], fragment: str) -> None:
