@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--preset",
         default=None,
         help="preset name (recommended, seed, …) or a YAML config file (default: recommended,"
-        " or continuous when --data is WFDB records; `seed` reproduces the TensorFlow "
+        " or records when --data is WFDB records; `seed` reproduces the TensorFlow "
         "tutorial)",
     )
     p.add_argument("--registry", required=True, help="model registry folder (created if absent)")
@@ -75,11 +75,12 @@ def epoch_progress(quiet: bool) -> Iterator[EpochCallback | None]:
 
 
 def default_preset(data: str | None) -> str:
-    """``continuous`` for WFDB records (their beats are cut by the stream stage's code, which
-    that preset is trained for: docs/training-from-records.md), else ``recommended``."""
+    """``records`` for WFDB records (their beats are cut by the stream stage's code; that
+    preset's threshold allows for the badly cut ones: docs/training-from-records.md), else
+    ``recommended``."""
     from training.records import is_records_source
 
-    return "continuous" if data is not None and is_records_source(data) else "recommended"
+    return "records" if data is not None and is_records_source(data) else "recommended"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""``ecgwatch train`` without ``--preset``: ``continuous`` for WFDB records (beats cut by the
+"""``ecgwatch train`` without ``--preset``: ``records`` for WFDB records (beats cut by the
 stream stage's code), ``recommended`` for every other source; an explicit preset wins."""
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ def _run(monkeypatch: pytest.MonkeyPatch, **kw: Any) -> str:
     return used[0]
 
 
-def test_records_train_the_continuous_preset_by_default(
+def test_records_train_the_records_preset_by_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     (tmp_path / "rec1.hea").write_text("rec1 1 250 2500\n")
-    assert _run(monkeypatch, preset=None, data=str(tmp_path)) == "continuous"
-    assert "[train] preset: continuous" in capsys.readouterr().out
-    assert _run(monkeypatch, preset=None, data=str(tmp_path / "rec1.hea")) == "continuous"
+    assert _run(monkeypatch, preset=None, data=str(tmp_path)) == "records"
+    assert "[train] preset: records" in capsys.readouterr().out
+    assert _run(monkeypatch, preset=None, data=str(tmp_path / "rec1.hea")) == "records"
 
 
 def test_other_sources_train_recommended_and_an_explicit_preset_wins(

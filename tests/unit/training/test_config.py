@@ -80,6 +80,14 @@ def test_recommended_preset_smooths_the_residual_and_seed_does_not() -> None:
     assert (seed.model.score_smoothing, seed.model.noise_discount) == (0.0, 0.0)
 
 
+def test_records_preset_is_recommended_with_a_lower_threshold_quantile() -> None:
+    rec, records = load_config("recommended"), load_config("records")
+    assert records.threshold.q == 0.95 and rec.threshold.q == 0.98
+    # Everything else follows recommended: a change there must be made here too.
+    same = records.replace(name=rec.name, description=rec.description, threshold=rec.threshold)
+    assert same == rec
+
+
 def test_unknown_preset() -> None:
     with pytest.raises(PresetError, match="neither a preset"):
         load_config("does-not-exist")
