@@ -16,6 +16,7 @@ it is cut when ``match_polarity`` is on, so every window has the model's polarit
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import asdict, dataclass, field, fields
@@ -55,11 +56,19 @@ MAX_FS = 10_000.0
 _MIN_DETECT_S = 1.0
 
 #: Seconds from a segment's start at which ``match_polarity`` decides, on everything since the
-#: start, which way its R waves point. Beats are cut as the signal comes until then (a
-#: segment's first beats are not held back), and the segment's signal is kept until then, so
-#: the decision does not depend on how the signal was chunked. Why one decision at 8 s:
+#: start, which way its R waves point. The segment's signal is kept until then, so the
+#: decision does not depend on how the signal was chunked. Why one decision at 8 s:
 #: docs/continuous.md.
 POLARITY_CHECK_S = 8.0
+
+#: Earlier looks at the polarity (seconds from the segment's start), which decide nothing:
+#: while the latest says the R waves point the other way, beats are held back rather than
+#: produced; the decision at :data:`POLARITY_CHECK_S` then cuts them again turned over, or
+#: releases them as cut. A look that finds the segment the right way up is the last one
+#: before the decision. So an upright lead produces no misshapen beat after its first 2 s
+#: (unless the first look is wrong), and a lead of the model's polarity is held only when a
+#: look is wrong (how often: docs/continuous.md).
+POLARITY_LOOKS_S = (2.0, 4.0, 6.0)
 
 #: How much deeper (from the local median) a later sample must be to take over a detected
 #: peak (``refine_ahead_s``); chosen on validation signals: docs/continuous.md.
@@ -262,7 +271,7 @@ def detect_peaks(signal: np.ndarray, fs: float, recipe: BeatRecipe = DEFAULT_REC
     return _refine_ahead(oriented, peaks, ahead, round(_AHEAD_BASE_S * fs)) if ahead else peaks
 
 
-def r_points_down(signal: np.ndarray, fs: float) -> bool | None:
+def r_points_down(signal: np.ndarray, fs: float, *, quick: bool = False) -> bool | None:
     """Whether the R waves of ``signal`` are downward deflections; None when it cannot tell
     (under 2 s, not finite, flat, a rate NeuroKit2's filters refuse).
 
@@ -271,6 +280,10 @@ def r_points_down(signal: np.ndarray, fs: float) -> bool | None:
     those signs. ``ecg_invert`` slides the window one sample at a time; here it hops
     :data:`_POLARITY_HOP_S`, which gives the same answer at a fraction of the cost (a stage
     checks every device's new segment, and devices often start together).
+
+    ``quick``: a 0.5 Hz Butterworth high-pass (scipy) instead of ``ecg_clean``, about 5x
+    cheaper and wrong somewhat more often; for the looks that decide nothing
+    (:data:`POLARITY_LOOKS_S`).
     """
     x = np.asarray(signal, dtype=np.float64)
     if x.size < int(2 * fs) or not np.all(np.isfinite(x)) or np.ptp(x) == 0:
@@ -281,14 +294,9 @@ def r_points_down(signal: np.ndarray, fs: float) -> bool | None:
     if step > 1:
         x = x[: x.size // step * step].reshape(-1, step).mean(axis=1)
         fs = fs / step
-    import neurokit2
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            clean = np.asarray(neurokit2.ecg_clean(x, sampling_rate=round(fs)), dtype=np.float64)
-        except (ValueError, IndexError, ZeroDivisionError):
-            return None
+    clean = _high_passed(x, fs) if quick else _nk_clean(x, fs)
+    if clean is None:
+        return None
     clean -= clean.mean()
     width, hop = int(2 * fs), max(1, round(_POLARITY_HOP_S * fs))
     windows = np.lib.stride_tricks.sliding_window_view(clean, width)[::hop]
@@ -296,6 +304,33 @@ def r_points_down(signal: np.ndarray, fs: float) -> bool | None:
         return None
     extreme = windows[np.arange(windows.shape[0]), np.abs(windows).argmax(axis=1)]
     return bool(np.median(extreme) < 0)
+
+
+def _nk_clean(x: np.ndarray, fs: float) -> np.ndarray | None:
+    import neurokit2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return np.asarray(neurokit2.ecg_clean(x, sampling_rate=round(fs)), dtype=np.float64)
+        except (ValueError, IndexError, ZeroDivisionError):
+            return None
+
+
+@functools.lru_cache(maxsize=32)
+def _high_pass_sos(fs: float) -> np.ndarray:
+    from scipy.signal import butter
+
+    return np.asarray(butter(2, 0.5, "highpass", fs=fs, output="sos"))
+
+
+def _high_passed(x: np.ndarray, fs: float) -> np.ndarray | None:
+    from scipy.signal import sosfiltfilt
+
+    try:
+        return np.asarray(sosfiltfilt(_high_pass_sos(fs), x), dtype=np.float64)
+    except ValueError:  # too short for the filter's padding
+        return None
 
 
 def _run_detector(x: np.ndarray, fs: float, name: str) -> np.ndarray:
@@ -441,6 +476,12 @@ class BeatExtractor:
         self._sign = 1.0
         #: Sample position of the polarity decision still to come (None: made, or off).
         self._decide_at = round(POLARITY_CHECK_S * fs) if recipe.match_polarity else None
+        #: Sample positions of the looks still to come (:data:`POLARITY_LOOKS_S`).
+        self._looks = [round(t * fs) for t in POLARITY_LOOKS_S] if recipe.match_polarity else []
+        #: Beats held back while the latest look says the segment points the other way.
+        self._held: list[Beat] | None = None
+        #: End of the newest beat produced (a beat cut again after turning over ends later).
+        self._produced_end = -math.inf
         self._notches = _Notches(recipe.powerline_hz, fs)
 
     @property
@@ -477,22 +518,57 @@ class BeatExtractor:
         self._buf = np.concatenate([self._buf, chunk]) if self._buf.size else chunk.copy()
         beats: list[Beat] = []
         while self._next_pass <= self.received:
+            if self._looks and self._next_pass >= self._looks[0]:
+                self._look(self._looks.pop(0), beats)
             if self._decide_at is not None and self._next_pass >= self._decide_at:
-                self._orient(self._decide_at)
-                self._decide_at = None
-            self._detect(self._next_pass, beats)
+                self._decide(beats)
+            self._detect(self._next_pass, beats if self._held is None else self._held)
             self._next_pass += self._hop
         self._trim()
+        if beats:
+            self._produced_end = beats[-1].end
         return beats
 
-    def _orient(self, end: int) -> None:
-        """Decide the polarity on the segment's first ``end`` samples (the buffer still starts
-        at the segment's start, :attr:`first_needed`); turn the segment over if it points the
-        other way than the recipe's ``invert``."""
-        down = r_points_down(self._buf[:end], self.fs)
-        if down is not None and down != self.recipe.invert:
-            self._sign = -self._sign
-            np.negative(self._buf, out=self._buf)
+    def _other_way(self, end: int, quick: bool = False) -> bool:
+        """Whether the segment's first ``end`` samples point the other way than ``invert``
+        (the buffer still starts at the segment's start, :attr:`first_needed`)."""
+        down = r_points_down(self._buf[:end], self.fs, quick=quick)
+        return down is not None and down != self.recipe.invert
+
+    def _look(self, end: int, beats: list[Beat]) -> None:
+        """Hold beats back from now on if the segment seems to point the other way; release
+        the held ones if it no longer does. A segment that looks the right way up is not
+        looked at again before the decision: devices often start together, and each look
+        costs about as much as the decision."""
+        if self._other_way(end, quick=True):
+            self._held = [] if self._held is None else self._held
+            return
+        beats.extend(self._held or [])
+        self._held, self._looks = None, []
+
+    def _decide(self, beats: list[Beat]) -> None:
+        """The polarity decision: turn the segment over if it points the other way, and cut
+        what was held back (or everything since the segment's start) again."""
+        held, self._held = self._held, None
+        flip = self._other_way(self._decide_at or 0)
+        self._decide_at, self._looks = None, []
+        if not flip:
+            beats.extend(held or [])
+            return
+        self._sign = -self._sign
+        np.negative(self._buf, out=self._buf)
+        done = beats[-1].end if beats else self._produced_end
+        # The passes made so far, again on the turned-over signal: the beats are then the ones
+        # a segment turned over from its start would give, whatever the chunking. Intervals
+        # they reject were counted once already.
+        rejected, self.last_peak = self.rejected_intervals, None
+        again: list[Beat] = []
+        for end in range(self._hop, self._next_pass, self._hop):
+            self._detect(end, again)
+        self.rejected_intervals = rejected
+        # Beats already produced stand; of the new cut, only those after them (an interval
+        # overlapping a produced beat by a quarter or less still counts as after it).
+        beats.extend(b for b in again if b.start >= done - 0.25 * (b.end - b.start))
 
     def _pre_max(self) -> float:
         return self.recipe.pre_fraction * self._max_rr + 1

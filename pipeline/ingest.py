@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from detector.beats import BeatRecipe, detect_peaks
+from detector.beats import POLARITY_CHECK_S, BeatExtractor, BeatRecipe
 from pipeline.decode import decode_records
 from pipeline.engine import close_client, consumer_kwargs, producer_kwargs
 from pipeline.feed_restore import read_newest_in_topic
@@ -60,11 +60,12 @@ RESTORE_ATTEMPTS = 3
 
 
 def warm_up(recipe: BeatRecipe) -> None:
-    """One detection pass on a synthetic signal: the detector's first call costs several
-    times a later one (imports, caches), which would land on the first devices' beats."""
+    """A synthetic segment through an extractor, past its polarity decision: the first
+    detection, polarity look and decision each cost several times a later one (imports,
+    filter designs, caches), which would land on the first devices' beats."""
     fs = 250.0
-    t = np.arange(int(recipe.span_s * fs)) / fs
-    detect_peaks(-np.exp(-(((t % 0.8) - 0.1) ** 2) / 2e-4), fs, recipe)
+    t = np.arange(int((POLARITY_CHECK_S + recipe.span_s) * fs)) / fs
+    BeatExtractor(fs, recipe).feed(-np.exp(-(((t % 0.8) - 0.1) ** 2) / 2e-4))
 
 
 def newest_windows(settings: WorkerSettings) -> list[dict[str, tuple[int, float]]]:

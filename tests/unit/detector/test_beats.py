@@ -9,6 +9,7 @@ from detector.beats import (
     AHEAD_FACTOR,
     DEFAULT_RECIPE,
     POLARITY_CHECK_S,
+    POLARITY_LOOKS_S,
     BeatExtractor,
     BeatRecipe,
     extract_beats,
@@ -105,8 +106,10 @@ def test_recipe_round_trip_and_errors() -> None:
     assert BeatRecipe.from_dict(old).match_polarity
 
 
-def _after_decisions(beats, fs: float) -> np.ndarray:
-    return beats.starts >= POLARITY_CHECK_S * fs
+def _after_first_look(beats, fs: float) -> np.ndarray:
+    # Beats cut before the first look are produced as they come; from it on they are held
+    # back and cut again once the segment is turned over.
+    return beats.starts >= POLARITY_LOOKS_S[0] * fs
 
 
 def test_a_lead_whose_r_waves_point_up_is_turned_over_to_the_models_polarity(stitched) -> None:
@@ -117,8 +120,8 @@ def test_a_lead_whose_r_waves_point_up_is_turned_over_to_the_models_polarity(sti
     # The same heart on a lead of the other polarity, in other units (ADC counts, offset).
     upright = extract_beats(-signal * 400.0 + 1200.0, s.fs)
     assert upright.inverted
-    keep = _after_decisions(upright, s.fs)
-    same = _after_decisions(as_recorded, s.fs)
+    keep = _after_first_look(upright, s.fs)
+    same = _after_first_look(as_recorded, s.fs)
     assert keep.sum() == same.sum() > 60
     np.testing.assert_allclose(upright.starts[keep], as_recorded.starts[same])
     # Same windows up to the (positive) linear units the model z-normalises away.
@@ -131,6 +134,35 @@ def test_a_lead_whose_r_waves_point_up_is_turned_over_to_the_models_polarity(sti
     starts = np.round(as_recorded.starts[same]).astype(int)
     moved = ~np.isin(np.round(fixed.starts).astype(int), starts)
     assert moved.mean() > 0.5
+
+
+def _fed_in_chunks(signal: np.ndarray, fs: float, seconds: float) -> list[tuple[int, object]]:
+    """(samples received when produced, beat) of every beat, fed ``seconds`` at a time."""
+    extractor, step, out = BeatExtractor(fs), round(seconds * fs), []
+    for i in range(0, signal.size, step):
+        out += [(min(i + step, signal.size), b) for b in extractor.feed(signal[i : i + step])]
+    return out
+
+
+def test_an_upright_leads_beats_are_held_back_until_turned_over_not_produced_misshapen(
+    stitched,
+) -> None:
+    s, _ = stitched
+    signal = s.signal[: int(30 * s.fs)]
+    look, decision = POLARITY_LOOKS_S[0] * s.fs, POLARITY_CHECK_S * s.fs
+    upright = _fed_in_chunks(-signal, s.fs, 0.25)
+    later = [(at, b) for at, b in upright if b.start >= look]
+    assert len(later) > 20
+    # Nothing after the first look comes out before the decision, and what comes out is cut
+    # where the same heart on the model's polarity is cut.
+    assert min(at for at, _ in later) >= decision
+    right_way = extract_beats(signal, s.fs)
+    starts = [b.start for _, b in later]
+    np.testing.assert_allclose(starts, right_way.starts[right_way.starts >= starts[0]])
+    # A lead of the model's polarity is never held: each beat comes out within the recipe's
+    # guard, one hop and one chunk of its end.
+    slack = (DEFAULT_RECIPE.guard_s + DEFAULT_RECIPE.hop_s + 0.25) * s.fs + 1
+    assert all(at - b.end <= slack for at, b in _fed_in_chunks(signal, s.fs, 0.25))
 
 
 def test_the_polarity_decision_does_not_depend_on_the_chunking(stitched) -> None:
@@ -162,19 +194,24 @@ def test_the_segment_is_kept_until_the_last_polarity_decision(stitched) -> None:
 
 
 @pytest.mark.parametrize("fs", [50.0, 360.0, 2000.0])
-def test_r_points_down_at_any_rate_and_none_when_it_cannot_tell(stitched, fs: float) -> None:
+@pytest.mark.parametrize("quick", [False, True])
+def test_r_points_down_at_any_rate_and_none_when_it_cannot_tell(
+    stitched, fs: float, quick: bool
+) -> None:
     s, _ = stitched
     seconds = s.signal[: int(8 * s.fs)]
     resampled = np.interp(
         np.arange(0, seconds.size / s.fs, 1 / fs), np.arange(seconds.size) / s.fs, seconds
     )
-    assert r_points_down(resampled, fs) is True
-    assert r_points_down(-resampled, fs) is False
-    assert r_points_down(resampled[: int(fs)], fs) is None  # under 2 s
-    assert r_points_down(np.full(int(4 * fs), 3.0), fs) is None  # flat
+    # With a slow wander on top, which the high-pass of either cleaning takes out.
+    wander = 2.0 * np.sin(2 * np.pi * 0.2 * np.arange(resampled.size) / fs)
+    assert r_points_down(resampled + wander, fs, quick=quick) is True
+    assert r_points_down(-resampled + wander, fs, quick=quick) is False
+    assert r_points_down(resampled[: int(fs)], fs, quick=quick) is None  # under 2 s
+    assert r_points_down(np.full(int(4 * fs), 3.0), fs, quick=quick) is None  # flat
     bad = resampled.copy()
     bad[5] = np.nan
-    assert r_points_down(bad, fs) is None
+    assert r_points_down(bad, fs, quick=quick) is None
 
 
 def test_a_mains_notch_takes_hum_out_before_the_beats_are_cut(stitched) -> None:
