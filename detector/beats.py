@@ -529,6 +529,16 @@ class BeatExtractor:
             self._produced_end = beats[-1].end
         return beats
 
+    def finish(self) -> list[Beat]:
+        """The segment has ended (a gap, a changed rate, the end of a record): the beats still
+        held back, after a polarity decision on everything received if none was made. Feed
+        nothing after this."""
+        beats: list[Beat] = []
+        if self._decide_at is not None:
+            self._decide_at = self.received
+            self._decide(beats)
+        return beats
+
     def _other_way(self, end: int, quick: bool = False) -> bool:
         """Whether the segment's first ``end`` samples point the other way than ``invert``
         (the buffer still starts at the segment's start, :attr:`first_needed`)."""
@@ -631,6 +641,7 @@ def extract_beats(signal: np.ndarray, fs: float, recipe: BeatRecipe = DEFAULT_RE
     """
     extractor = BeatExtractor(fs, recipe)
     found = extractor.feed(np.asarray(signal, dtype=np.float64))
+    found += extractor.finish()
     width = recipe.window
     return Beats(
         windows=np.stack([b.window for b in found]) if found else np.zeros((0, width), np.float32),

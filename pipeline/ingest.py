@@ -210,6 +210,10 @@ class IngestStage:
             self.processor.drop_idle()
             if self._ready.is_set():  # idle partitions too: counters and commits go out
                 async with self._lock:
+                    # Before the commit: an idle device's segment no longer holds it back.
+                    pending = self.processor.take_pending()
+                    if pending:
+                        await self._deliver(pending)
                     await self._commit()
 
     # ------------------------------------------------------------------ rebalancing

@@ -105,6 +105,11 @@ class _Segment:
         self._trim()
         return out
 
+    def finish(self) -> list[tuple[float, np.ndarray]]:
+        """The segment ends: the ``(end_ts, window)`` of the beats its extractor still held
+        back (:meth:`detector.beats.BeatExtractor.finish`)."""
+        return [(self._time_of(b.end), b.window) for b in self.extractor.finish()]
+
     def _time_of(self, position: float) -> float:
         # The ts of the chunk holding the position: the device's clock, not a sample count
         # from the segment's start, so a slowly drifting clock does not shift beat times.
@@ -181,6 +186,8 @@ class IngestProcessor:
         self._restored: dict[str, tuple[int, float]] = {}
         # Beats ending this close to a restored window's end are that window found again.
         self._same_beat_s = recipe.min_rr_s / 2
+        #: Windows of segments ended by :meth:`drop_idle`, for :meth:`take_pending`.
+        self._pending: list[OutRecord] = []
 
     # ------------------------------------------------------------------ consuming
     def process(self, records: Sequence[InRecord]) -> list[OutRecord]:
@@ -211,7 +218,7 @@ class IngestProcessor:
                     "segment starts here",
                 )
             )
-            self._restart(dev, chunk.fs)
+            self._restart(chunk.device_id, dev, chunk.fs, out)
         elif chunk.seq <= dev.newest_seq:
             out.append(
                 self._dead_letter(
@@ -224,7 +231,7 @@ class IngestProcessor:
             )
             return
         elif dev.segment is None:
-            self._restart(dev, chunk.fs)
+            self._restart(chunk.device_id, dev, chunk.fs, out)
         elif chunk.fs != dev.segment.fs:
             out.append(
                 self._dead_letter(
@@ -235,7 +242,7 @@ class IngestProcessor:
                     "across the change is lost)",
                 )
             )
-            self._restart(dev, chunk.fs)
+            self._restart(chunk.device_id, dev, chunk.fs, out)
         elif chunk.seq != dev.newest_seq + 1:
             out.append(
                 self._dead_letter(
@@ -246,7 +253,7 @@ class IngestProcessor:
                     "chunk used: a new segment starts here (beats across the gap are lost)",
                 )
             )
-            self._restart(dev, chunk.fs)
+            self._restart(chunk.device_id, dev, chunk.fs, out)
         dev.newest_seq = chunk.seq
         dev.newest_end = chunk.ts + chunk.samples.size / chunk.fs
         dev.last_seen = now
@@ -287,9 +294,21 @@ class IngestProcessor:
         self.devices[chunk.device_id] = dev
         return dev
 
-    def _restart(self, dev: _Device, fs: float) -> None:
+    def _restart(self, device_id: str, dev: _Device, fs: float, out: list[OutRecord]) -> None:
+        self._end_segment(device_id, dev, out)
         dev.segment = _Segment(fs, self.recipe)
         self.counts.segments += 1
+
+    def _end_segment(self, device_id: str, dev: _Device, out: list[OutRecord]) -> None:
+        """Produce the beats the device's segment still held back, and drop the segment."""
+        segment = dev.segment
+        if segment is not None:
+            undecided = not segment.extractor.polarity_decided
+            for end_ts, window in segment.finish():
+                self._beat(device_id, dev, end_ts, window, out)
+            if undecided and segment.extractor.inverted:
+                self.counts.segments_inverted += 1
+        dev.segment = None
 
     def _beat(
         self, device_id: str, dev: _Device, end_ts: float, window: np.ndarray, out: list[OutRecord]
@@ -372,11 +391,17 @@ class IngestProcessor:
         """
         limit = self.clock() - self.idle_s
         idle = [
-            dev
-            for dev in self.devices.values()
+            (device_id, dev)
+            for device_id, dev in self.devices.items()
             if dev.segment is not None and dev.last_seen < limit
         ]
-        for dev in idle:
-            dev.segment = None
+        for device_id, dev in idle:
+            self._end_segment(device_id, dev, self._pending)
         self.counts.dropped_devices += len(idle)
         return len(idle)
+
+    def take_pending(self) -> list[OutRecord]:
+        """The windows of segments :meth:`drop_idle` ended (beats held back until then), to be
+        produced and acknowledged before the next commit; cleared by the call."""
+        out, self._pending = self._pending, []
+        return out

@@ -291,3 +291,22 @@ def test_the_forward_refinement_finds_the_r_after_a_steep_t_wave(ecg_arrays: tup
         found[ahead] = hits / total
     # (deterministic: fixed beats and seeds; 0.9967 without, 0.9983 with on 2026-12-08)
     assert found[0.2] > found[0.0] and found[0.2] >= 0.998, found
+
+
+def test_a_record_shorter_than_the_decision_is_decided_on_all_of_it_and_loses_no_beat(
+    stitched,
+) -> None:
+    s, _ = stitched
+    signal = s.signal[: int(6 * s.fs)]
+    right_way = extract_beats(signal, s.fs)
+    upright = extract_beats(-signal, s.fs)
+    assert upright.inverted and not right_way.inverted
+    # The beats of the first 2 s come out as cut; every later one is cut turned over.
+    later = upright.starts >= POLARITY_LOOKS_S[0] * s.fs
+    assert later.sum() >= 3
+    np.testing.assert_allclose(
+        upright.starts[later], right_way.starts[right_way.starts >= upright.starts[later][0]]
+    )
+    extractor = BeatExtractor(s.fs)
+    extractor.feed(-signal)
+    assert extractor.finish() and extractor.polarity_decided and extractor.finish() == []

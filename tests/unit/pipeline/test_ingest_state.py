@@ -370,3 +370,49 @@ def test_a_device_on_a_lead_of_the_other_polarity_is_turned_over_counted_and_log
     assert len(got) == len(late) > 20
     for ts, w in late.items():
         np.testing.assert_allclose(got[ts], w, atol=1e-5)
+
+
+def _upright_records(s, seconds: float, first_seq: int = 0, dev: str = "dev-up"):
+    """The first ``seconds`` of ``s`` on a lead of the other polarity, as 0.5 s chunks."""
+    n = round(0.5 * s.fs)
+    cut = -s.signal[: round(seconds * s.fs)]
+    return [
+        InRecord(
+            TOPIC,
+            0,
+            first_seq + k,
+            dev.encode(),
+            encode_chunk_json(dev, first_seq + k, T0 + a / s.fs, s.fs, cut[a : a + n]),
+        )
+        for k, a in enumerate(range(0, cut.size, n))
+    ]
+
+
+def test_beats_held_back_for_the_polarity_are_produced_when_the_segment_ends_early(
+    signals,
+) -> None:
+    s = signals["dev-1"]
+    # Right way up, the same 6 s give this many beats (none is held back).
+    expected = len(windows(run(processor(), _device_records(s, "dev-up")[:12])))
+    # Upright, a gap ends the segment at 6 s, before the 8 s decision: its held beats are
+    # decided on those 6 s and produced, not lost with the segment.
+    proc = processor()
+    records = _upright_records(s, 6.0)
+    value = encode_chunk_json(
+        "dev-up", len(records) + 5, T0 + 20.0, s.fs, -s.signal[: round(0.5 * s.fs)]
+    )
+    out = run(proc, [*records, InRecord(TOPIC, 0, len(records), b"dev-up", value)])
+    assert [d["reason"] for d in dead(out)] == [SAMPLES_GAP]
+    assert len(windows(out)) == expected > 4
+    assert proc.counts.segments_inverted == 1  # turned over when it ended
+    # A device that falls silent instead has them produced when its signal is dropped.
+    clock = Clock()
+    proc = processor(clock)
+    before = windows(run(proc, _upright_records(s, 6.0)))
+    assert len(before) < expected
+    clock.now += 61.0
+    assert proc.drop_idle() == 1
+    pending = windows(proc.take_pending())
+    assert len(before) + len(pending) == expected
+    assert min(q for _, q in pending) == max(q for _, q in before) + 1
+    assert proc.take_pending() == []
