@@ -521,7 +521,7 @@ class BeatExtractor:
             if self._looks and self._next_pass >= self._looks[0]:
                 self._look(self._looks.pop(0), beats)
             if self._decide_at is not None and self._next_pass >= self._decide_at:
-                self._decide(beats)
+                self._decide(self._decide_at, beats)
             self._detect(self._next_pass, beats if self._held is None else self._held)
             self._next_pass += self._hop
         self._trim()
@@ -535,8 +535,7 @@ class BeatExtractor:
         nothing after this."""
         beats: list[Beat] = []
         if self._decide_at is not None:
-            self._decide_at = self.received
-            self._decide(beats)
+            self._decide(self.received, beats)
         return beats
 
     def _other_way(self, end: int, quick: bool = False) -> bool:
@@ -556,11 +555,12 @@ class BeatExtractor:
         beats.extend(self._held or [])
         self._held, self._looks = None, []
 
-    def _decide(self, beats: list[Beat]) -> None:
-        """The polarity decision: turn the segment over if it points the other way, and cut
-        what was held back (or everything since the segment's start) again."""
+    def _decide(self, end: int, beats: list[Beat]) -> None:
+        """The polarity decision on the segment's first ``end`` samples: turn the segment over
+        if it points the other way, and cut what was held back (or everything since the
+        segment's start) again."""
         held, self._held = self._held, None
-        flip = self._other_way(self._decide_at or 0)
+        flip = self._other_way(end)
         self._decide_at, self._looks = None, []
         if not flip:
             beats.extend(held or [])
