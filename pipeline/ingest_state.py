@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detector.beats import BeatExtractor, BeatRecipe
+from detector.beats import Beat, BeatExtractor, BeatRecipe
 from pipeline.codec import encode_json, encode_window_json
 from pipeline.errors import InvalidMessageError
 from pipeline.processor import InRecord, OutRecord, dead_letter
@@ -95,20 +95,23 @@ class _Segment:
         """The ``(end_ts, window)`` of each beat the chunk completes."""
         self.chunks.append(_Chunk(self.extractor.received, chunk.ts, offset))
         rejected = self.extractor.rejected_intervals
-        undecided = not self.extractor.polarity_decided
-        beats = self.extractor.feed(chunk.samples)
+        out = self._produced(lambda: self.extractor.feed(chunk.samples))
         #: Intervals the last :meth:`feed` rejected (outside the recipe's RR range).
         self.new_rejected = self.extractor.rejected_intervals - rejected
-        #: Whether the last :meth:`feed` decided to turn the segment over (its polarity).
-        self.turned_over = undecided and self.extractor.polarity_decided and self.extractor.inverted
-        out = [(self._time_of(b.end), b.window) for b in beats]
         self._trim()
         return out
 
     def finish(self) -> list[tuple[float, np.ndarray]]:
         """The segment ends: the ``(end_ts, window)`` of the beats its extractor still held
         back (:meth:`detector.beats.BeatExtractor.finish`)."""
-        return [(self._time_of(b.end), b.window) for b in self.extractor.finish()]
+        return self._produced(self.extractor.finish)
+
+    def _produced(self, extract: Callable[[], list[Beat]]) -> list[tuple[float, np.ndarray]]:
+        undecided = not self.extractor.polarity_decided
+        beats = extract()
+        #: Whether the last :meth:`feed` or :meth:`finish` decided to turn the segment over.
+        self.turned_over = undecided and self.extractor.polarity_decided and self.extractor.inverted
+        return [(self._time_of(b.end), b.window) for b in beats]
 
     def _time_of(self, position: float) -> float:
         # The ts of the chunk holding the position: the device's clock, not a sample count
@@ -262,9 +265,20 @@ class IngestProcessor:
         self.counts.samples += int(chunk.samples.size)
         segment = dev.segment
         assert segment is not None
-        for end_ts, window in segment.feed(chunk, rec.offset):
-            self._beat(chunk.device_id, dev, end_ts, window, out)
+        self._produce(chunk.device_id, dev, segment, segment.feed(chunk, rec.offset), out)
         self.counts.rejected_intervals += segment.new_rejected
+
+    def _produce(
+        self,
+        device_id: str,
+        dev: _Device,
+        segment: _Segment,
+        beats: list[tuple[float, np.ndarray]],
+        out: list[OutRecord],
+    ) -> None:
+        """The windows of a segment's beats, and its polarity decision if it just made one."""
+        for end_ts, window in beats:
+            self._beat(device_id, dev, end_ts, window, out)
         if segment.turned_over:
             self.counts.segments_inverted += 1
             # Said once per segment: a reversed lead or electrode swap is worth knowing, and
@@ -272,7 +286,7 @@ class IngestProcessor:
             log.warning(
                 "device %r: its R waves point the other way than the model's beats "
                 "(beat_recipe.invert %s); the segment is turned over before it is cut",
-                chunk.device_id,
+                device_id,
                 self.recipe.invert,
             )
 
@@ -301,13 +315,8 @@ class IngestProcessor:
 
     def _end_segment(self, device_id: str, dev: _Device, out: list[OutRecord]) -> None:
         """Produce the beats the device's segment still held back, and drop the segment."""
-        segment = dev.segment
-        if segment is not None:
-            undecided = not segment.extractor.polarity_decided
-            for end_ts, window in segment.finish():
-                self._beat(device_id, dev, end_ts, window, out)
-            if undecided and segment.extractor.inverted:
-                self.counts.segments_inverted += 1
+        if dev.segment is not None:
+            self._produce(device_id, dev, dev.segment, dev.segment.finish(), out)
         dev.segment = None
 
     def _beat(
